@@ -1,0 +1,96 @@
+"""The one place that wires adapters to the core, once per cold start.
+
+`Container` holds every port. `from_settings` builds the real AWS adapters (imported lazily so a
+handler pays only for what it uses); `in_memory` builds the fakes for unit tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from .ports import (
+    ConfigRepository, CounterRepository, EventPublisher, KeyValueRepository, MessageRepository,
+    Queue, RawMailStore, SecretStore, ThreadRepository,
+)
+from .settings import Settings
+
+
+@dataclass
+class Container:
+    settings: Settings
+    raw_store: RawMailStore
+    config: ConfigRepository
+    threads: ThreadRepository
+    messages: MessageRepository
+    counters: CounterRepository
+    kv: KeyValueRepository
+    events: EventPublisher
+    outbound_queue: Queue
+    fetch_queue: Queue
+    secrets: SecretStore
+    #: seams for network libraries; None means "the real one"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def token_key(self) -> bytes:
+        """The HMAC key for reply and VERP tokens, read once per container."""
+        return self.secrets.get(self.settings.token_secret_id).encode()
+
+
+def in_memory(settings: Settings | None = None, *, token_key: str = "test-token-key") -> Container:
+    from . import memory
+
+    settings = settings or Settings(table_name="memory", bucket_name="memory", gateway_domain="example.test")
+    return Container(
+        settings=settings,
+        raw_store=memory.MemoryRawMailStore(),
+        config=memory.MemoryConfigRepository(),
+        threads=memory.MemoryThreadRepository(),
+        messages=memory.MemoryMessageRepository(),
+        counters=memory.MemoryCounterRepository(),
+        kv=memory.MemoryKeyValueRepository(),
+        events=memory.MemoryEventPublisher(),
+        outbound_queue=memory.MemoryQueue(),
+        fetch_queue=memory.MemoryQueue(),
+        secrets=memory.MemorySecretStore({settings.token_secret_id: token_key}),
+    )
+
+
+_container: Container | None = None
+
+
+def from_settings(settings: Settings) -> Container:
+    """Real adapters: DynamoDB, S3, EventBridge, SQS, Secrets Manager."""
+    from .adapters import aws, dynamo
+
+    session = aws.Clients(settings)
+    table = dynamo.bind_models(settings)
+    return Container(
+        settings=settings,
+        raw_store=aws.S3RawMailStore(session, settings.bucket_name),
+        config=dynamo.DynamoConfigRepository(table),
+        threads=dynamo.DynamoThreadRepository(table),
+        messages=dynamo.DynamoMessageRepository(table),
+        counters=dynamo.DynamoCounterRepository(table),
+        kv=dynamo.DynamoKeyValueRepository(table),
+        events=aws.EventBridgePublisher(session, settings.event_bus_name),
+        outbound_queue=aws.SqsQueue(session, settings.outbound_queue_url),
+        fetch_queue=aws.SqsQueue(session, settings.fetch_queue_url),
+        secrets=aws.SecretsManagerStore(session),
+    )
+
+
+def container() -> Container:
+    """The process-wide container, built from the environment on first use (cold start)."""
+    global _container
+    if _container is None:
+        _container = from_settings(Settings.from_env())
+    return _container
+
+
+def set_container(c: Container | None) -> None:
+    """Used by the local stack and tests to install a container built elsewhere."""
+    global _container
+    _container = c

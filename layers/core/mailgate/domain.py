@@ -1,0 +1,152 @@
+"""The gateway's configuration and records as plain values (Odoo's words in the docstrings).
+
+These are what the core works with; the DynamoDB models in `adapters.dynamo` persist them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ContactPolicy = Literal["everyone", "partners", "followers"]
+Security = Literal["ssl", "starttls", "none"]
+AckMode = Literal["leave", "seen", "move", "delete"]
+
+
+def new_id(nbytes: int = 10) -> str:
+    """A random id in lower-case base32 (no padding): safe in a local part, case-insensitive."""
+    import base64
+
+    return base64.b32encode(secrets.token_bytes(nbytes)).decode().rstrip("=").lower()
+
+
+def now() -> float:
+    return time.time()
+
+
+@dataclass(frozen=True)
+class AliasDomain:
+    """Odoo's alias domain (`mail.alias.domain`): catchall, bounce alias and default sender."""
+
+    name: str
+    catchall: str = "catchall"
+    bounce: str = "bounce"
+    default_from: str = "notifications"
+    #: inbound verdict policy for SES spam/virus/SPF/DKIM/DMARC verdicts
+    quarantine_virus: bool = True
+    quarantine_dmarc_fail: bool = True
+    quarantine_spam: bool = False
+    #: loop protection: more than `loop_limit` mails per sender and alias in `loop_window_minutes`
+    loop_limit: int = 20
+    loop_window_minutes: int = 120
+    loop_allowlist: tuple[str, ...] = ()
+    #: DKIM selector the gateway signs with for this domain
+    dkim_selector: str = "mailgate"
+    bounce_text: str = ""
+
+    @property
+    def catchall_address(self) -> str:
+        return f"{self.catchall}@{self.name}"
+
+    @property
+    def bounce_address(self) -> str:
+        return f"{self.bounce}@{self.name}"
+
+    @property
+    def default_from_address(self) -> str:
+        return f"{self.default_from}@{self.name}"
+
+
+@dataclass(frozen=True)
+class Alias:
+    """Odoo's `mail.alias`: mail to name@domain creates a record of `model` (or joins a forced thread)."""
+
+    domain: str
+    name: str
+    model: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    force_thread_id: str | None = None
+    contact_policy: ContactPolicy = "everyone"
+    bounce_text: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.name}@{self.domain}"
+
+
+@dataclass(frozen=True)
+class IncomingServer:
+    """Odoo's `fetchmail.server`. The password lives in Secrets Manager under `secret_id`."""
+
+    name: str
+    protocol: Literal["imap", "pop"]
+    host: str
+    port: int
+    user: str
+    security: Security = "ssl"
+    secret_id: str = ""
+    folder: str = "INBOX"
+    interval_minutes: int = 5
+    ack: AckMode = "seen"
+    move_to: str = ""
+    keep_original: bool = True
+    attachments: bool = True
+    fallback_model: str = ""
+    max_message_bytes: int = 40 * 1024 * 1024
+    allow_plaintext: bool = False
+    verify_tls: bool = True
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class OutgoingServer:
+    """Odoo's `ir.mail_server`. The password lives in Secrets Manager under `secret_id`."""
+
+    name: str
+    host: str
+    port: int
+    user: str = ""
+    security: Security = "starttls"
+    secret_id: str = ""
+    from_filter: str = ""
+    priority: int = 10
+    allow_plaintext: bool = False
+    verify_tls: bool = True
+
+
+@dataclass
+class Thread:
+    """Odoo's `mail.thread` of one record (model, record id), with its followers' addresses."""
+
+    thread_id: str
+    model: str = ""
+    record_id: str = ""
+    subject: str = ""
+    followers: list[str] = field(default_factory=list)
+    created_at: float = field(default_factory=now)
+
+
+@dataclass
+class MessageRecord:
+    """One raw message the gateway took in or sent, with its outcome and the reason for it.
+
+    `key` is the idempotency key (derived from the Message-ID, else from the raw digest);
+    `raw_key` is where the raw bytes are stored (S3 key).
+    """
+
+    key: str
+    raw_key: str
+    direction: Literal["in", "out"] = "in"
+    source: str = ""
+    message_id: str = ""
+    digest: str = ""
+    sender: str = ""
+    recipients: list[str] = field(default_factory=list)
+    subject: str = ""
+    outcome: str = "received"
+    reason: str = ""
+    thread_id: str = ""
+    received_at: float = field(default_factory=now)
+    detail: dict[str, Any] = field(default_factory=dict)
