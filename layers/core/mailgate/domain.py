@@ -46,6 +46,11 @@ class AliasDomain:
     dkim_selector: str = "mailgate"
     bounce_text: str = ""
 
+    def __post_init__(self) -> None:
+        # Domains and local parts are matched case-insensitively (RFC 5321 §2.4 in practice).
+        for name in ("name", "catchall", "bounce", "default_from"):
+            object.__setattr__(self, name, getattr(self, name).strip().lower())
+
     @property
     def catchall_address(self) -> str:
         return f"{self.catchall}@{self.name}"
@@ -70,6 +75,10 @@ class Alias:
     force_thread_id: str | None = None
     contact_policy: ContactPolicy = "everyone"
     bounce_text: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "domain", self.domain.strip().lower())
+        object.__setattr__(self, "name", self.name.strip().lower())
 
     @property
     def address(self) -> str:

@@ -1,0 +1,162 @@
+"""boto3 adapters: S3 raw-mail store, EventBridge publisher, SQS queue, Secrets Manager store.
+
+boto3 honours AWS_ENDPOINT_URL itself, which is how the local stack points every call at the
+emulator; `Clients` passes `settings.endpoint_url` explicitly too so a Settings object alone
+decides. Clients are created lazily: a handler pays for the services it touches, not all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import cached_property
+from typing import Any
+
+from ..errors import NotFound, PermanentError, TransientError
+from ..settings import Settings
+
+SOURCE = "mailgate"
+_TRANSIENT_CODES = {"Throttling", "ThrottlingException", "ProvisionedThroughputExceededException",
+                    "RequestLimitExceeded", "ServiceUnavailable", "InternalError", "InternalFailure",
+                    "SlowDown", "RequestTimeout"}
+
+
+class Clients:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def client(self, service: str):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            service, region_name=self.settings.region, endpoint_url=self.settings.endpoint_url,
+            config=Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30),
+        )
+
+    @cached_property
+    def s3(self):
+        return self.client("s3")
+
+    @cached_property
+    def events(self):
+        return self.client("events")
+
+    @cached_property
+    def sqs(self):
+        return self.client("sqs")
+
+    @cached_property
+    def secretsmanager(self):
+        return self.client("secretsmanager")
+
+
+def _code(exc: Exception) -> str:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+
+
+def translate(exc: Exception, what: str) -> Exception:
+    """A botocore error as our own: throttling and server trouble are transient, the rest not."""
+    code = _code(exc)
+    if code in _TRANSIENT_CODES or code.startswith("5"):
+        return TransientError(f"{what}: {code or exc}", code="aws-transient")
+    return PermanentError(f"{what}: {code or exc}", code="aws-" + (code or "error").lower())
+
+
+class S3RawMailStore:
+    def __init__(self, clients: Clients, bucket: str) -> None:
+        self.clients = clients
+        self.bucket = bucket
+
+    def put(self, key: str, data: bytes, *, content_type: str = "message/rfc822") -> None:
+        try:
+            self.clients.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        except Exception as exc:
+            raise translate(exc, f"storing s3://{self.bucket}/{key}") from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.clients.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                raise NotFound(f"no raw message at s3://{self.bucket}/{key}") from exc
+            raise translate(exc, f"reading s3://{self.bucket}/{key}") from exc
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.clients.s3.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except Exception as exc:
+            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise translate(exc, f"checking s3://{self.bucket}/{key}") from exc
+
+
+class EventBridgePublisher:
+    def __init__(self, clients: Clients, bus: str) -> None:
+        self.clients = clients
+        self.bus = bus
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        entry = {"Source": SOURCE, "DetailType": detail_type, "EventBusName": self.bus,
+                 "Detail": json.dumps(detail, default=str)}
+        try:
+            result = self.clients.events.put_events(Entries=[entry])
+        except Exception as exc:
+            raise translate(exc, f"publishing {detail_type!r}") from exc
+        if result.get("FailedEntryCount"):
+            failed = result["Entries"][0]
+            raise TransientError(f"EventBridge refused {detail_type!r}: {failed.get('ErrorCode')} "
+                                 f"{failed.get('ErrorMessage')}", code="aws-transient")
+
+
+class SqsQueue:
+    def __init__(self, clients: Clients, url: str) -> None:
+        self.clients = clients
+        self.url = url
+
+    def send(self, body: dict[str, Any], *, dedup_id: str | None = None) -> None:
+        try:
+            self.clients.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, default=str))
+        except Exception as exc:
+            raise translate(exc, "queueing a message") from exc
+
+
+class SecretsManagerStore:
+    """Secrets Manager, with values cached per container for `ttl` seconds (warm invocations)."""
+
+    def __init__(self, clients: Clients, ttl: float = 300.0) -> None:
+        self.clients = clients
+        self.ttl = ttl
+        self._cache: dict[str, tuple[str, float]] = {}
+
+    def get(self, secret_id: str) -> str:
+        hit = self._cache.get(secret_id)
+        if hit and hit[1] > time.monotonic():
+            return hit[0]
+        try:
+            value = self.clients.secretsmanager.get_secret_value(SecretId=secret_id)["SecretString"]
+        except Exception as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                raise NotFound(f"secret {secret_id!r} does not exist") from exc
+            raise translate(exc, f"reading secret {secret_id!r}") from exc
+        self._cache[secret_id] = (value, time.monotonic() + self.ttl)
+        return value
+
+    def put(self, secret_id: str, value: str) -> None:
+        sm = self.clients.secretsmanager
+        try:
+            sm.put_secret_value(SecretId=secret_id, SecretString=value)
+        except Exception as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                raise translate(exc, f"storing secret {secret_id!r}") from exc
+            sm.create_secret(Name=secret_id, SecretString=value)
+        self._cache.pop(secret_id, None)
+
+    def delete(self, secret_id: str) -> None:
+        try:
+            self.clients.secretsmanager.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+        except Exception as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                raise translate(exc, f"deleting secret {secret_id!r}") from exc
+        self._cache.pop(secret_id, None)

@@ -1,0 +1,92 @@
+"""The DynamoDB, S3, SQS, EventBridge and Secrets Manager adapters against the emulator over HTTP."""
+
+import json
+import threading
+
+import boto3
+import pytest
+
+from mailgate.domain import Alias, AliasDomain, IncomingServer, MessageRecord, OutgoingServer, Thread
+from mailgate.errors import NotFound
+
+pytestmark = pytest.mark.integration
+
+
+def test_alias_domain_and_aliases_round_trip_through_dynamodb(aws):
+    aws.config.put_domain(AliasDomain("Example.TEST", loop_allowlist=("boss@example.test",)))
+    aws.config.put_alias(Alias("example.test", "Sales", "crm.lead", defaults={"team": "eu"}))
+    aws.config.put_alias(Alias("example.test", "support", "helpdesk.ticket", contact_policy="followers"))
+
+    domain = aws.config.get_domain("example.test")
+    assert domain.catchall_address == "catchall@example.test"
+    assert domain.loop_allowlist == ("boss@example.test",)
+    assert aws.config.get_alias("EXAMPLE.test", "sales").defaults == {"team": "eu"}
+    assert [a.name for a in aws.config.list_aliases("example.test")] == ["sales", "support"]
+    assert [d.name for d in aws.config.list_domains()] == ["example.test"]
+    assert aws.config.delete_alias("example.test", "sales") is True
+    assert aws.config.delete_alias("example.test", "sales") is False
+    assert aws.config.get_alias("example.test", "sales") is None
+
+
+def test_servers_are_listed_by_direction_and_outgoing_by_priority(aws):
+    aws.config.put_incoming(IncomingServer("office", "imap", "imap.example.test", 993, "me"))
+    aws.config.put_outgoing(OutgoingServer("backup", "smtp2.example.test", 587, priority=20))
+    aws.config.put_outgoing(OutgoingServer("main", "smtp.example.test", 465, security="ssl", priority=5))
+    assert [s.name for s in aws.config.list_incoming()] == ["office"]
+    assert [s.name for s in aws.config.list_outgoing()] == ["main", "backup"]
+    assert aws.config.get_outgoing("office") is None
+    assert aws.config.delete_server("office") and not aws.config.delete_server("office")
+
+
+def test_thread_followers_and_message_id_index(aws):
+    aws.threads.put_thread(Thread("t1", model="crm.lead", record_id="42", followers=["a@x.test"]))
+    aws.threads.add_follower("t1", "b@x.test")
+    aws.threads.add_follower("t1", "A@x.test")
+    assert aws.threads.get_thread("t1").followers == ["a@x.test", "b@x.test"]
+    assert aws.threads.find_thread_for_record("crm.lead", "42").thread_id == "t1"
+    aws.threads.index_message_id("<m1@x.test>", "t1")
+    assert aws.threads.threads_for_message_ids(["<m0@x>", "<m1@x.test>"]) == {"<m1@x.test>": "t1"}
+
+
+def test_message_claim_is_exactly_once_under_concurrency(aws):
+    wins = []
+
+    def claim():
+        wins.append(aws.messages.claim(MessageRecord(key="k1", raw_key="raw/k1", subject="hi")))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert wins.count(True) == 1
+    record = aws.messages.get("k1")
+    record.outcome = "thread"
+    aws.messages.update(record)
+    assert [r.outcome for r in aws.messages.list(direction="in")] == ["thread"]
+
+
+def test_counter_window_and_key_value_conditions(aws):
+    assert [aws.counters.incr("s#a", window_seconds=60) for _ in range(3)] == [1, 2, 3]
+    assert aws.counters.get("s#a") == 3
+    assert aws.kv.put_item("lease#box", {"owner": "w1"}, ttl_seconds=60, if_absent=True)
+    assert not aws.kv.put_item("lease#box", {"owner": "w2"}, ttl_seconds=60, if_absent=True)
+    assert aws.kv.put_item("cursor#box", {"version": 1, "uid": 5}, if_version=0)
+    assert not aws.kv.put_item("cursor#box", {"version": 1, "uid": 9}, if_version=0)
+    assert aws.kv.get_item("cursor#box")["uid"] == 5
+    assert [k for k, _ in aws.kv.scan_prefix("lease#")] == ["lease#box"]
+
+
+def test_raw_store_events_queue_and_secrets(aws):
+    aws.raw_store.put("raw/x.eml", b"Subject: hi\r\n\r\nbody")
+    assert aws.raw_store.get("raw/x.eml").endswith(b"body")
+    assert aws.raw_store.exists("raw/x.eml") and not aws.raw_store.exists("raw/y.eml")
+    with pytest.raises(NotFound):
+        aws.raw_store.get("raw/y.eml")
+    aws.events.publish("Message Outcome", {"key": "k"})
+    aws.outbound_queue.send({"to": ["a@x.test"]})
+    sqs = boto3.client("sqs", endpoint_url=aws.settings.endpoint_url, region_name="us-east-1")
+    body = sqs.receive_message(QueueUrl=aws.settings.outbound_queue_url)["Messages"][0]["Body"]
+    assert json.loads(body) == {"to": ["a@x.test"]}
+    aws.secrets.put("t/server/x", "s3cret")
+    aws.secrets.put("t/server/x", "n3w")
+    assert aws.secrets.get("t/server/x") == "n3w"
+    assert aws.token_key.startswith(b"local-token-key-")
