@@ -1,0 +1,106 @@
+"""Which stack a command talks to: the local one (default) or a deployed one (--stack).
+
+The local stack writes `.local/stack.json` (endpoint and the template's outputs) when it starts;
+a deployed stack's outputs are read from CloudFormation. Both become the same `Settings`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+from ..errors import ConfigError
+from ..settings import Settings
+
+STATE_DIR = pathlib.Path(os.environ.get("MAILGATE_LOCAL_DIR", ".local"))
+STATE_FILE = "stack.json"
+
+
+def state_path() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("MAILGATE_LOCAL_DIR", str(STATE_DIR))) / STATE_FILE
+
+
+def settings_from_outputs(outputs: dict[str, str], *, region: str, endpoint: str | None,
+                          gateway_domain: str = "") -> Settings:
+    """Settings from the template's Outputs (the same names for local and deployed stacks)."""
+    need = ("TableName", "BucketName")
+    missing = [k for k in need if not outputs.get(k)]
+    if missing:
+        raise ConfigError(f"the stack has no output {', '.join(missing)}: is it a mailgate stack?")
+    return Settings(
+        table_name=outputs["TableName"], bucket_name=outputs["BucketName"],
+        event_bus_name=outputs.get("EventBusName") or "default",
+        outbound_queue_url=outputs.get("OutboundQueueUrl", ""),
+        fetch_queue_url=outputs.get("FetchQueueUrl", ""),
+        gateway_domain=outputs.get("GatewayDomain", gateway_domain),
+        catchall_alias=outputs.get("CatchallAlias", "catchall"),
+        bounce_alias=outputs.get("BounceAlias", "bounce"),
+        token_secret_id=outputs.get("TokenSecretId", "mailgate/reply-token-key"),
+        dkim_secret_prefix=outputs.get("DkimSecretPrefix", "mailgate/dkim/"),
+        server_secret_prefix=outputs.get("ServerSecretPrefix", "mailgate/server/"),
+        ses_configuration_set=outputs.get("ConfigurationSetName", ""),
+        endpoint_url=endpoint, region=region,
+    )
+
+
+def local_settings() -> Settings:
+    path = state_path()
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError("the local stack is not running: start it with `make run` (or `mailgate dev`) "
+                          "in another terminal, or name a deployed stack with --stack NAME") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is unreadable ({exc}); restart the local stack") from None
+    # The local stack's credentials are the emulator's; never send real ones there.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ["AWS_ENDPOINT_URL"] = state["endpoint"]
+    _check_reachable(state["endpoint"])
+    return settings_from_outputs(state["outputs"], region=state.get("region", "us-east-1"),
+                                 endpoint=state["endpoint"])
+
+
+def _check_reachable(endpoint: str) -> None:
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(endpoint)
+    try:
+        socket.create_connection((u.hostname, u.port or 80), timeout=2).close()
+    except OSError:
+        raise ConfigError(f"the local stack at {endpoint} does not answer: start it with `make run` "
+                          "(or `mailgate dev`)") from None
+
+
+def deployed_settings(stack: str, profile: str | None, region: str | None) -> Settings:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
+
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region)
+        cfn = session.client("cloudformation")
+        described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    except ProfileNotFound:
+        raise ConfigError(f"AWS profile {profile!r} does not exist: see `aws configure list-profiles`") from None
+    except ClientError as exc:
+        raise ConfigError(f"cannot read stack {stack!r}: {exc.response['Error'].get('Message', exc)}") from None
+    except BotoCoreError as exc:
+        raise ConfigError(f"cannot reach AWS for stack {stack!r}: {exc}") from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    if profile:
+        os.environ["AWS_PROFILE"] = profile
+    return settings_from_outputs(outputs, region=session.region_name or "us-east-1", endpoint=None)
+
+
+def settings_for_args(args) -> Settings:
+    if getattr(args, "stack", None):
+        return deployed_settings(args.stack, getattr(args, "profile", None), getattr(args, "region", None))
+    return local_settings()
+
+
+def container_for_args(args):
+    from .. import bootstrap
+
+    return bootstrap.from_settings(settings_for_args(args))

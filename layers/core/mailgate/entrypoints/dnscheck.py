@@ -1,0 +1,10 @@
+"""Daily schedule: check every alias domain's DNS records and report what went wrong."""
+
+from ._runtime import container, logger, metrics
+from ..services import dnswatch
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event, context):
+    return {"domains": dnswatch.run_daily(container())}

@@ -1,0 +1,12 @@
+"""EventBridge schedule: queue one fetch job per incoming server that is due (DESIGN.md flow 2)."""
+
+from ._runtime import container, logger, metrics
+from ..services import fetch
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event, context):
+    queued = fetch.dispatch(container())
+    logger.info("fetch jobs queued", extra={"queued": queued})
+    return {"queued": queued}

@@ -1,0 +1,10 @@
+"""SQS outbound queue: compose, sign and send each request (DESIGN.md flow 3)."""
+
+from ._runtime import container, logger, metrics
+from ..services import outbound
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event, context):
+    return outbound.handle_sqs_batch(container(), event)

@@ -1,0 +1,274 @@
+"""The local stack (`mailgate dev`): the deployed world, on 127.0.0.1.
+
+- the AWS API emulator (moto server) with template.yaml deployed into it;
+- an SMTP listener that plays SES receiving and invokes the inbound handler;
+- the fetch schedule and the SQS consumers (fetch worker, outbound) that Lambda would run;
+- an SMTP sink that plays the customer's outgoing server, writing what it gets to .local/outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from ..settings import Settings
+
+log = logging.getLogger("mailgate.local")
+
+DEMO_DOMAIN = "example.test"
+STACK_NAME = "mailgate"
+
+
+@dataclass
+class Ports:
+    aws: int = 4566
+    smtp: int = 2525
+    sink: int = 1025
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LocalStack:
+    state_dir: pathlib.Path = field(default_factory=lambda: pathlib.Path(".local"))
+    ports: Ports = field(default_factory=Ports)
+    fetch_every: float = 60.0
+    gateway_domain: str = DEMO_DOMAIN
+    seed: bool = True
+    asynchronous: bool = True
+
+    def __post_init__(self) -> None:
+        self._moto: subprocess.Popen | None = None
+        self._controllers: list[Any] = []
+        self._threads: list[Any] = []
+        self._stopping = threading.Event()
+        self.outputs: dict[str, str] = {}
+        self.settings: Settings | None = None
+        self.receiver = None
+        self.sink = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports.aws}"
+
+    # -- start ---------------------------------------------------------------------------------
+
+    def start(self) -> "LocalStack":
+        for what, port in (("the AWS emulator", self.ports.aws), ("the SES SMTP listener", self.ports.smtp),
+                           ("the outbound SMTP sink", self.ports.sink)):
+            if not port_free(port):
+                raise ConfigError(f"port {port} for {what} is already in use: stop what listens there "
+                                  "(another `mailgate dev`?) or choose other ports (see `mailgate dev --help`)")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_emulator()
+            self._deploy()
+            self._configure_process()
+            if self.seed:
+                self.seed_demo()
+            self._start_smtp()
+            self._start_consumers()
+            self._write_state()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_emulator(self) -> None:
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                   AWS_DEFAULT_REGION="us-east-1")
+        env.pop("AWS_ENDPOINT_URL", None)
+        log_file = open(self.state_dir / "moto.log", "wb")
+        self._moto = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.ports.aws)],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._moto.poll() is not None:
+                raise ConfigError(f"the AWS emulator exited at start; see {self.state_dir / 'moto.log'}")
+            try:
+                socket.create_connection(("127.0.0.1", self.ports.aws), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise ConfigError("the AWS emulator did not start listening within 30 s")
+
+    def _deploy(self) -> None:
+        from .deploy import deploy
+
+        os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                          AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1")
+        os.environ.pop("AWS_PROFILE", None)
+        self.outputs = deploy(self.endpoint, stack_name=STACK_NAME,
+                              parameters={"GatewayDomain": self.gateway_domain})
+
+    def _configure_process(self) -> None:
+        """Set the environment the handlers read at cold start, as template.yaml sets it in Lambda."""
+        from .. import bootstrap
+        from .. import settings as s
+        from ..cli.stack import settings_from_outputs
+
+        self.settings = settings_from_outputs(self.outputs, region="us-east-1", endpoint=self.endpoint,
+                                              gateway_domain=self.gateway_domain)
+        st = self.settings
+        os.environ.update({
+            s.AWS_ENDPOINT_URL: self.endpoint, s.TABLE_NAME: st.table_name, s.BUCKET_NAME: st.bucket_name,
+            s.EVENT_BUS_NAME: st.event_bus_name, s.OUTBOUND_QUEUE_URL: st.outbound_queue_url,
+            s.FETCH_QUEUE_URL: st.fetch_queue_url, s.GATEWAY_DOMAIN: st.gateway_domain,
+            s.CATCHALL_ALIAS: st.catchall_alias, s.BOUNCE_ALIAS: st.bounce_alias,
+            s.TOKEN_SECRET_ID: st.token_secret_id, s.DKIM_SECRET_PREFIX: st.dkim_secret_prefix,
+            s.SERVER_SECRET_PREFIX: st.server_secret_prefix, s.SES_CONFIGURATION_SET: st.ses_configuration_set,
+            "POWERTOOLS_SERVICE_NAME": "mailgate", "POWERTOOLS_METRICS_NAMESPACE": "mailgate",
+            "POWERTOOLS_DEV": "false", "POWERTOOLS_TRACE_DISABLED": "true",
+        })
+        bootstrap.set_container(None)
+
+    def container(self):
+        from .. import bootstrap
+
+        return bootstrap.container()
+
+    def seed_demo(self) -> None:
+        """example.test with catchall@, bounce@, a sales@ alias, and the SMTP sink as outgoing server."""
+        from ..domain import Alias, AliasDomain, OutgoingServer
+
+        c = self.container()
+        c.config.put_domain(AliasDomain(self.gateway_domain))
+        c.config.put_alias(Alias(self.gateway_domain, "sales", "crm.lead", defaults={"team": "sales"}))
+        c.config.put_outgoing(OutgoingServer("local-sink", "127.0.0.1", self.ports.sink, security="none",
+                                             allow_plaintext=True, from_filter=self.gateway_domain, priority=1))
+
+    def _start_smtp(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        from .ses_receiver import SES_MAX_BYTES, SesReceiver
+        from .sink import OutboxSink
+
+        c = self.container()
+        known = {d.name for d in c.config.list_domains()} | {self.gateway_domain}
+
+        def accepts(address: str) -> bool:
+            domain = address.rpartition("@")[2].lower()
+            return domain in known or any(domain == d.name for d in c.config.list_domains())
+
+        from .invoker import invoke
+
+        self.receiver = SesReceiver(
+            store=lambda key, raw: c.raw_store.put(key, raw), invoke=lambda ev: invoke("inbound", ev),
+            accepts=accepts, function_arn=self.outputs.get("InboundFunctionArn",
+                                                           "arn:aws:lambda:us-east-1:123456789012:function:mailgate-inbound"),
+            asynchronous=self.asynchronous)
+        ses = Controller(self.receiver, hostname="127.0.0.1", port=self.ports.smtp, data_size_limit=SES_MAX_BYTES,
+                         server_hostname="inbound-smtp.local")
+        ses.start()
+        self._controllers.append(ses)
+        self.sink = OutboxSink(self.state_dir / "outbox")
+        sink = Controller(self.sink, hostname="127.0.0.1", port=self.ports.sink, server_hostname="sink.local")
+        sink.start()
+        self._controllers.append(sink)
+
+    def _start_consumers(self) -> None:
+        import boto3
+
+        from .invoker import QueuePoller, invoke, scheduled_event
+
+        sqs = boto3.client("sqs", endpoint_url=self.endpoint, region_name="us-east-1")
+        self.sqs = sqs
+        for url, function in ((self.settings.outbound_queue_url, "outbound"),
+                              (self.settings.fetch_queue_url, "fetch_worker")):
+            if url:
+                poller = QueuePoller(sqs, url, function)
+                poller.start()
+                self._threads.append(poller)
+
+        def schedule() -> None:
+            while not self._stopping.wait(self.fetch_every):
+                try:
+                    invoke("fetch_dispatcher", scheduled_event())
+                except Exception:
+                    log.exception("the fetch dispatcher failed")
+
+        t = threading.Thread(target=schedule, name="fetch-schedule", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _write_state(self) -> None:
+        state = {"endpoint": self.endpoint, "region": "us-east-1", "outputs": dict(self.outputs,
+                 GatewayDomain=self.gateway_domain), "ports": self.ports.__dict__, "pid": os.getpid()}
+        (self.state_dir / "stack.json").write_text(json.dumps(state, indent=2))
+
+    def describe(self) -> str:
+        st = self.settings
+        return "\n".join([
+            "mailgate local stack is running:",
+            f"  AWS emulator (moto)      {self.endpoint}   (stack {STACK_NAME!r} deployed from template.yaml)",
+            f"  SES receiving (SMTP)     127.0.0.1:{self.ports.smtp}   mail for @{self.gateway_domain} -> "
+            f"s3://{st.bucket_name}/raw/ses/ -> inbound handler",
+            f"  outbound SMTP sink       127.0.0.1:{self.ports.sink}   writes to {self.state_dir / 'outbox'}/",
+            f"  fetch schedule           every {self.fetch_every:.0f} s -> fetch dispatcher -> fetch worker",
+            f"  outbound queue consumer  {st.outbound_queue_url}",
+            f"  demo alias domain        {self.gateway_domain}: catchall@, bounce@, sales@ (crm.lead)",
+            "Try: python -c \"import smtplib; smtplib.SMTP('127.0.0.1', %d).sendmail('you@client.test', "
+            "['sales@%s'], b'Subject: hello\\r\\n\\r\\nHi')\"" % (self.ports.smtp, self.gateway_domain),
+            "then `mailgate messages list`. Ctrl-C stops everything.",
+        ])
+
+    # -- stop ----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for t in self._threads:
+            if hasattr(t, "stop"):
+                t.stop()
+        for c in self._controllers:
+            try:
+                c.stop()
+            except Exception:
+                pass
+        if self.receiver:
+            self.receiver.close()
+        for t in self._threads:
+            t.join(timeout=5)
+        if self._moto and self._moto.poll() is None:
+            self._moto.terminate()
+            try:
+                self._moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._moto.kill()
+        try:
+            (self.state_dir / "stack.json").unlink()
+        except FileNotFoundError:
+            pass
+        from .. import bootstrap
+
+        bootstrap.set_container(None)
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
