@@ -1,0 +1,1 @@
+from mailgate.entrypoints.dns_check import handler  # noqa: F401

@@ -1,0 +1,1 @@
+from mailgate.entrypoints.feedback import handler  # noqa: F401

@@ -1,0 +1,1 @@
+from mailgate.entrypoints.fetch_dispatcher import handler  # noqa: F401

@@ -1,0 +1,1 @@
+from mailgate.entrypoints.fetch_worker import handler  # noqa: F401

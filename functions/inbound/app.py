@@ -1,0 +1,1 @@
+from mailgate.entrypoints.inbound import handler  # noqa: F401

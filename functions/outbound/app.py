@@ -1,0 +1,1 @@
+from mailgate.entrypoints.outbound import handler  # noqa: F401
