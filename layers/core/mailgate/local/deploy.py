@@ -101,4 +101,22 @@ def deploy(endpoint: str, *, stack_name: str = "mailgate", parameters: dict[str,
         if time.monotonic() > deadline:
             raise ConfigError(f"the local stack did not finish deploying in {timeout:.0f}s ({status})")
         time.sleep(0.2)
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    _after_create(kw, template, outputs)
+    return outputs
+
+
+def _after_create(kw: dict[str, Any], template: dict[str, Any], outputs: dict[str, str]) -> None:
+    """What CloudFormation leaves to the operator, or the emulator leaves undone."""
+    import boto3
+
+    from .resources import table_definition
+
+    # The receipt rule set must be made active (one per account and region): README, "Deploy".
+    if outputs.get("ReceiptRuleSetName"):
+        boto3.client("ses", **kw).set_active_receipt_rule_set(RuleSetName=outputs["ReceiptRuleSetName"])
+    # moto's CloudFormation ignores TimeToLiveSpecification; the table must still declare it.
+    ttl = table_definition(template)["ttl_attribute"]
+    if ttl and outputs.get("TableName"):
+        boto3.client("dynamodb", **kw).update_time_to_live(
+            TableName=outputs["TableName"], TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl})

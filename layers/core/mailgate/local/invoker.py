@@ -19,7 +19,7 @@ from typing import Any
 
 log = logging.getLogger("mailgate.local")
 
-FUNCTIONS = ("inbound", "fetch_dispatcher", "fetch_worker", "outbound", "feedback", "dnscheck")
+FUNCTIONS = ("inbound", "fetch_dispatcher", "fetch_worker", "outbound", "feedback", "dns_check")
 
 
 @dataclass

@@ -104,7 +104,7 @@ class LocalStack:
         env.pop("AWS_ENDPOINT_URL", None)
         log_file = open(self.state_dir / "moto.log", "wb")
         self._moto = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.ports.aws)],
+            [sys.executable, "-m", "mailgate.local.motoserver", "-H", "127.0.0.1", "-p", str(self.ports.aws)],
             stdout=log_file, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

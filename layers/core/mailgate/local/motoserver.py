@@ -1,0 +1,226 @@
+"""The AWS API emulator for the local stack: moto server, plus the CloudFormation support
+mailgate's template needs that moto 5 lacks.
+
+Stock moto reports CREATE_COMPLETE for the template but silently skips eight resource types
+(Secrets Manager secret, SES receipt rule set / rule / configuration set / event destination, S3
+bucket policy, SNS topic policy and subscription), and its `Ref` of an event bus or layer version
+yields a Python object. This module registers those types with moto's CloudFormation parser and
+fixes the two `Ref`s, then runs moto's own server: `python -m mailgate.local.motoserver -H HOST -p PORT`.
+Create only: update and delete of the added types do nothing (the local stack is created fresh).
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import string
+import sys
+from typing import Any
+
+from moto.core.common_models import CloudFormationModel
+
+
+class _Simple:
+    """A created resource: Ref gives `physical_resource_id`; GetAtt from `attrs`.
+
+    A mixin: moto lists models with CloudFormationModel.__subclasses__() (direct subclasses
+    only), so every model below names CloudFormationModel itself as a base.
+    """
+
+    TYPE = ""
+    NAME_PROPERTY = ""
+
+    def __init__(self, physical_id: str, attrs: dict[str, Any] | None = None) -> None:
+        self._physical_id = physical_id
+        self.attrs = attrs or {}
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self._physical_id
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return True
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        return self.attrs[attribute_name]
+
+    @classmethod
+    def cloudformation_type(cls) -> str:  # moto calls these on the class
+        return cls.TYPE
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.NAME_PROPERTY
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
+                                        account_id, region_name):
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+        return None
+
+    def is_created(self) -> bool:
+        return True
+
+
+def _generate(spec: dict[str, Any]) -> str:
+    """GenerateSecretString (the subset CloudFormation users commonly set)."""
+    alphabet = string.ascii_letters + string.digits
+    if not spec.get("ExcludePunctuation"):
+        alphabet += "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+    if spec.get("ExcludeNumbers"):
+        alphabet = "".join(c for c in alphabet if not c.isdigit())
+    if spec.get("ExcludeUppercase"):
+        alphabet = "".join(c for c in alphabet if not c.isupper())
+    if spec.get("ExcludeLowercase"):
+        alphabet = "".join(c for c in alphabet if not c.islower())
+    alphabet = "".join(c for c in alphabet if c not in spec.get("ExcludeCharacters", ""))
+    if spec.get("IncludeSpace"):
+        alphabet += " "
+    value = "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+    if spec.get("SecretStringTemplate") and spec.get("GenerateStringKey"):
+        doc = json.loads(spec["SecretStringTemplate"])
+        doc[spec["GenerateStringKey"]] = value
+        return json.dumps(doc)
+    return value
+
+
+class Secret(_Simple, CloudFormationModel):
+    __module__ = "moto.mailgate_extras"  # moto's model registry keys models by moto.<service>
+    TYPE, NAME_PROPERTY = "AWS::SecretsManager::Secret", "Name"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        props = cloudformation_json.get("Properties", {})
+        value = props.get("SecretString")
+        if value is None:
+            value = _generate(props.get("GenerateSecretString", {}))
+        out = secretsmanager_backends[account_id][region_name].create_secret(
+            name=resource_name, secret_string=value, secret_binary=None,
+            description=props.get("Description"), tags=props.get("Tags"), kms_key_id=props.get("KmsKeyId"),
+            client_request_token=None, replica_regions=[], force_overwrite=False)
+        arn = json.loads(out)["ARN"] if isinstance(out, str) else out["ARN"]
+        return cls(arn, {"Id": arn})  # Ref of a secret is its ARN
+
+
+class ReceiptRuleSet(_Simple, CloudFormationModel):
+    __module__ = "moto.mailgate_extras"  # moto's model registry keys models by moto.<service>
+    TYPE, NAME_PROPERTY = "AWS::SES::ReceiptRuleSet", "RuleSetName"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        from moto.ses.models import ses_backends
+
+        ses_backends[account_id][region_name].create_receipt_rule_set(resource_name)
+        return cls(resource_name)
+
+
+class ReceiptRule(_Simple, CloudFormationModel):
+    __module__ = "moto.mailgate_extras"  # moto's model registry keys models by moto.<service>
+    TYPE = "AWS::SES::ReceiptRule"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        from moto.ses.models import ses_backends
+
+        props = cloudformation_json["Properties"]
+        ses_backends[account_id][region_name].create_receipt_rule(
+            props["RuleSetName"], props["Rule"], props.get("After"))
+        return cls(props["Rule"]["Name"])
+
+
+class ConfigurationSet(_Simple, CloudFormationModel):
+    __module__ = "moto.mailgate_extras"  # moto's model registry keys models by moto.<service>
+    TYPE, NAME_PROPERTY = "AWS::SES::ConfigurationSet", "Name"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        from moto.ses.models import ses_backends
+
+        ses_backends[account_id][region_name].create_configuration_set(resource_name)
+        return cls(resource_name)
+
+
+class ConfigurationSetEventDestination(_Simple, CloudFormationModel):
+    __module__ = "moto.mailgate_extras"  # moto's model registry keys models by moto.<service>
+    TYPE = "AWS::SES::ConfigurationSetEventDestination"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        from moto.ses.models import ses_backends
+
+        props = cloudformation_json["Properties"]
+        dest = dict(props["EventDestination"])
+        # CloudFormation spells it SnsDestination, the SES API SNSDestination
+        if "SnsDestination" in dest:
+            dest["SNSDestination"] = dest.pop("SnsDestination")
+        ses_backends[account_id][region_name].create_configuration_set_event_destination(
+            props["ConfigurationSetName"], dest)
+        return cls(dest["Name"])
+
+
+class BucketPolicy(_Simple, CloudFormationModel):
+    __module__ = "moto.mailgate_extras"  # moto's model registry keys models by moto.<service>
+    TYPE = "AWS::S3::BucketPolicy"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        from moto.s3.models import s3_backends
+        from moto.utilities.utils import get_partition
+
+        props = cloudformation_json["Properties"]
+        s3_backends[account_id][get_partition(region_name)].put_bucket_policy(
+            props["Bucket"], json.dumps(props["PolicyDocument"]).encode())
+        return cls(props["Bucket"])
+
+
+class TopicPolicy(_Simple, CloudFormationModel):
+    __module__ = "moto.mailgate_extras"  # moto's model registry keys models by moto.<service>
+    TYPE = "AWS::SNS::TopicPolicy"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        from moto.sns.models import sns_backends
+
+        props = cloudformation_json["Properties"]
+        for topic in props["Topics"]:
+            sns_backends[account_id][region_name].set_topic_attribute(
+                topic, "policy", json.dumps(props["PolicyDocument"]))  # moto setattr()s the name
+        return cls(resource_name)
+
+
+class Subscription(_Simple, CloudFormationModel):
+    __module__ = "moto.mailgate_extras"  # moto's model registry keys models by moto.<service>
+    TYPE = "AWS::SNS::Subscription"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        from moto.sns.models import sns_backends
+
+        props = cloudformation_json["Properties"]
+        sub = sns_backends[account_id][region_name].subscribe(
+            props["TopicArn"], props["Endpoint"], props["Protocol"])
+        return cls(sub.arn)
+
+
+def install() -> None:
+    from moto.awslambda.models import LayerVersion
+    from moto.cloudformation import parsing
+    from moto.events.models import EventBus
+
+    EventBus.physical_resource_id = property(lambda self: self.name)  # type: ignore[attr-defined]
+    LayerVersion.physical_resource_id = property(lambda self: self.arn)  # type: ignore[attr-defined]
+    parsing.get_model_list.cache_clear()
+    parsing.get_model_map.cache_clear()
+    parsing.get_name_type_map.cache_clear()
+
+
+if __name__ == "__main__":
+    install()
+    from moto.server import main
+
+    main(sys.argv[1:])
