@@ -295,7 +295,7 @@ def _judge_key(plan: Plan, ans: Answer, name: str, expected: str, publish: str, 
             found, fix = ans.describe(), (_lookup_fix(ans, expected) if _lookup_failed(ans) else publish)
         add(Finding("dkim", ERROR, found, expected, fix, name))
         return False
-    via = f" (via CNAME {' -> '.join(ans.chain)})" if ans.chain else ""
+    via = f" (CNAME {' -> '.join([name, *ans.chain])})" if ans.chain else ""
     keys = [r for r in ans.records if "p=" in r.replace(" ", "").lower() or r.lower().lstrip().startswith("v=dkim1")]
     if len(keys) != 1:
         what = "no DKIM key record" if not keys else f"{len(keys)} DKIM key records (verifiers need exactly one)"

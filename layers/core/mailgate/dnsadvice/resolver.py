@@ -149,10 +149,9 @@ class DnspythonResolver:
     def _exchange(self, name: str, rtype: str) -> dns.message.Message | str:
         """One question to the first nameserver that answers; a str is the error kind."""
         try:
-            qname = dns.name.from_text(name)
-        except dns.exception.DNSException as exc:
+            request = dns.message.make_query(dns.name.from_text(name), dns.rdatatype.from_text(rtype))
+        except dns.exception.DNSException as exc:  # a malformed name (label over 63 octets, ...)
             return f"error:{exc}"
-        request = dns.message.make_query(qname, dns.rdatatype.from_text(rtype), want_dnssec=False)
         for host, port in self._servers():
             self.queries += 1
             self.log.append((name, rtype))

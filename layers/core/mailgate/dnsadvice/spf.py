@@ -15,7 +15,7 @@ MAX_VOID_LOOKUPS = 2  # RFC 7208 4.6.4
 DNS_MECHANISMS = ("include", "a", "mx", "ptr", "exists")
 MECHANISMS = ("all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists")
 QUALIFIERS = "+-~?"
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
+_ALL_RANK = {"~": 0, "-": 1, "?": 2}
 _DOMAIN_RE = re.compile(r"^(%\{[a-z][0-9]*r?[-.+,/_=]*\}|%%|%_|%-|[\x21-\x7e])+$", re.I)
 
 
@@ -140,7 +140,9 @@ def merge(existing: str | list[str] | None, includes: list[str], *, default_all:
         for word in record.split()[1:]:
             lower = word.lower()
             if lower.lstrip("+-~?") == "all":
-                if all_term is None:
+                # several records: keep ~all over -all over ?all, so the merge neither blocks a
+                # sender one record allowed nor leaves the result neutral
+                if all_term is None or _ALL_RANK.get(word[0], 3) < _ALL_RANK.get(all_term[0], 3):
                     all_term = word
                 continue
             if "=" in lower and lower.split("=", 1)[0] not in MECHANISMS:
