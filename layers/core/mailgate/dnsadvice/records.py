@@ -155,7 +155,12 @@ def make_plan(domain: AliasDomain, transports: list[OutgoingServer], *, region: 
         mode, pem = "txt", own_pem or keys.get(gateway)
     else:
         mode, pem = "cname", keys.get(gateway)
-    key = dkim_key_from_pem(pem) if pem else None
+    try:
+        key = dkim_key_from_pem(pem) if pem else None
+    except ValueError as exc:
+        owner = name if own_pem else gateway
+        raise ValueError(f"the DKIM key of {owner} (selector {domain.dkim_selector}) does not load: {exc}; "
+                         "store a PEM (PKCS#8) RSA 2048 or Ed25519 private key") from None
     if mail_from_domain is None:
         mail_from_domain = f"{domain.bounce}.{name}" if ses else ""
     return Plan(
