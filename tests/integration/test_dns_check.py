@@ -247,3 +247,22 @@ def test_ses_includes_are_followed_when_the_server_publishes_them(dns_server):
     report = run(dns_server)
     assert only(report, "spf")[0].status == "ok", report.to_dict()
     assert dns_server.count("amazonses.com", "TXT") == 1
+
+
+def test_answer_too_big_for_udp_is_fetched_again_over_tcp(dns_server):
+    big = " ".join(f'"{"x" * 250}"' for _ in range(8))
+    dns_server.set_zone(DOMAIN, f"big IN TXT {big}")
+    resolver = DnspythonResolver.for_nameserver(dns_server.nameserver)
+    answer = resolver.query(f"big.{DOMAIN}", "TXT")
+    assert answer.records == ("x" * 2000,)
+    assert [q.transport for q in dns_server.queries] == ["udp", "tcp"]
+
+
+def test_resolver_asks_each_name_and_type_once_per_run_even_when_it_fails(dns_server):
+    dns_server.set_zone(DOMAIN, '@ IN TXT "v=spf1 -all"')
+    resolver = DnspythonResolver.for_nameserver(dns_server.nameserver)
+    for _ in range(3):
+        assert resolver.query("EXAMPLE.test.", "TXT").records == ("v=spf1 -all",)
+        assert resolver.query(f"nope.{DOMAIN}", "TXT").error == "nxdomain"
+        assert resolver.query(DOMAIN, "MX").error == "nodata"
+    assert resolver.queries == 3 == len(dns_server.queries)

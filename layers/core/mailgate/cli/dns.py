@@ -23,6 +23,7 @@ def register(subparsers) -> None:
     rec.add_argument("--existing-spf", metavar="RECORD",
                      help="the SPF record published today (default: look it up) to merge our include into")
     rec.add_argument("--offline", action="store_true", help="do not look up the existing SPF record")
+    rec.add_argument("--zone", action="store_true", help="print only the zone-file form")
     rec.set_defaults(func=cmd_records)
 
     chk = sub.add_parser("check", help="check the published records, record by record")
@@ -105,6 +106,8 @@ def cmd_records(args) -> int:
     text = "\n".join([f"Records to publish for {plan.name}:", "",
                       common.table(rows, ["purpose", "name", "type", "value"]), "",
                       "Zone-file form:", "", zone, *[f"note: {n}" for n in notes]])
+    if args.zone and not args.json:
+        text = zone + "".join(f"; note: {n}\n" for n in notes)
     common.emit(args, {"domain": plan.name, "records": [r.to_dict() for r in records], "zone": zone,
                        "existing_spf": existing or [], "notes": notes}, text)
     return common.EXIT_OK

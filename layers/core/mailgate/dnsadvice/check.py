@@ -377,7 +377,7 @@ def _check_dmarc(plan: Plan, resolver: Resolver, add, *, dkim_ok: bool, spf_ok: 
         add(Finding("dmarc", ERROR, f"\"{records[0]}\" does not parse: {exc}", want, publish, name))
         return
     policy = tags.get("p", "").lower()
-    if tags.get("v") != "DMARC1" or policy not in ("none", "quarantine", "reject"):
+    if tags.get("v", "").upper() != "DMARC1" or policy not in ("none", "quarantine", "reject"):
         add(Finding("dmarc", ERROR, f"\"{records[0]}\": v=DMARC1 must come first and p= be none, quarantine or reject",
                     want, publish, name))
         return

@@ -7,6 +7,7 @@ follows CNAME chains inside the zone of the question, as an authoritative server
 count them.
 
     python -m mailgate.dnsadvice.localserver --port 5353 example.test=zone.txt
+    python -m mailgate.dnsadvice.localserver --port 5353 --records zones.txt   # "; zone NAME" blocks
 """
 
 from __future__ import annotations
@@ -70,6 +71,14 @@ class LocalDnsServer:
             zone = dns.zone.from_text(text, origin=origin_name, relativize=False, check_origin=False)
         with self._lock:
             self.zones[origin_name] = zone
+
+    def load(self, text: str) -> list[str]:
+        """Serve every zone of a text in the form `mailgate dns records --zone` prints: blocks
+        headed by a "; zone NAME" line. Returns the zone names."""
+        zones = split_zones(text)
+        for origin, body in zones.items():
+            self.set_zone(origin, body)
+        return list(zones)
 
     def remove_zone(self, origin: str) -> None:
         with self._lock:
@@ -251,6 +260,18 @@ class LocalDnsServer:
         self.stop()
 
 
+def split_zones(text: str) -> dict[str, str]:
+    """Split text with "; zone NAME" header lines into {NAME: zone text}."""
+    zones: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("; zone "):
+            current = zones.setdefault(line[len("; zone "):].strip(), [])
+        elif current is not None:
+            current.append(line)
+    return {origin: "\n".join(lines) + "\n" for origin, lines in zones.items()}
+
+
 def _recv_exact(conn: socket.socket, n: int) -> bytes:
     buf = b""
     while len(buf) < n:
@@ -269,9 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mailgate.dnsadvice.localserver",
                                      description="Serve zone files on 127.0.0.1 (tests and demo only).")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("zones", nargs="+", metavar="ORIGIN=ZONEFILE")
+    parser.add_argument("--records", action="append", default=[], metavar="FILE",
+                        help='zones in the form `mailgate dns records --zone` prints ("; zone NAME" blocks)')
+    parser.add_argument("zones", nargs="*", metavar="ORIGIN=ZONEFILE")
     args = parser.parse_args(argv)
+    if not args.zones and not args.records:
+        parser.error("give ORIGIN=ZONEFILE or --records FILE")
     server = LocalDnsServer(port=args.port)
+    for path in args.records:
+        server.load(pathlib.Path(path).read_text())
     for spec in args.zones:
         origin, _, path = spec.partition("=")
         if not path:
