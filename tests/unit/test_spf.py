@@ -10,22 +10,30 @@ from mailgate.dnsadvice.resolver import Answer, norm
 
 
 class FakeResolver:
-    """Answers TXT/A/MX from a dict; anything absent is NXDOMAIN. Counts lookups."""
+    """Answers TXT/A/MX from a dict (a str value is an error kind); anything absent is NXDOMAIN.
+    Caches and counts lookups."""
 
     def __init__(self, data: dict[tuple[str, str], list[str] | str]):
         self.data = {(norm(n), t): v for (n, t), v in data.items()}
         self.queries = 0
         self.asked: list[tuple[str, str]] = []
+        self.cache: dict[tuple[str, str], Answer] = {}
 
     def query(self, name, rtype):
+        key = (norm(name), rtype)
+        if key in self.cache:  # like the real resolver: each (name, type) once per run
+            return self.cache[key]
         self.queries += 1
-        self.asked.append((norm(name), rtype))
-        v = self.data.get((norm(name), rtype))
+        self.asked.append(key)
+        v = self.data.get(key)
         if v is None:
-            return Answer(norm(name), rtype, error="nxdomain")
-        if isinstance(v, str):
-            return Answer(norm(name), rtype, error=v)
-        return Answer(norm(name), rtype, tuple(v))
+            answer = Answer(key[0], rtype, error="nxdomain")
+        elif isinstance(v, str):
+            answer = Answer(key[0], rtype, error=v)
+        else:
+            answer = Answer(key[0], rtype, tuple(v))
+        self.cache[key] = answer
+        return answer
 
 
 def test_merge_adds_the_include_before_all_and_keeps_existing_mechanisms():

@@ -89,6 +89,11 @@ def _lookup_fix(ans: Answer, what: str) -> str:
     return f"Publish {what}."
 
 
+def _mx_hosts(records) -> list[str]:
+    """Exchange names of "PREF HOST" strings; "" for the null MX "0 ." (RFC 7505)."""
+    return [parts[1].rstrip(".") if len(parts) > 1 else "" for parts in (r.split() for r in records)]
+
+
 def _lookup_failed(ans: Answer) -> bool:
     return ans.error in ("timeout", "servfail", "error", "loop")
 
@@ -183,7 +188,7 @@ def _check_mail_from(plan: Plan, resolver: Resolver, add) -> bool:
     feedback = ses_feedback_host(plan.region)
     ok = True
     mx = resolver.query(mf, "MX")
-    hosts = [r.split()[-1] for r in mx.records]
+    hosts = _mx_hosts(mx.records)
     if feedback in hosts:
         add(Finding("mx", OK, mx.describe(), f"MX {mf} 10 {feedback}", "", mf))
     else:
@@ -416,7 +421,7 @@ def _check_mx(plan: Plan, resolver: Resolver, add) -> None:
         return
     _expect_mx(plan.gateway_domain, inbound, resolver, add, exclusive=True)
     ans = resolver.query(plan.name, "MX")
-    if ans.ok and any(r.split()[-1] not in ("", ".") for r in ans.records):
+    if ans.ok and any(_mx_hosts(ans.records)):
         add(Finding("mx", OK, ans.describe(), f"MX of {plan.name} to your mail server, which forwards "
                     f"{plan.domain.catchall_address} to {plan.domain.catchall}@{plan.gateway_domain}",
                     "", plan.name))
@@ -433,8 +438,8 @@ def _expect_mx(name: str, host: str, resolver: Resolver, add, *, exclusive: bool
         add(Finding("mx", ERROR, ans.describe(), expected,
                     _lookup_fix(ans, expected) if _lookup_failed(ans) else f"Publish {expected}.", name))
         return
-    hosts = [r.split()[-1] for r in ans.records]
-    if hosts == ["."] or hosts == [""]:
+    hosts = _mx_hosts(ans.records)
+    if not any(hosts):
         add(Finding("mx", ERROR, f"null MX at {name}: it accepts no mail (RFC 7505)", expected,
                     f"Replace the null MX by {expected}.", name))
     elif host not in hosts:

@@ -110,16 +110,17 @@ class DnspythonResolver:
 
     nameservers: list[tuple[str, int]] | None = None
     timeout: float = 2.0
+    attempts: int = 2  # per nameserver: one lost UDP datagram is not a finding
     queries: int = 0
     log: list[tuple[str, str]] = field(default_factory=list)
     _cache: dict[tuple[str, str], Answer] = field(default_factory=dict)
     _in_progress: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
-    def for_nameserver(cls, nameserver: str | None, *, timeout: float = 2.0) -> "DnspythonResolver":
+    def for_nameserver(cls, nameserver: str | None, *, timeout: float = 2.0, attempts: int = 2) -> "DnspythonResolver":
         if not nameserver:
-            return cls(None, timeout=timeout)
-        return cls([parse_nameserver(nameserver)], timeout=timeout)
+            return cls(None, timeout=timeout, attempts=attempts)
+        return cls([parse_nameserver(nameserver)], timeout=timeout, attempts=attempts)
 
     def _servers(self) -> list[tuple[str, int]]:
         if self.nameservers is None:
@@ -153,17 +154,18 @@ class DnspythonResolver:
         except dns.exception.DNSException as exc:  # a malformed name (label over 63 octets, ...)
             return f"error:{exc}"
         for host, port in self._servers():
-            self.queries += 1
-            self.log.append((name, rtype))
-            try:
-                response = dns.query.udp(request, host, port=port, timeout=self.timeout)
-                if response.flags & dns.flags.TC:
-                    response = dns.query.tcp(request, host, port=port, timeout=self.timeout)
-                return response
-            except dns.exception.Timeout:
-                continue
-            except (OSError, dns.exception.DNSException) as exc:
-                return f"error:{type(exc).__name__}: {exc}"
+            for _ in range(max(1, self.attempts)):
+                self.queries += 1
+                self.log.append((name, rtype))
+                try:
+                    response = dns.query.udp(request, host, port=port, timeout=self.timeout)
+                    if response.flags & dns.flags.TC:  # RFC 7766: retry a truncated answer over TCP
+                        response = dns.query.tcp(request, host, port=port, timeout=self.timeout)
+                    return response
+                except dns.exception.Timeout:
+                    continue
+                except (OSError, dns.exception.DNSException) as exc:
+                    return f"error:{type(exc).__name__}: {exc}"
         return "timeout"
 
     def _lookup(self, name: str, rtype: str) -> Answer:

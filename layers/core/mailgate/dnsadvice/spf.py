@@ -203,7 +203,8 @@ def evaluate(domain: str, resolver: Resolver) -> Evaluation:
     return ev
 
 
-def _walk(ev: Evaluation, record: str, stack: list[str], resolver: Resolver, *, top: bool) -> None:
+def _walk(ev: Evaluation, record: str, stack: list[str], resolver: Resolver, *, top: bool,
+          redirected: bool = False) -> None:
     parsed = parse(record)
     where = stack[-1]
     if parsed.errors:
@@ -232,7 +233,7 @@ def _walk(ev: Evaluation, record: str, stack: list[str], resolver: Resolver, *, 
             ev.problems.append("ptr is slow and unreliable; RFC 7208 5.5 says do not use it")
         elif term.name in ("ip4", "ip6"):
             ev.authorized.add(f"{term.name}:{term.value}")
-        elif term.name == "all" and term.qualifier == "+" and not top:
+        elif term.name == "all" and term.qualifier == "+" and not top and not redirected:
             ev.permissive_includes.append(where)
     all_term = parsed.all
     if top and all_term is not None:
@@ -273,6 +274,6 @@ def _include(ev: Evaluation, target: str, stack: list[str], resolver: Resolver, 
         what = "has no SPF record" if not records else f"has {len(records)} SPF records"
         ev.problems.append(f"{how}{target}: {target} {what}")
         return None
-    _walk(ev, records[0], [*stack, target], resolver, top=False)
+    _walk(ev, records[0], [*stack, target], resolver, top=False, redirected=how == "redirect=")
     parsed_all = parse(records[0]).all
     return parsed_all.qualifier if parsed_all else None
