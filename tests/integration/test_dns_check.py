@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from mailgate.dnsadvice import (
     DnspythonResolver, check_domain, dkim_key_from_pem, make_plan, records_for_plan, zone_lines,
 )
+from mailgate.dnsadvice.localserver import LocalDnsServer
 from mailgate.domain import AliasDomain, OutgoingServer
 
 pytestmark = pytest.mark.integration
@@ -33,8 +34,7 @@ def plan(**kw):
 
 def dkim_txt(pem_text: str) -> str:
     """A zone-file TXT value (255-octet strings) holding the public half of `pem_text`."""
-    record = dkim_key_from_pem(pem_text).record
-    return " ".join(f'"{record[i:i + 255]}"' for i in range(0, len(record), 255))
+    return LocalDnsServer.txt(dkim_key_from_pem(pem_text).record)
 
 
 SPF = '@ IN TXT "v=spf1 include:amazonses.com ~all"'

@@ -72,6 +72,14 @@ class LocalDnsServer:
         with self._lock:
             self.zones[origin_name] = zone
 
+    @staticmethod
+    def txt(value: str) -> str:
+        """`value` as TXT rdata for zone text: quoted, split in 255-octet strings (RFC 1035 3.3.14),
+        e.g. set_zone("example.test", f"sel._domainkey IN TXT {server.txt(dkim_record)}")."""
+        from .records import _quote_txt
+
+        return _quote_txt(value)
+
     def load(self, text: str) -> list[str]:
         """Serve every zone of a text in the form `mailgate dns records --zone` prints: blocks
         headed by a "; zone NAME" line. Returns the zone names."""

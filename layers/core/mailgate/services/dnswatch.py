@@ -30,6 +30,13 @@ def state_of(report: Report) -> dict[str, str]:
     return state
 
 
+def system_resolver_factory(timeout: float = 3.0) -> Callable[[], Resolver]:
+    """For the deployed function: the system's nameservers (Lambda's /etc/resolv.conf)."""
+    from ..dnsadvice import DnspythonResolver
+
+    return lambda: DnspythonResolver.for_nameserver(None, timeout=timeout)
+
+
 def run_daily(c, resolver_factory: Callable[[], Resolver], *, now: Callable[[], float] = time.time) -> list[dict]:
     """Check every alias domain in c.config; returns one summary per domain:
     {"domain", "status", "queries", "changed": [...], "published": bool} (or "error" when the
