@@ -43,7 +43,7 @@ def test_mx_points_the_domain_to_the_ses_inbound_endpoint_of_the_region():
 def test_redirect_mode_asks_for_the_catchall_forwarding_and_the_gateway_mx():
     mx = by(records(inbound="redirect"), "mx")
     assert ("gw.example.net", "MX", "10 inbound-smtp.eu-west-1.amazonaws.com") in [(r.name, r.rtype, r.value) for r in mx]
-    assert ("catchall@Example.COM", "REDIRECT", "catchall@gw.example.net") in [(r.name, r.rtype, r.value) for r in mx]
+    assert ("catchall@example.com", "REDIRECT", "catchall@gw.example.net") in [(r.name, r.rtype, r.value) for r in mx]
 
 
 def test_spf_is_one_record_that_keeps_existing_mechanisms_and_adds_ses():

@@ -45,6 +45,11 @@ class AliasDomain:
     #: DKIM selector the gateway signs with for this domain
     dkim_selector: str = "mailgate"
     bounce_text: str = ""
+    #: where the customer's mail arrives: "mx" (the domain's MX points at SES) or "redirect"
+    #: (the customer forwards catchall@ their domain to the gateway domain)
+    inbound: Literal["mx", "redirect"] = "mx"
+    #: DMARC aggregate report address advised in the _dmarc record (default: dmarc@ the domain)
+    dmarc_rua: str = ""
 
     def __post_init__(self) -> None:
         # Domains and local parts are matched case-insensitively (RFC 5321 §2.4 in practice).

@@ -66,8 +66,8 @@ def _plan(args):
 
     c = common.get_container(args)
     domain = c.config.get_domain(args.domain.rstrip("."))
-    inbound = args.inbound or getattr(domain, "inbound", None) or "mx"
-    return plan_for(c, args.domain.rstrip("."), region=args.region, inbound=inbound, dmarc_rua=args.dmarc_rua)
+    inbound = args.inbound or (domain.inbound if domain else "mx")
+    return plan_for(c, args.domain.rstrip("."), region=args.region, inbound=inbound, dmarc_rua=getattr(args, "dmarc_rua", None) or (domain.dmarc_rua if domain else None) or None)
 
 
 def _usage(message: str) -> int:

@@ -23,6 +23,9 @@ def register(sub) -> None:
     add.add_argument("--allow", action="append", default=[], metavar="ADDR",
                      help="a sender exempt from loop protection (repeatable)")
     add.add_argument("--bounce-text", default="", help="text of the polite reply to unknown recipients")
+    add.add_argument("--inbound", choices=["mx", "redirect"], default="mx",
+                     help="mx: the domain's MX points at the gateway; redirect: catchall@ is forwarded to it")
+    add.add_argument("--dmarc-rua", default="", help="address for DMARC aggregate reports")
     add_json_flag(add)
     add.set_defaults(func=cmd_add)
 
@@ -45,7 +48,7 @@ def cmd_add(args) -> int:
         name=domain_name(args.name), catchall=local_part(args.catchall), bounce=local_part(args.bounce),
         default_from=local_part(args.default_from), loop_limit=args.loop_limit,
         loop_window_minutes=args.loop_window, loop_allowlist=tuple(a.lower() for a in args.allow),
-        bounce_text=args.bounce_text,
+        bounce_text=args.bounce_text, inbound=args.inbound, dmarc_rua=args.dmarc_rua.strip().lower(),
     )
     get_container(args).config.put_domain(d)
     emit(args, asdict(d), f"alias domain {d.name}: catchall {d.catchall_address}, bounces to "

@@ -7,4 +7,4 @@ from ..services import dnswatch
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
-    return {"domains": dnswatch.run_daily(container())}
+    return {"results": dnswatch.run_daily(container(), dnswatch.system_resolver_factory())}

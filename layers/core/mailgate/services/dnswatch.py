@@ -44,7 +44,7 @@ def run_daily(c, resolver_factory: Callable[[], Resolver], *, now: Callable[[], 
     results = []
     for domain in c.config.list_domains():
         try:
-            plan = plan_for(c, domain.name, inbound=getattr(domain, "inbound", "mx"))
+            plan = plan_for(c, domain.name, inbound=domain.inbound, dmarc_rua=domain.dmarc_rua or None)
             report = check_domain(plan, resolver_factory())  # a fresh resolver: no stale cache across days
         except Exception as exc:  # one broken domain must not stop the others' checks
             log.exception("dns check of %s failed", domain.name)
