@@ -1,0 +1,849 @@
+"""Bounce, complaint and auto-reply classification: pure functions over raw bytes.
+
+`classify(raw)` tells what a message that reached us is — a bounce (with its failed recipients),
+a complaint (RFC 5965 ARF), an auto-reply (RFC 3834), a delivery-success report, or a normal
+message — and never raises, whatever the bytes. It reads, in this order:
+
+1. RFC 5965 feedback reports (`message/feedback-report`) -> complaint;
+2. RFC 3464 delivery status notifications (`message/delivery-status`): one entry per recipient
+   with Action / Status / Diagnostic-Code;
+3. the non-standard bounce texts of mail systems that predate or ignore RFC 3464 (qmail, Exim,
+   old Sendmail and Postfix, Exchange, Notes, Japanese carriers, ...): the failed addresses are
+   read from the notification text (never from the quoted original), with flufl.bounce's
+   detectors as one more source;
+4. RFC 3834 auto-replies (`Auto-Submitted: auto-replied`, vacation subjects) — only when the
+   message is not a bounce, since many mailers mark their bounces auto-replied too.
+
+"permanent" means the *address* is dead (no such user, no such domain, moved): those are the
+failures that justify suppressing an address after a single bounce. A 5xx that rejects the
+message for its content, reputation, size or a full mailbox is recorded with its status but is
+not permanent for the address (Sisimai's hard/soft split, which the shared corpus records).
+"""
+
+from __future__ import annotations
+
+import codecs
+import email
+import email.utils
+import re
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import Any, Iterator
+
+KINDS = ("normal", "bounce", "auto-reply", "complaint", "delivery-report")
+
+#: reasons after which the address itself is gone (Sisimai's hard bounces)
+HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved"})
+
+_MAX_PARTS = 200          # a hostile message with thousands of parts is cut here
+_MAX_TEXT = 200_000       # characters of notification text we read
+_MAX_RECIPIENTS = 100
+
+
+@dataclass
+class BounceRecipient:
+    address: str
+    permanent: bool
+    status: str = ""
+    diagnostic: str = ""
+    reason: str = ""
+    action: str = "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"address": self.address, "permanent": self.permanent, "status": self.status,
+                "diagnostic": self.diagnostic, "reason": self.reason, "action": self.action}
+
+
+@dataclass
+class BounceReport:
+    kind: str = "normal"
+    recipients: list[BounceRecipient] = field(default_factory=list)
+    feedback_type: str = ""
+    original_message_id: str = ""
+    original_mailgate_id: str = ""
+    #: how the answer was found: "arf", "dsn", "text", "flufl", "headers", "ses", ""
+    method: str = ""
+    #: why classification gave up early (hostile or broken input); empty when all went well
+    error: str = ""
+
+    @property
+    def failed(self) -> list[BounceRecipient]:
+        return [r for r in self.recipients if r.action in ("failed", "delayed")]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "recipients": [r.to_dict() for r in self.recipients],
+            "feedback_type": self.feedback_type,
+            "original_message_id": self.original_message_id,
+            "original_mailgate_id": self.original_mailgate_id,
+            "method": self.method,
+            "error": self.error,
+        }
+
+    def inspect_dict(self) -> dict[str, Any]:
+        """The shape `mailgate inspect --json` shows: {"kind": ..., "bounce": {...}}."""
+        out: dict[str, Any] = {"kind": self.kind}
+        if self.kind != "normal":
+            body = self.to_dict()
+            body.pop("kind")
+            out["bounce"] = body
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+def classify(raw: bytes) -> BounceReport:
+    """Classify any bytes as a bounce / complaint / auto-reply / delivery report / normal mail."""
+    try:
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        msg = email.message_from_bytes(bytes(raw))
+        return _classify(msg)
+    except Exception as exc:  # pragma: no cover - the last line of defence, exercised by fuzzing
+        return BounceReport(kind="normal", error=f"unreadable message: {type(exc).__name__}: {exc}"[:300])
+
+
+def _classify(msg: Message) -> BounceReport:
+    parts = _Parts(msg)
+    report = BounceReport()
+    original = parts.original_headers()
+    if original is not None:
+        report.original_message_id = _clean_id(original.get("Message-ID", ""))
+        report.original_mailgate_id = _clean_id(original.get("X-Mailgate-Id", ""))
+
+    # 1. RFC 5965 ARF: a message/feedback-report part (or its fields in a text part).
+    arf = parts.feedback_report()
+    if arf is not None:
+        _fill_complaint(report, msg, arf, original)
+        return report
+
+    # 2. RFC 3464: message/delivery-status.
+    dsn = parts.delivery_status()
+    bounce_like = _looks_like_bounce(msg, parts)
+    if dsn:
+        recipients = _dsn_recipients(dsn, parts)
+        failed = [r for r in recipients if r.action in ("failed", "delayed")]
+        if failed:
+            report.kind, report.recipients, report.method = "bounce", failed, "dsn"
+            return report
+        delivered = [r for r in recipients if r.action in ("delivered", "relayed", "expanded")]
+        if delivered:
+            report.kind, report.recipients, report.method = "delivery-report", delivered, "dsn"
+            return report
+
+    auto = _auto_reply(msg)
+    if auto and not bounce_like:
+        report.kind, report.method = "auto-reply", "headers"
+        sender = _first_address(msg.get("From", "")) or _first_address(msg.get("Return-Path", ""))
+        if sender:
+            report.recipients = [BounceRecipient(sender, False, "", auto, "vacation", "auto-replied")]
+        return report
+
+    # 3. non-standard bounce texts.
+    if bounce_like or dsn:
+        recipients = _text_recipients(msg, parts, original)
+        method = "text"
+        if not recipients:
+            recipients = _flufl_recipients(msg, parts)
+            method = "flufl"
+        if recipients:
+            report.kind, report.recipients, report.method = "bounce", recipients[:_MAX_RECIPIENTS], method
+            return report
+        # A bounce that names nobody: still a bounce (never routed as a reply), no recipient.
+        report.kind, report.method = "bounce", "headers"
+        return report
+
+    if auto:
+        report.kind, report.method = "auto-reply", "headers"
+        return report
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# MIME walking and decoding
+
+
+def _decode_bytes(data: bytes, charset: str | None) -> str:
+    """Bytes to text in the declared charset; an unknown or lying charset never fails."""
+    for cs in (charset, "utf-8"):
+        if not cs:
+            continue
+        try:
+            codecs.lookup(cs)
+            return data.decode(cs)
+        except (LookupError, UnicodeDecodeError, ValueError):
+            continue
+    return data.decode("latin-1")
+
+
+def _part_text(part: Message) -> str:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        payload = None
+    if payload is None:
+        p = part.get_payload()
+        if isinstance(p, str):
+            return p[:_MAX_TEXT]
+        if isinstance(p, list):
+            return "\n\n".join(_message_text(x) for x in p if isinstance(x, Message))[:_MAX_TEXT]
+        return ""
+    try:
+        charset = part.get_content_charset()
+    except Exception:
+        charset = None
+    text = _decode_bytes(payload[: _MAX_TEXT * 2], charset)
+    if part.get_content_subtype() == "html":
+        text = _html_to_text(text)
+    return text[:_MAX_TEXT]
+
+
+def _message_text(m: Message) -> str:
+    try:
+        return m.as_string()
+    except Exception:
+        return "\n".join(f"{k}: {v}" for k, v in m.items())
+
+
+_TAG = re.compile(r"<(script|style)\b.*?</\1>|<[^>]{0,2000}>", re.S | re.I)
+
+
+def _html_to_text(html: str) -> str:
+    import html as _html
+
+    text = re.sub(r"<br\s*/?>|</p>|</div>|</tr>|</li>", "\n", html, flags=re.I)
+    return _html.unescape(_TAG.sub(" ", text))
+
+
+class _Parts:
+    """The parts of a message, split into the notification and the quoted original."""
+
+    def __init__(self, msg: Message):
+        self.msg = msg
+        self.texts: list[str] = []          # notification text parts, in order
+        self.dsn_parts: list[Message] = []
+        self.arf_parts: list[Message] = []
+        self.original_parts: list[Message] = []   # message/rfc822 or text/rfc822-headers
+        self._walk(msg, 0)
+
+    def _walk(self, part: Message, depth: int) -> None:
+        if depth > 20 or len(self.texts) + len(self.original_parts) > _MAX_PARTS:
+            return
+        ctype = part.get_content_type()
+        if ctype in ("message/delivery-status", "message/global-delivery-status",
+                     "text/delivery-status"):
+            self.dsn_parts.append(part)
+            return
+        if ctype == "message/feedback-report":
+            self.arf_parts.append(part)
+            return
+        if ctype in ("message/rfc822", "message/global", "text/rfc822-headers",
+                     "message/rfc822-headers", "message/global-headers", "message/partial"):
+            self.original_parts.append(part)
+            return
+        if part.is_multipart():
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                for sub in payload[:_MAX_PARTS]:
+                    if isinstance(sub, Message):
+                        self._walk(sub, depth + 1)
+            return
+        if part.get_content_maintype() == "text" or ctype == "application/octet-stream" and depth == 0:
+            self.texts.append(_part_text(part))
+
+    def body_text(self) -> str:
+        return "\n".join(self.texts)[:_MAX_TEXT]
+
+    def original_headers(self) -> Message | None:
+        """Headers of the quoted original message, from a MIME part or from the text."""
+        for part in self.original_parts:
+            payload = part.get_payload()
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+                return payload[0]
+            text = _part_text(part)
+            if text:
+                try:
+                    return email.message_from_string(text.lstrip())
+                except Exception:
+                    continue
+        _, quoted = split_notification(self.body_text())
+        if quoted:
+            try:
+                return email.message_from_string(quoted)
+            except Exception:
+                return None
+        return None
+
+    def feedback_report(self) -> dict[str, list[str]] | None:
+        for part in self.arf_parts:
+            return _fields(_part_text(part))
+        # Some reporters put the ARF fields in a text part (or the top-level body).
+        if self.msg.get_content_type() == "multipart/report" and \
+                (self.msg.get_param("report-type") or "").lower() == "feedback-report":
+            for text in self.texts:
+                f = _fields(text)
+                if "feedback-type" in f:
+                    return f
+        for text in self.texts[:3]:
+            f = _fields(text)
+            if "feedback-type" in f and ("user-agent" in f or "version" in f):
+                return f
+        return None
+
+    def delivery_status(self) -> str:
+        return "\n\n".join(_part_text(p) for p in self.dsn_parts)
+
+
+def _fields(text: str) -> dict[str, list[str]]:
+    """Header-style fields (unfolded) of a block of text: name (lower) -> values."""
+    out: dict[str, list[str]] = {}
+    for name, value in _field_lines(text):
+        out.setdefault(name, []).append(value)
+    return out
+
+
+_FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,60}):[ \t]*(.*)$")
+
+
+def _field_lines(text: str) -> Iterator[tuple[str, str]]:
+    name, value = None, ""
+    for line in text.splitlines():
+        if line[:1] in (" ", "\t") and name is not None:
+            value += " " + line.strip()
+            continue
+        if name is not None:
+            yield name, value.strip()
+            name = None
+        m = _FIELD.match(line)
+        if m:
+            name, value = m.group(1).lower(), m.group(2)
+        elif not line.strip():
+            yield "", ""  # block separator
+    if name is not None:
+        yield name, value.strip()
+
+
+def _clean_id(value: Any) -> str:
+    value = str(value or "").strip()
+    m = re.search(r"<([^<>\s]+)>", value)
+    return (m.group(1) if m else value.strip("<> ")).strip()[:998]
+
+
+# --------------------------------------------------------------------------------------------
+# Addresses
+
+_ADDR = re.compile(
+    r"(?<![\w.+=/-])([A-Za-z0-9!#$%&'*+/=?^_`{|}~][A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{0,63}"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+)"
+)
+
+_DAEMON_LOCALS = {"mailer-daemon", "postmaster", "mail-daemon", "maildaemon", "mailerdaemon",
+                  "mailer_daemon", "mmdf", "mail_admin", "bounce", "bounces", "no-reply", "noreply"}
+
+
+def _norm_address(address: str) -> str:
+    address = address.strip().strip("<>\"'[](),;:.").strip()
+    if address.lower().startswith(("rfc822;", "rfc822 ;")):
+        address = address.split(";", 1)[1].strip().strip("<>")
+    return address.lower()
+
+
+def _first_address(value: Any) -> str:
+    try:
+        _, addr = email.utils.parseaddr(str(value or ""))
+    except Exception:
+        addr = ""
+    if addr and "@" in addr:
+        return _norm_address(addr)
+    m = _ADDR.search(str(value or ""))
+    return _norm_address(m.group(1)) if m else ""
+
+
+def _all_addresses(value: Any) -> list[str]:
+    return [_norm_address(m.group(1)) for m in _ADDR.finditer(str(value or ""))]
+
+
+# --------------------------------------------------------------------------------------------
+# RFC 5965 complaints
+
+
+def _fill_complaint(report: BounceReport, msg: Message, arf: dict[str, list[str]],
+                    original: Message | None) -> None:
+    report.kind, report.method = "complaint", "arf"
+    report.feedback_type = (arf.get("feedback-type", [""])[0] or "abuse").strip().lower()[:40]
+    addresses: list[str] = []
+    for name in ("original-rcpt-to", "removal-recipient"):
+        for value in arf.get(name, []):
+            addresses += _all_addresses(value)
+    if not addresses and original is not None:
+        # RFC 6650: reports should say who complained; many only quote the original's To.
+        addresses = _all_addresses(original.get("To", ""))[:1]
+    if not addresses:
+        addresses = _all_addresses(msg.get("X-Original-To", "")) or [""]
+    seen: set[str] = set()
+    for a in addresses:
+        if a in seen:
+            continue
+        seen.add(a)
+        report.recipients.append(BounceRecipient(a, False, "", report.feedback_type, "feedback", "complained"))
+    if not report.original_message_id and original is None:
+        for value in arf.get("original-message-id", []):
+            report.original_message_id = _clean_id(value)
+
+
+# --------------------------------------------------------------------------------------------
+# RFC 3464 delivery status notifications
+
+
+def _dsn_recipients(text: str, parts: _Parts) -> list[BounceRecipient]:
+    """Per-recipient blocks of a message/delivery-status body (RFC 3464 §2.3)."""
+    records: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for name, value in _field_lines(text):
+        if not name:
+            if current:
+                records.append(current)
+                current = {}
+            continue
+        if name in ("final-recipient", "original-recipient") and name in current:
+            records.append(current)
+            current = {}
+        current.setdefault(name, value)
+    if current:
+        records.append(current)
+
+    out: list[BounceRecipient] = []
+    seen: set[str] = set()
+    for rec in records:
+        raw_addr = rec.get("final-recipient") or rec.get("original-recipient") or rec.get("x-actual-recipient")
+        if raw_addr is None:
+            continue
+        address = _dsn_address(raw_addr)
+        if not address and rec.get("original-recipient"):
+            address = _dsn_address(rec["original-recipient"])
+        action = (rec.get("action", "").split() or [""])[0].lower().strip(".;")
+        status = _find_status(rec.get("status", ""))
+        diagnostic = _diag_clean(rec.get("diagnostic-code", ""))
+        if not action:
+            action = "failed" if status[:1] in ("4", "5") or diagnostic else "delivered" if status[:1] == "2" else ""
+        if action in ("failure",):
+            action = "failed"
+        if action == "delayed" and status[:1] == "5":
+            action = "failed"
+        if not address:
+            continue
+        if address in seen:
+            # The same address twice (original + final): keep the first.
+            continue
+        seen.add(address)
+        if action in ("failed", "delayed"):
+            text_diag = diagnostic or _diagnostic_near(parts.body_text(), address)
+            reason = reason_for(text_diag, status, parts.body_text())
+            out.append(BounceRecipient(address, is_permanent(reason, status), status, text_diag[:1000],
+                                       reason, action))
+        else:
+            out.append(BounceRecipient(address, False, status, diagnostic[:1000], "delivered", action or "delivered"))
+    return out
+
+
+def _dsn_address(value: str) -> str:
+    value = value.strip()
+    if ";" in value:
+        value = value.split(";", 1)[1]
+    m = _ADDR.search(value)
+    return _norm_address(m.group(1)) if m else ""
+
+
+_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
+_REPLY = re.compile(r"(?<![\d.-])([245]\d\d)(?=[ -])")
+
+
+def _find_status(text: str) -> str:
+    m = _STATUS.search(text or "")
+    return f"{m.group(1)}.{m.group(2)}.{m.group(3)}" if m else ""
+
+
+def _diag_clean(value: str) -> str:
+    value = re.sub(r"^\s*(smtp|x-[\w-]+|unix|x-postfix)\s*;\s*", "", value or "", flags=re.I)
+    return re.sub(r"\s+", " ", value).strip()
+
+
+# --------------------------------------------------------------------------------------------
+# Non-standard bounce texts
+
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered|delivery (status )?notification|delivery fail|failure notice|"
+    r"returned mail|mail delivery (failed|system)|could not be delivered|delivery problem|"
+    r"non[- ]?delivery|nondeliverable|^\s*(fw:\s*)?bounce|delivery report|returned to sender|"
+    r"mail not delivered|unable to deliver|message delivery|warning: could not|delivery error|"
+    r"permanent error|delivery has failed|rejected|error sending|problem sending|"
+    r"mail error|notification d'état|unzustellbar|non remis|no se puede entregar|"
+    r"message not delivered|delivery failure|failed delivery|message you sent|"
+    r"mail system error|email delivery failure|delayed mail|delivery delayed|"
+    r"returned message|mail failure|^\s*failed mail|undeliverable|error delivering",
+    re.I,
+)
+_DAEMON_FROM = re.compile(
+    r"mailer[-_ ]?daemon|postmaster|mail[-_ ]?delivery|mail delivery subsystem|mail[-_ ]?administrator|"
+    r"mail[-_ ]?system|delivery[-_ ]?notification|microsoftexchange|mail services|mdaemon|"
+    r"^root@|nobody@|notification", re.I)
+
+
+def _looks_like_bounce(msg: Message, parts: _Parts) -> bool:
+    if parts.dsn_parts:
+        return True
+    if msg.get("X-Failed-Recipients"):
+        return True
+    ctype = msg.get_content_type()
+    if ctype == "multipart/report" and (msg.get_param("report-type") or "").lower() in ("delivery-status", ""):
+        return True
+    subject = _header_text(msg.get("Subject", ""))
+    from_ = _header_text(msg.get("From", ""))
+    rp = str(msg.get("Return-Path", "")).strip()
+    daemon = bool(_DAEMON_FROM.search(from_)) or rp in ("<>", "")
+    if _BOUNCE_SUBJECT.search(subject) and (daemon or not _auto_reply(msg)):
+        return True
+    if daemon and (_BOUNCE_SUBJECT.search(subject) or _BOUNCE_BODY.search(parts.body_text()[:20000])):
+        return True
+    return False
+
+
+_BOUNCE_BODY = re.compile(
+    r"could not be delivered|couldn't be delivered|delivery to the following recipient|"
+    r"undeliverable|permanent(ly)? (error|fatal)|user unknown|unknown user|"
+    r"unable to deliver|delivery has failed|failed permanently|message could not be sent|"
+    r"following address(es)? failed|returned to sender|no such user|"
+    r"hi\. this is the qmail-send program|transcript of session follows|"
+    r"delivery failed|not be delivered|could not deliver|delivery failure|"
+    r"was not delivered|nicht zugestellt|non remis|no ha podido ser entregado|"
+    r"smtp error|\b5\d\d[- ]\d\.\d|\b55\d\b", re.I)
+
+
+def _header_text(value: Any) -> str:
+    try:
+        from email.header import decode_header, make_header
+
+        return str(make_header(decode_header(str(value or ""))))
+    except Exception:
+        return str(value or "")
+
+
+#: lines that start the quoted original (the text after them is not the notification)
+_ORIGINAL_MARKER = re.compile(
+    r"^\s*[-=_*+ ]*\s*("
+    r"original message|unsent message|returned message|message headers follow|"
+    r"(the )?(header|headers) of the original message|"
+    r"below this line is a copy of the message|this is a copy of the message|"
+    r"original message (header|headers|follows)|undelivered message|"
+    r"the original message was|original mail|original headers|original email|"
+    r"your message reads|message follows|here is (a copy|the original)|"
+    r"copy of (your|the) (original )?message|content of the original message|"
+    r"headers of your message|ヘッダ|original message header|"
+    r"unsent message below|text of (the )?original message|"
+    r"rfc822 message follows|---+ *message (header|text)"
+    r")", re.I)
+_HEADER_LINE = re.compile(
+    r"^(Received|Return-Path|Message-I[Dd]|From|To|Subject|Date|DKIM-Signature|MIME-Version|"
+    r"Content-Type|X-[A-Za-z0-9-]+|Reply-To|Sender|Cc|References|In-Reply-To|Authentication-Results|"
+    r"ARC-[A-Za-z-]+|Delivered-To|Thread-Topic|Thread-Index|Content-Transfer-Encoding):[ \t]?\S", re.I)
+
+
+def split_notification(text: str) -> tuple[str, str]:
+    """(notification text, quoted original headers+body) of a non-MIME bounce body."""
+    lines = text.splitlines()
+    cut = len(lines)
+    for i, line in enumerate(lines):
+        if _ORIGINAL_MARKER.match(line):
+            cut = i
+            break
+        # Two header lines in a row (after a blank line, or glued on by the MTA) start the original.
+        if _HEADER_LINE.match(line) and i + 1 < len(lines) and \
+                (_HEADER_LINE.match(lines[i + 1]) or lines[i + 1][:1] in (" ", "\t")) and \
+                (i + 2 < len(lines) and (_HEADER_LINE.match(lines[i + 2]) or lines[i + 2][:1] in (" ", "\t"))):
+            cut = i
+            break
+    notification = "\n".join(lines[:cut])
+    rest = lines[cut:]
+    # The quoted headers start at the first header line after the marker.
+    for j, line in enumerate(rest[:40]):
+        if _HEADER_LINE.match(line.lstrip()) and not _ORIGINAL_MARKER.match(line):
+            block = [ln[len(ln) - len(ln.lstrip()):] and ln or ln for ln in rest[j:]]
+            indent = len(line) - len(line.lstrip())
+            if indent:
+                block = [ln[indent:] if ln[:indent].isspace() else ln for ln in block]
+            return notification, "\n".join(block)
+    return notification, ""
+
+
+def _excluded_addresses(msg: Message, original: Message | None) -> set[str]:
+    """Addresses that are never the failed recipient: ours, the original sender's, daemons'."""
+    out: set[str] = set()
+    for name in ("To", "Delivered-To", "Return-Path", "From", "Reply-To", "Sender"):
+        for value in msg.get_all(name, []) or []:
+            out.update(_all_addresses(value))
+    if original is not None:
+        for name in ("From", "Return-Path", "Sender", "Reply-To", "Message-ID", "References",
+                     "In-Reply-To", "X-Mailgate-Id"):
+            for value in original.get_all(name, []) or []:
+                out.update(_all_addresses(value))
+    # The bounce's own To is the original sender; X-Original-To on a bounce may be the recipient.
+    return out
+
+
+_SKIP_LINE = re.compile(r"message-?id|in-reply-to|references:|^\s*(<<<|>>>)?\s*mail from|"
+                        r"envelope-from|return-path|^\s*from:|^\s*sender:|^\s*reply-to:|"
+                        r"\bsent by\b|\bfrom:? *<|your message .{0,40} from|"
+                        r"^\s*received:|\bby [\w.-]+ with\b|\bid [\w.-]+@", re.I)
+
+
+def _text_recipients(msg: Message, parts: _Parts, original: Message | None) -> list[BounceRecipient]:
+    notification = ""
+    quoted_original = original
+    texts = parts.texts or [""]
+    chunks = []
+    for text in texts:
+        note, _ = split_notification(text)
+        chunks.append(note)
+        if parts.original_parts:
+            # With a separate MIME part for the original, later text parts are often the original body.
+            break
+    notification = "\n".join(chunks)[:_MAX_TEXT]
+    excluded = _excluded_addresses(msg, quoted_original)
+
+    found: list[str] = []
+    # Exim and others name them outright (not RFC, but widely used).
+    for value in msg.get_all("X-Failed-Recipients", []) or []:
+        found += _all_addresses(value)
+    if not found:
+        for line in notification.splitlines():
+            if _SKIP_LINE.search(line):
+                continue
+            for a in _all_addresses(line):
+                local = a.split("@", 1)[0]
+                if a in excluded or local in _DAEMON_LOCALS:
+                    continue
+                found.append(a)
+    if not found and quoted_original is not None:
+        # The notification names no address (old Sendmail: a host only): the original's To.
+        tos = _all_addresses(quoted_original.get("To", ""))
+        found = [a for a in tos if a not in excluded][:1] or tos[:1]
+    if not found:
+        for value in msg.get_all("X-Original-To", []) or []:
+            found += [a for a in _all_addresses(value)]
+    out: list[BounceRecipient] = []
+    seen: set[str] = set()
+    for address in found:
+        if address in seen:
+            continue
+        seen.add(address)
+        diag = _diagnostic_near(notification, address)
+        status = _find_status(diag) or _find_status(notification)
+        reason = reason_for(diag, status, notification)
+        action = "delayed" if _DELAYED.search(notification) and not _STATUS_5.search(diag) else "failed"
+        out.append(BounceRecipient(address, is_permanent(reason, status), status, diag[:1000], reason, action))
+    return out
+
+
+_DELAYED = re.compile(r"has not yet been delivered|delivery (is|has been) delayed|will (continue|keep) trying|"
+                      r"will retry|still trying|warning: message .* delayed|not been delivered yet", re.I)
+_STATUS_5 = re.compile(r"\b5\d\d\b|\b5\.\d+\.\d+")
+
+
+def _diagnostic_near(text: str, address: str) -> str:
+    """The error text about `address`: its line and the lines after it, up to a blank line."""
+    if not text:
+        return ""
+    lines = text.splitlines()
+    low = address.lower()
+    for i, line in enumerate(lines):
+        if low in line.lower():
+            block = [line.strip()]
+            for nxt in lines[i + 1:i + 12]:
+                if not nxt.strip():
+                    if len(block) > 1:
+                        break
+                    continue
+                if _ADDR.search(nxt) and low not in nxt.lower() and len(block) > 1 and \
+                        not re.search(r"\d\d\d|error|reject|unknown|denied", nxt, re.I):
+                    break
+                block.append(nxt.strip())
+            joined = " ".join(block)
+            if len(joined) > len(line.strip()) + 5 or _REASON_ANY.search(joined):
+                return _squash(joined)
+            break
+    return _squash(text[-2000:] if len(text) > 2000 else text)
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()[:1000]
+
+
+def _flufl_recipients(msg: Message, parts: _Parts) -> list[BounceRecipient]:
+    """flufl.bounce's detectors as a fallback source of failed addresses."""
+    try:
+        from flufl.bounce import all_failures
+    except Exception:
+        return []
+    try:
+        permanent, temporary = all_failures(msg)
+    except Exception:
+        return []
+    body = parts.body_text()
+    out = []
+    for raw_addr, temp in [(a, False) for a in permanent] + [(a, True) for a in temporary]:
+        address = _norm_address(raw_addr.decode("utf-8", "replace") if isinstance(raw_addr, bytes) else str(raw_addr))
+        if "@" not in address or any(r.address == address for r in out):
+            continue
+        diag = _diagnostic_near(body, address)
+        status = _find_status(diag)
+        reason = reason_for(diag, status, body)
+        out.append(BounceRecipient(address, is_permanent(reason, status), status, diag[:1000], reason,
+                                   "delayed" if temp else "failed"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# RFC 3834 auto-replies
+
+_AUTO_SUBJECT = re.compile(
+    r"^\s*(auto(matic)?[ -]?(reply|response|antwort|réponse|respuesta)|auto:|out of (the )?office|"
+    r"away (from|until)|on vacation|vacation|abwesenheit|absence|réponse automatique|"
+    r"respuesta automática|risposta automatica|autoreply|autoresponse|fuera de la oficina|"
+    r"i am (out|away)|ooo\b)", re.I)
+
+
+def _auto_reply(msg: Message) -> str:
+    """Why `msg` is an automatic reply (RFC 3834 and the de-facto headers), or ''."""
+    auto = str(msg.get("Auto-Submitted", "")).strip().lower()
+    if auto.startswith("auto-replied"):
+        return "Auto-Submitted: auto-replied"
+    for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Vacation"):
+        if msg.get(name) is not None:
+            return f"{name} header"
+    if str(msg.get("Precedence", "")).strip().lower() == "auto_reply":
+        return "Precedence: auto_reply"
+    subject = _header_text(msg.get("Subject", ""))
+    if _AUTO_SUBJECT.search(subject):
+        return f"subject: {subject[:80]}"
+    if auto.startswith("auto-generated") and str(msg.get("X-Auto-Response-Suppress", "")):
+        return "Auto-Submitted: auto-generated"
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Reasons: why a recipient failed, and whether the address is dead
+
+
+def _rx(*patterns: str) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.I)
+
+
+#: checked in order; the first that matches names the reason (Sisimai's vocabulary)
+_REASONS: list[tuple[str, re.Pattern[str]]] = [
+    ("hasmoved", _rx(r"has been replaced by", r"address has moved", r"moved permanently",
+                     r"is no longer (at|valid|with)", r"new address")),
+    ("mailboxfull", _rx(r"mailbox (is )?full", r"over ?quota", r"quota exceeded", r"exceeded .*quota",
+                        r"mailbox.*exceed", r"insufficient (disk )?space", r"mail ?box (size )?limit",
+                        r"mailfolder is full", r"not enough (storage|space)", r"user has exhausted",
+                        r"box is full", r"full mailbox", r"too much mail", r"mailbox has exceeded",
+                        r"would exceed", r"disk quota", r"no space left", r"storage (limit|quota)",
+                        r"out of storage", r"quota (full|limit)", r"exceeds? (the )?(size|storage)")),
+    ("mesgtoobig", _rx(r"message (is )?too (big|large)", r"exceeds (the )?(maximum|max) (message )?size",
+                       r"message size exceeds", r"size limit", r"message length exceeds",
+                       r"too large")),
+    ("hostunknown", _rx(r"host unknown", r"unknown host", r"host not found", r"no such domain",
+                        r"domain (not found|does not exist)", r"name or service not known",
+                        r"unrouteable (mail )?domain", r"unrouteable address", r"no mx", r"mx record",
+                        r"domain name not found", r"dns error", r"host or domain name not found",
+                        r"name server", r"unknown domain", r"domain .{0,40}does not exist",
+                        r"recipient domain", r"nxdomain", r"no such host", r"all relevant mx records",
+                        r"illegal host/domain", r"domain not resolved", r"invalid domain")),
+    ("userunknown", _rx(r"user ?unknown", r"unknown (user|recipient|mailbox|address|local[- ]part)",
+                        r"no such (user|mailbox|recipient|account|address|person)",
+                        r"user (not found|does not exist|doesn't exist|not exist)", r"(recipient|mailbox|user|account|address)( \S+)? (not found|does not exist|doesn't exist|unknown)",
+                        r"invalid (recipient|mailbox|address|user)", r"not a valid (mailbox|user|recipient)",
+                        r"recipnotfound", r"(recipient|address) (rejected|unknown)", r"bad destination mailbox",
+                        r"mailbox (unavailable|not available|is unavailable)", r"no mailbox",
+                        r"account (is )?(does not exist|unavailable|not found)", r"addressee unknown",
+                        r"unknown or illegal alias", r"does not exist", r"doesn't exist", r"not exist",
+                        r"no longer (exists|available)", r"not our customer", r"user invalid",
+                        r"not listed in", r"unknown or invalid", r"address (is )?invalid",
+                        r"invalid address", r"couldn't find .{0,40}(address|account)", r"is not a known user",
+                        r"address couldn't be found", r"email account that you tried to reach does not exist",
+                        r"mailbox not found", r"no such local user", r"unknown address", r"recipient invalid",
+                        r"\bnot found\b", r"user_unknown", r"unknownuser")),
+    ("suspend", _rx(r"disabled", r"suspended", r"inactive", r"deactivated", r"account (has been )?(locked|closed|blocked)",
+                    r"mailbox (is )?(locked|closed|inactive)", r"expired account", r"not active")),
+    ("expired", _rx(r"retry time", r"timeout|timed out", r"could not be delivered for \d+", r"too long",
+                    r"delivery time expired", r"message expired", r"deferred", r"for \d+ (days|hours)",
+                    r"expired", r"giving up")),
+    ("spamdetected", _rx(r"spam", r"junk", r"unsolicited")),
+    ("virusdetected", _rx(r"virus", r"malware", r"infected")),
+    ("authfailure", _rx(r"dmarc", r"\bspf\b", r"dkim", r"authenticat")),
+    ("norelaying", _rx(r"relay(ing)? (denied|not permitted|access denied|prohibited)", r"not permitted to relay",
+                       r"relay not permitted", r"unable to relay", r"not allowed to relay")),
+    ("requireptr", _rx(r"reverse (dns|lookup)", r"\bptr\b", r"rdns", r"no reverse")),
+    ("blocked", _rx(r"blocked", r"blacklist", r"block ?list", r"denylist", r"listed (in|on|at)",
+                    r"poor reputation", r"rbl", r"spamhaus", r"access denied")),
+    ("rejected", _rx(r"sender (address )?(rejected|denied|unknown|verify)", r"domain of sender",
+                     r"not accept", r"refused")),
+    ("filtered", _rx(r"filter", r"rejected by", r"content", r"policy", r"not authorized",
+                     r"permission denied", r"forbidden")),
+    ("systemerror", _rx(r"system error", r"internal error", r"server error", r"mail loop", r"loop detected",
+                        r"too many hops", r"routing loop", r"temporary (local )?problem", r"local error")),
+    ("networkerror", _rx(r"connection (refused|reset|timed)", r"network", r"could not connect",
+                         r"unreachable")),
+]
+_REASON_ANY = re.compile("|".join(p.pattern for _, p in _REASONS), re.I)
+
+_STATUS_REASON = {
+    "5.1.1": "userunknown", "5.1.0": "userunknown", "5.1.3": "userunknown", "5.1.10": "userunknown",
+    "5.1.2": "hostunknown", "5.1.6": "hasmoved", "5.2.2": "mailboxfull", "4.2.2": "mailboxfull",
+    "5.2.1": "suspend", "5.3.4": "mesgtoobig", "5.2.3": "mesgtoobig", "5.4.4": "hostunknown",
+    "5.1.8": "rejected", "5.1.7": "rejected", "5.7.1": "blocked", "5.7.26": "authfailure",
+    "4.4.7": "expired", "5.4.7": "expired", "4.4.1": "networkerror", "5.4.1": "userunknown",
+}
+
+
+def reason_for(diagnostic: str, status: str = "", context: str = "") -> str:
+    """Sisimai-style reason of a failure from its diagnostic text and DSN status."""
+    text = diagnostic or ""
+    # The status code is the sender's own verdict: trust the specific ones first.
+    if status in ("5.1.1", "5.1.10", "5.1.2", "5.1.6", "5.2.2", "4.2.2", "5.1.8"):
+        first = _first_reason(text)
+        if first in ("mailboxfull", "suspend") and status != "5.1.6":
+            return first
+        return _STATUS_REASON[status]
+    first = _first_reason(text)
+    if first:
+        return first
+    if status in _STATUS_REASON:
+        return _STATUS_REASON[status]
+    if context and context is not text:
+        first = _first_reason(context[:5000])
+        if first:
+            return first
+    if status.startswith("4"):
+        return "expired" if status.startswith("4.4") else "onhold"
+    return "undefined" if not status else "onhold" if status == "5.0.0" else "undefined"
+
+
+def _first_reason(text: str) -> str:
+    if not text:
+        return ""
+    for reason, rx in _REASONS:
+        if rx.search(text):
+            return reason
+    return ""
+
+
+def is_permanent(reason: str, status: str = "") -> bool:
+    """The address is dead: no such user or domain, or it moved (a single bounce suppresses)."""
+    if reason in HARD_REASONS:
+        return True
+    if reason == "notaccept":
+        return not status.startswith("4")
+    return False
