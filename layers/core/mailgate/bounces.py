@@ -179,7 +179,21 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
     return data.decode("latin-1")
 
 
+def _fix_jis(text: str) -> str:
+    """ISO-2022-JP text that reached us undecoded (no charset on its part): decode it."""
+    if "\x1b$" not in text:
+        return text
+    try:
+        return text.encode("latin-1").decode("iso-2022-jp")
+    except (UnicodeError, LookupError):
+        return text
+
+
 def _part_text(part: Message) -> str:
+    return _fix_jis(_part_text_raw(part))
+
+
+def _part_text_raw(part: Message) -> str:
     try:
         payload = part.get_payload(decode=True)
     except Exception:
@@ -251,6 +265,10 @@ class _Parts:
                     if isinstance(sub, Message):
                         self._walk(sub, depth + 1)
             return
+        if part.get_content_maintype() == "multipart":
+            # Broken MIME (the boundary never occurs): read the body as text.
+            self.texts.append(_part_text(part))
+            return
         if part.get_content_maintype() == "text" or ctype == "application/octet-stream" and depth == 0:
             self.texts.append(_part_text(part))
 
@@ -294,7 +312,17 @@ class _Parts:
         return None
 
     def delivery_status(self) -> str:
-        return "\n\n".join(_part_text(p) for p in self.dsn_parts)
+        if self.dsn_parts:
+            return "\n\n".join(_part_text(p) for p in self.dsn_parts)
+        # RFC 3464 fields pasted into a text part by MTAs that do not build multipart/report.
+        for text in self.texts:
+            m = _INLINE_DSN.search(text)
+            if m and re.search(r"^(Status|Action):", text[m.start():], re.M | re.I):
+                return text[m.start():]
+        return ""
+
+
+_INLINE_DSN = re.compile(r"^(Final|Original)-Recipient:\s*\S", re.M | re.I)
 
 
 def _fields(text: str) -> dict[str, list[str]]:
@@ -424,6 +452,11 @@ def _dsn_recipients(text: str, parts: _Parts) -> list[BounceRecipient]:
         address = _dsn_address(raw_addr)
         if not address and rec.get("original-recipient"):
             address = _dsn_address(rec["original-recipient"])
+        if not address:
+            # "Final-Recipient: rfc822; @host" (old Sendmail): the original's To names it.
+            original = parts.original_headers()
+            tos = _all_addresses(original.get("To", "")) if original is not None else []
+            address = tos[0] if len(tos) == 1 else ""
         action = (rec.get("action", "").split() or [""])[0].lower().strip(".;")
         status = _find_status(rec.get("status", ""))
         diagnostic = _diag_clean(rec.get("diagnostic-code", ""))
@@ -441,6 +474,8 @@ def _dsn_recipients(text: str, parts: _Parts) -> list[BounceRecipient]:
         seen.add(address)
         if action in ("failed", "delayed"):
             text_diag = diagnostic or _diagnostic_near(parts.body_text(), address)
+            if status in ("", "5.0.0", "4.0.0") and _find_status(text_diag):
+                status = _find_status(text_diag)
             reason = reason_for(text_diag, status, parts.body_text())
             out.append(BounceRecipient(address, is_permanent(reason, status), status, text_diag[:1000],
                                        reason, action))
@@ -538,7 +573,7 @@ _ORIGINAL_MARKER = re.compile(
     r"(the )?(header|headers) of the original message|"
     r"below this line is a copy of the message|this is a copy of the message|"
     r"original message (header|headers|follows)|undelivered message|"
-    r"the original message was|original mail|original headers|original email|"
+    r"original mail|original headers|original email|"
     r"your message reads|message follows|here is (a copy|the original)|"
     r"copy of (your|the) (original )?message|content of the original message|"
     r"headers of your message|ヘッダ|original message header|"
@@ -666,8 +701,10 @@ def _diagnostic_near(text: str, address: str) -> str:
                     if len(block) > 1:
                         break
                     continue
-                if _ADDR.search(nxt) and low not in nxt.lower() and len(block) > 1 and \
-                        not re.search(r"\d\d\d|error|reject|unknown|denied", nxt, re.I):
+                m = _ADDR.search(nxt)
+                if m and low not in nxt.lower() and (
+                        re.match(r"^\s*(\d{3}[ -]+)?[<\"']?$", nxt[:m.start()]) or
+                        len(block) > 1 and not re.search(r"\d\d\d|error|reject|unknown|denied", nxt, re.I)):
                     break
                 block.append(nxt.strip())
             joined = " ".join(block)
@@ -743,59 +780,72 @@ def _rx(*patterns: str) -> re.Pattern[str]:
 
 #: checked in order; the first that matches names the reason (Sisimai's vocabulary)
 _REASONS: list[tuple[str, re.Pattern[str]]] = [
-    ("hasmoved", _rx(r"has been replaced by", r"address has moved", r"moved permanently",
-                     r"is no longer (at|valid|with)", r"new address")),
+    # Vendor phrasings that would otherwise match a broader pattern of another reason.
+    ("rejected", _rx(r"domain of sender", r"sender address", r"after mail from", r"not have permission to post")),
+    ("speeding", _rx(r"too many recipients")),
+    ("blocked", _rx(r"my name was rejected", r"remote protocol error")),
+    ("networkerror", _rx(r"host not found, try again", r"malformed or unexpected name server reply")),
+    ("notaccept", _rx(r"does not accept mail", r"null mx", r"doesn't receive email", r"no smtp service")),
+    ("userunknown", _rx(r"inactive email address", r"doesn't have an? .{0,40} account", r"no valid recipients",
+                        r"invalid final delivery userid", r"please check if address is correct",
+                        r"recipient address rejected(\.|: access denied)", r"ディレクトリ", r"見つかりません")),
     ("mailboxfull", _rx(r"mailbox (is )?full", r"over ?quota", r"quota exceeded", r"exceeded .*quota",
                         r"mailbox.*exceed", r"insufficient (disk )?space", r"mail ?box (size )?limit",
                         r"mailfolder is full", r"not enough (storage|space)", r"user has exhausted",
                         r"box is full", r"full mailbox", r"too much mail", r"mailbox has exceeded",
                         r"would exceed", r"disk quota", r"no space left", r"storage (limit|quota)",
-                        r"out of storage", r"quota (full|limit)", r"exceeds? (the )?(size|storage)")),
+                        r"out of storage", r"quota (full|limit)", r"exceeds? (the )?storage")),
     ("mesgtoobig", _rx(r"message (is )?too (big|large)", r"exceeds (the )?(maximum|max) (message )?size",
                        r"message size exceeds", r"size limit", r"message length exceeds",
                        r"too large")),
+    ("suspend", _rx(r"\bdisabled", r"suspended", r"\binactive", r"deactivated",
+                    r"account (has been )?(locked|closed|blocked)",
+                    r"mailbox (is )?(locked|closed|inactive)", r"expired account", r"not active")),
+    ("hasmoved", _rx(r"has been replaced by", r"address has moved", r"moved permanently",
+                     r"is no longer (at|with)", r"new address")),
+    ("norelaying", _rx(r"relay(ing)? (denied|not permitted|access denied|prohibited)", r"not permitted to relay",
+                       r"relay not permitted", r"unable to relay", r"not allowed to relay", r"relaying")),
+    ("authfailure", _rx(r"dmarc", r"\bspf\b", r"dkim", r"authentication checks", r"not authenticated",
+                        r"unauthenticated")),
+    ("requireptr", _rx(r"reverse (dns|lookup)", r"\bptr\b", r"rdns", r"no reverse", r"reverse-?dns")),
+    ("spamdetected", _rx(r"spam", r"junk", r"unsolicited")),
+    ("virusdetected", _rx(r"virus", r"malware", r"infected")),
     ("hostunknown", _rx(r"host unknown", r"unknown host", r"host not found", r"no such domain",
                         r"domain (not found|does not exist)", r"name or service not known",
-                        r"unrouteable (mail )?domain", r"unrouteable address", r"no mx", r"mx record",
-                        r"domain name not found", r"dns error", r"host or domain name not found",
-                        r"name server", r"unknown domain", r"domain .{0,40}does not exist",
-                        r"recipient domain", r"nxdomain", r"no such host", r"all relevant mx records",
-                        r"illegal host/domain", r"domain not resolved", r"invalid domain")),
+                        r"unrouteable (mail )?domain", r"\bno mx", r"domain name not found",
+                        r"host or domain name not found", r"unknown domain", r"domain .{0,40}does not exist",
+                        r"nxdomain", r"no such host", r"all relevant mx records", r"illegal host/domain",
+                        r"domain not resolved", r"invalid domain", r"domain is not reachable",
+                        r"host name lookup failure", r"no smtp service", r"doesn't receive email")),
     ("userunknown", _rx(r"user ?unknown", r"unknown (user|recipient|mailbox|address|local[- ]part)",
                         r"no such (user|mailbox|recipient|account|address|person)",
-                        r"user (not found|does not exist|doesn't exist|not exist)", r"(recipient|mailbox|user|account|address)( \S+)? (not found|does not exist|doesn't exist|unknown)",
+                        r"user (not found|does not exist|doesn't exist|not exist)",
+                        r"(recipient|mailbox|user|account|address)( \S+)? (not found|does not exist|doesn't exist|unknown)",
                         r"invalid (recipient|mailbox|address|user)", r"not a valid (mailbox|user|recipient)",
-                        r"recipnotfound", r"(recipient|address) (rejected|unknown)", r"bad destination mailbox",
+                        r"recipnotfound", r"recipient unknown", r"bad destination mailbox",
                         r"mailbox (unavailable|not available|is unavailable)", r"no mailbox",
                         r"account (is )?(does not exist|unavailable|not found)", r"addressee unknown",
                         r"unknown or illegal alias", r"does not exist", r"doesn't exist", r"not exist",
                         r"no longer (exists|available)", r"not our customer", r"user invalid",
                         r"not listed in", r"unknown or invalid", r"address (is )?invalid",
                         r"invalid address", r"couldn't find .{0,40}(address|account)", r"is not a known user",
-                        r"address couldn't be found", r"email account that you tried to reach does not exist",
+                        r"address couldn't be found", r"account that you tried to reach does not exist",
                         r"mailbox not found", r"no such local user", r"unknown address", r"recipient invalid",
-                        r"\bnot found\b", r"user_unknown", r"unknownuser")),
-    ("suspend", _rx(r"disabled", r"suspended", r"inactive", r"deactivated", r"account (has been )?(locked|closed|blocked)",
-                    r"mailbox (is )?(locked|closed|inactive)", r"expired account", r"not active")),
-    ("expired", _rx(r"retry time", r"timeout|timed out", r"could not be delivered for \d+", r"too long",
-                    r"delivery time expired", r"message expired", r"deferred", r"for \d+ (days|hours)",
-                    r"expired", r"giving up")),
-    ("spamdetected", _rx(r"spam", r"junk", r"unsolicited")),
-    ("virusdetected", _rx(r"virus", r"malware", r"infected")),
-    ("authfailure", _rx(r"dmarc", r"\bspf\b", r"dkim", r"authenticat")),
-    ("norelaying", _rx(r"relay(ing)? (denied|not permitted|access denied|prohibited)", r"not permitted to relay",
-                       r"relay not permitted", r"unable to relay", r"not allowed to relay")),
-    ("requireptr", _rx(r"reverse (dns|lookup)", r"\bptr\b", r"rdns", r"no reverse")),
+                        r"user_unknown", r"unknownuser", r"unrouteable address")),
     ("blocked", _rx(r"blocked", r"blacklist", r"block ?list", r"denylist", r"listed (in|on|at)",
-                    r"poor reputation", r"rbl", r"spamhaus", r"access denied")),
+                    r"poor reputation", r"\brbl\b", r"spamhaus", r"access denied")),
     ("rejected", _rx(r"sender (address )?(rejected|denied|unknown|verify)", r"domain of sender",
                      r"not accept", r"refused")),
     ("filtered", _rx(r"filter", r"rejected by", r"content", r"policy", r"not authorized",
                      r"permission denied", r"forbidden")),
+    ("expired", _rx(r"retry time", r"timeout|timed out", r"could not be delivered for \d+", r"too long",
+                    r"delivery time expired", r"message expired", r"deferred", r"for \d+ (days|hours)",
+                    r"expired", r"giving up")),
     ("systemerror", _rx(r"system error", r"internal error", r"server error", r"mail loop", r"loop detected",
                         r"too many hops", r"routing loop", r"temporary (local )?problem", r"local error")),
     ("networkerror", _rx(r"connection (refused|reset|timed)", r"network", r"could not connect",
                          r"unreachable")),
+    ("userunknown", _rx(r"\bnot found\b")),
 ]
 _REASON_ANY = re.compile("|".join(p.pattern for _, p in _REASONS), re.I)
 
@@ -808,27 +858,32 @@ _STATUS_REASON = {
 }
 
 
+_DATA_STAGE = re.compile(r"end of data|after end of|did not like our final data", re.I)
+
+
 def reason_for(diagnostic: str, status: str = "", context: str = "") -> str:
     """Sisimai-style reason of a failure from its diagnostic text and DSN status."""
     text = diagnostic or ""
-    # The status code is the sender's own verdict: trust the specific ones first.
-    if status in ("5.1.1", "5.1.10", "5.1.2", "5.1.6", "5.2.2", "4.2.2", "5.1.8"):
-        first = _first_reason(text)
-        if first in ("mailboxfull", "suspend") and status != "5.1.6":
-            return first
-        return _STATUS_REASON[status]
-    first = _first_reason(text)
-    if first:
-        return first
-    if status in _STATUS_REASON:
-        return _STATUS_REASON[status]
-    if context and context is not text:
-        first = _first_reason(context[:5000])
-        if first:
-            return first
-    if status.startswith("4"):
-        return "expired" if status.startswith("4.4") else "onhold"
-    return "undefined" if not status else "onhold" if status == "5.0.0" else "undefined"
+    reason = _first_reason(text)
+    if not reason and status in _STATUS_REASON:
+        reason = _STATUS_REASON[status]
+    if not reason and context and context is not text:
+        reason = _first_reason(context[:5000])
+    if reason in HARD_REASONS and status[:1] == "4":
+        # A temporary status says the address may come back (DNS trouble, greylisting).
+        reason = "networkerror" if reason == "hostunknown" else "onhold"
+    if reason == "userunknown" and (_DATA_STAGE.search(text + " " + context[:5000]) or status == "5.2.0"):
+        # Rejected after DATA: the server took the address, it refused the message.
+        reason = "filtered"
+    if status == "5.1.6":
+        reason = "hasmoved"  # RFC 3463: destination mailbox has moved, no forwarding address
+    if reason in ("", "undefined") and status in ("5.1.1", "5.1.10", "5.1.2", "5.1.6"):
+        reason = _STATUS_REASON[status]
+    if not reason:
+        if status.startswith("4"):
+            return "expired" if status.startswith("4.4") else "onhold"
+        return "undefined" if not status or status == "5.0.0" else "onhold"
+    return reason
 
 
 def _first_reason(text: str) -> str:
