@@ -120,6 +120,24 @@ def _classify(msg: Message) -> BounceReport:
         _fill_complaint(report, msg, arf, original)
         return report
 
+    # SES notifications delivered by e-mail (an SNS e-mail subscription): JSON in the body.
+    ses = _ses_json_in_body(msg, parts)
+    if ses is not None:
+        return ses
+
+    # Hotmail/Outlook.com JMRP and Apple's unsubscribe: complaints in a non-ARF shape.
+    if msg.get("X-Apple-Unsubscribe", "").strip().lower() == "true":
+        report.kind, report.method, report.feedback_type = "complaint", "headers", "opt-out"
+        sender = _first_address(msg.get("From", ""))
+        report.recipients = [BounceRecipient(sender, False, "", "X-Apple-Unsubscribe", "feedback", "complained")]
+        return report
+    if original is not None and original.get("X-HmXmrOriginalRecipient"):
+        report.kind, report.method, report.feedback_type = "complaint", "jmrp", "abuse"
+        addr = _first_address(original.get("X-HmXmrOriginalRecipient"))
+        report.recipients = [BounceRecipient(addr, False, "", "Outlook.com junk report (JMRP)", "feedback",
+                                             "complained")]
+        return report
+
     # 2. RFC 3464: message/delivery-status.
     dsn = parts.delivery_status()
     bounce_like = _looks_like_bounce(msg, parts)
@@ -476,7 +494,8 @@ def _dsn_recipients(text: str, parts: _Parts) -> list[BounceRecipient]:
             text_diag = diagnostic or _diagnostic_near(parts.body_text(), address)
             if status in ("", "5.0.0", "4.0.0") and _find_status(text_diag):
                 status = _find_status(text_diag)
-            reason = reason_for(text_diag, status, parts.body_text())
+            near = _diagnostic_near(parts.body_text(), address, fallback=False)
+            reason = reason_for(text_diag, status, parts.body_text(), near)
             out.append(BounceRecipient(address, is_permanent(reason, status), status, text_diag[:1000],
                                        reason, action))
         else:
@@ -518,7 +537,8 @@ _BOUNCE_SUBJECT = re.compile(
     r"mail error|notification d'état|unzustellbar|non remis|no se puede entregar|"
     r"message not delivered|delivery failure|failed delivery|message you sent|"
     r"mail system error|email delivery failure|delayed mail|delivery delayed|"
-    r"returned message|mail failure|^\s*failed mail|undeliverable|error delivering",
+    r"returned message|mail failure|^\s*failed mail|undeliverable|error delivering|"
+    r"mail failed|returning to sender",
     re.I,
 )
 _DAEMON_FROM = re.compile(
@@ -554,7 +574,8 @@ _BOUNCE_BODY = re.compile(
     r"hi\. this is the qmail-send program|transcript of session follows|"
     r"delivery failed|not be delivered|could not deliver|delivery failure|"
     r"was not delivered|nicht zugestellt|non remis|no ha podido ser entregado|"
-    r"smtp error|\b5\d\d[- ]\d\.\d|\b55\d\b", re.I)
+    r"smtp error|\b5\d\d[- ]\d\.\d|\b55\d\b|did not reach the following|"
+    r"failed addresses follow", re.I)
 
 
 def _header_text(value: Any) -> str:
@@ -687,7 +708,7 @@ _DELAYED = re.compile(r"has not yet been delivered|delivery (is|has been) delaye
 _STATUS_5 = re.compile(r"\b5\d\d\b|\b5\.\d+\.\d+")
 
 
-def _diagnostic_near(text: str, address: str) -> str:
+def _diagnostic_near(text: str, address: str, fallback: bool = True) -> str:
     """The error text about `address`: its line and the lines after it, up to a blank line."""
     if not text:
         return ""
@@ -711,6 +732,8 @@ def _diagnostic_near(text: str, address: str) -> str:
             if len(joined) > len(line.strip()) + 5 or _REASON_ANY.search(joined):
                 return _squash(joined)
             break
+    if not fallback:
+        return ""
     return _squash(text[-2000:] if len(text) > 2000 else text)
 
 
@@ -740,6 +763,106 @@ def _flufl_recipients(msg: Message, parts: _Parts) -> list[BounceRecipient]:
         out.append(BounceRecipient(address, is_permanent(reason, status), status, diag[:1000], reason,
                                    "delayed" if temp else "failed"))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Amazon SES notifications (SNS): https://docs.aws.amazon.com/ses/latest/dg/notification-contents.html
+
+_SES_PERMANENT_SUBTYPES = {"noemail": "userunknown", "suppressed": "suppressed",
+                           "onaccountsuppressionlist": "suppressed"}
+_SES_SOFT_SUBTYPES = {"mailboxfull": "mailboxfull", "messagetoolarge": "mesgtoobig",
+                      "contentrejected": "filtered", "attachmentrejected": "filtered"}
+
+
+def classify_ses_notification(notification: Any) -> BounceReport:
+    """An SES bounce / complaint / delivery notification (the JSON SNS carries) as a report.
+
+    Accepts both notification shapes: `notificationType` (identity notifications) and
+    `eventType` (configuration-set event publishing). Never raises.
+    """
+    try:
+        return _ses(notification)
+    except Exception as exc:
+        return BounceReport(kind="normal", method="ses", error=f"unreadable SES notification: {exc}"[:300])
+
+
+def _ses(n: Any) -> BounceReport:
+    if not isinstance(n, dict):
+        return BounceReport(kind="normal", method="ses", error="SES notification is not a JSON object")
+    ntype = str(n.get("notificationType") or n.get("eventType") or "").lower()
+    mail = n.get("mail") if isinstance(n.get("mail"), dict) else {}
+    report = BounceReport(method="ses")
+    report.original_message_id = str(mail.get("messageId") or "")
+    for h in mail.get("headers") or []:
+        if isinstance(h, dict) and str(h.get("name", "")).lower() == "x-mailgate-id":
+            report.original_mailgate_id = _clean_id(h.get("value", ""))
+    if ntype == "bounce":
+        b = n.get("bounce") if isinstance(n.get("bounce"), dict) else {}
+        btype = str(b.get("bounceType", "")).lower()
+        subtype = str(b.get("bounceSubType", "")).replace(" ", "").lower()
+        report.kind = "bounce"
+        for r in b.get("bouncedRecipients") or []:
+            if not isinstance(r, dict):
+                continue
+            address = _norm_address(str(r.get("emailAddress", "")))
+            status = _find_status(str(r.get("status", "")))
+            diag = _diag_clean(str(r.get("diagnosticCode", "")))
+            if btype == "permanent" and subtype in _SES_PERMANENT_SUBTYPES:
+                reason = _SES_PERMANENT_SUBTYPES[subtype]
+                permanent = True
+            elif subtype in _SES_SOFT_SUBTYPES:
+                reason, permanent = _SES_SOFT_SUBTYPES[subtype], False
+            else:
+                reason = reason_for(diag, status)
+                # SES says "Permanent" for General bounces it could not explain: trust it then.
+                permanent = is_permanent(reason, status) or (
+                    btype == "permanent" and reason in ("undefined", "onhold", ""))
+            if btype == "transient":
+                permanent = False
+            report.recipients.append(BounceRecipient(address, permanent, status, diag[:1000], reason,
+                                                     str(r.get("action") or "failed").lower()))
+        return report
+    if ntype == "complaint":
+        c = n.get("complaint") if isinstance(n.get("complaint"), dict) else {}
+        report.kind = "complaint"
+        report.feedback_type = str(c.get("complaintFeedbackType") or c.get("complaintSubType") or "abuse").lower()
+        for r in c.get("complainedRecipients") or []:
+            if isinstance(r, dict):
+                report.recipients.append(BounceRecipient(_norm_address(str(r.get("emailAddress", ""))), False,
+                                                         "", str(c.get("userAgent") or "")[:200], "feedback",
+                                                         "complained"))
+        return report
+    if ntype == "delivery":
+        d = n.get("delivery") if isinstance(n.get("delivery"), dict) else {}
+        report.kind = "delivery-report"
+        resp = str(d.get("smtpResponse", ""))
+        for r in d.get("recipients") or []:
+            report.recipients.append(BounceRecipient(_norm_address(str(r)), False, _find_status(resp), resp[:1000],
+                                                     "delivered", "delivered"))
+        return report
+    report.error = f"not a bounce, complaint or delivery notification: {ntype or 'no type'}"
+    return report
+
+
+def _ses_json_in_body(msg: Message, parts: _Parts) -> BounceReport | None:
+    text = parts.body_text().lstrip()
+    if not text.startswith("{") or "notificationType" not in text[:200] and "eventType" not in text[:200]:
+        return None
+    import json
+
+    # SNS e-mail wraps long lines as "!\n " (RFC 5322's 998-character limit).
+    body = text.replace("!\n ", "")
+    try:
+        data, _ = json.JSONDecoder().raw_decode(body)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("Message"), str):
+        try:
+            data = json.loads(data["Message"])
+        except ValueError:
+            return None
+    report = classify_ses_notification(data)
+    return report if report.kind != "normal" else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -785,7 +908,9 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
     ("speeding", _rx(r"too many recipients")),
     ("blocked", _rx(r"my name was rejected", r"remote protocol error")),
     ("networkerror", _rx(r"host not found, try again", r"malformed or unexpected name server reply")),
-    ("notaccept", _rx(r"does not accept mail", r"null mx", r"doesn't receive email", r"no smtp service")),
+    ("notaccept", _rx(r"does not accept mail", r"null mx", r"doesn't receive email", r"no smtp service",
+                      r"couldn't find a mail exchanger")),
+    ("hostunknown", _rx(r"dns lookup failure", r"host \S+ not found", r"\d{3} [\w.-]+\.[a-z]{2,} does not exist")),
     ("userunknown", _rx(r"inactive email address", r"doesn't have an? .{0,40} account", r"no valid recipients",
                         r"invalid final delivery userid", r"please check if address is correct",
                         r"recipient address rejected(\.|: access denied)", r"ディレクトリ", r"見つかりません")),
@@ -816,7 +941,7 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
                         r"host or domain name not found", r"unknown domain", r"domain .{0,40}does not exist",
                         r"nxdomain", r"no such host", r"all relevant mx records", r"illegal host/domain",
                         r"domain not resolved", r"invalid domain", r"domain is not reachable",
-                        r"host name lookup failure", r"no smtp service", r"doesn't receive email")),
+                        r"host name lookup failure", r"no smtp service", r"doesn't receive email", r"unrouteable address")),
     ("userunknown", _rx(r"user ?unknown", r"unknown (user|recipient|mailbox|address|local[- ]part)",
                         r"no such (user|mailbox|recipient|account|address|person)",
                         r"user (not found|does not exist|doesn't exist|not exist)",
@@ -831,7 +956,7 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
                         r"invalid address", r"couldn't find .{0,40}(address|account)", r"is not a known user",
                         r"address couldn't be found", r"account that you tried to reach does not exist",
                         r"mailbox not found", r"no such local user", r"unknown address", r"recipient invalid",
-                        r"user_unknown", r"unknownuser", r"unrouteable address")),
+                        r"user_unknown", r"unknownuser", r"recipient name is not recognized")),
     ("blocked", _rx(r"blocked", r"blacklist", r"block ?list", r"denylist", r"listed (in|on|at)",
                     r"poor reputation", r"\brbl\b", r"spamhaus", r"access denied")),
     ("rejected", _rx(r"sender (address )?(rejected|denied|unknown|verify)", r"domain of sender",
@@ -858,10 +983,12 @@ _STATUS_REASON = {
 }
 
 
+_USERUNKNOWN_STATUS = frozenset({"5.1.1", "5.1.0", "5.1.3", "5.1.10", "4.1.1"})
+_RCPT_STAGE = re.compile(r"rcpt|does not like recipient|recipient address rejected", re.I)
 _DATA_STAGE = re.compile(r"end of data|after end of|did not like our final data", re.I)
 
 
-def reason_for(diagnostic: str, status: str = "", context: str = "") -> str:
+def reason_for(diagnostic: str, status: str = "", context: str = "", stage: str = "") -> str:
     """Sisimai-style reason of a failure from its diagnostic text and DSN status."""
     text = diagnostic or ""
     reason = _first_reason(text)
@@ -872,8 +999,11 @@ def reason_for(diagnostic: str, status: str = "", context: str = "") -> str:
     if reason in HARD_REASONS and status[:1] == "4":
         # A temporary status says the address may come back (DNS trouble, greylisting).
         reason = "networkerror" if reason == "hostunknown" else "onhold"
-    if reason == "userunknown" and (_DATA_STAGE.search(text + " " + context[:5000]) or status == "5.2.0"):
-        # Rejected after DATA: the server took the address, it refused the message.
+    if reason == "userunknown" and status not in _USERUNKNOWN_STATUS and (
+            status == "5.2.0" or _DATA_STAGE.search(text + " " + stage)):
+        # "User unknown" said after DATA (or under RFC 3463's 5.2.0, "other mailbox status"):
+        # the server accepted the address at RCPT and refused the message, a content filter's
+        # answer in disguise; the address may well be alive (Sisimai's rule), so not permanent.
         reason = "filtered"
     if status == "5.1.6":
         reason = "hasmoved"  # RFC 3463: destination mailbox has moved, no forwarding address
