@@ -221,7 +221,20 @@ def _part_text_raw(part: Message) -> str:
         if isinstance(p, str):
             return p[:_MAX_TEXT]
         if isinstance(p, list):
-            return "\n\n".join(_message_text(x) for x in p if isinstance(x, Message))[:_MAX_TEXT]
+            text = "\n\n".join(_message_text(x) for x in p if isinstance(x, Message))[:_MAX_TEXT]
+            cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+            if cte in ("quoted-printable", "base64"):
+                # message/delivery-status parsed as header blocks before its encoding was undone.
+                import base64
+                import quopri
+
+                try:
+                    data = quopri.decodestring(text.encode("latin-1", "replace")) if cte == "quoted-printable" \
+                        else base64.b64decode("".join(text.split()) + "==", validate=False)
+                    text = _decode_bytes(data, None)
+                except Exception:
+                    pass
+            return text
         return ""
     try:
         charset = part.get_content_charset()
@@ -495,7 +508,7 @@ def _dsn_recipients(text: str, parts: _Parts) -> list[BounceRecipient]:
             if status in ("", "5.0.0", "4.0.0") and _find_status(text_diag):
                 status = _find_status(text_diag)
             near = _diagnostic_near(parts.body_text(), address, fallback=False)
-            reason = reason_for(text_diag, status, parts.body_text(), near)
+            reason = reason_for(text_diag, status, parts.body_text(), near, address)
             out.append(BounceRecipient(address, is_permanent(reason, status), status, text_diag[:1000],
                                        reason, action))
         else:
@@ -649,7 +662,7 @@ def _excluded_addresses(msg: Message, original: Message | None) -> set[str]:
     return out
 
 
-_SKIP_LINE = re.compile(r"message-?id|in-reply-to|references:|^\s*(<<<|>>>)?\s*mail from|"
+_SKIP_LINE = re.compile(r"message-?id|in-reply-to|references:|^\s*(to|cc|subject|sent|date):\s|^\s*(<<<|>>>)?\s*mail from|"
                         r"envelope-from|return-path|^\s*from:|^\s*sender:|^\s*reply-to:|"
                         r"\bsent by\b|\bfrom:? *<|your message .{0,40} from|"
                         r"^\s*received:|\bby [\w.-]+ with\b|\bid [\w.-]+@", re.I)
@@ -682,6 +695,10 @@ def _text_recipients(msg: Message, parts: _Parts, original: Message | None) -> l
                 if a in excluded or local in _DAEMON_LOCALS:
                     continue
                 found.append(a)
+    if not found:
+        inner = _inner_bounce(parts)
+        if inner:
+            return inner
     if not found and quoted_original is not None:
         # The notification names no address (old Sendmail: a host only): the original's To.
         tos = _all_addresses(quoted_original.get("To", ""))
@@ -697,7 +714,7 @@ def _text_recipients(msg: Message, parts: _Parts, original: Message | None) -> l
         seen.add(address)
         diag = _diagnostic_near(notification, address)
         status = _find_status(diag) or _find_status(notification)
-        reason = reason_for(diag, status, notification)
+        reason = reason_for(diag, status, notification, "", address)
         action = "delayed" if _DELAYED.search(notification) and not _STATUS_5.search(diag) else "failed"
         out.append(BounceRecipient(address, is_permanent(reason, status), status, diag[:1000], reason, action))
     return out
@@ -706,6 +723,20 @@ def _text_recipients(msg: Message, parts: _Parts, original: Message | None) -> l
 _DELAYED = re.compile(r"has not yet been delivered|delivery (is|has been) delayed|will (continue|keep) trying|"
                       r"will retry|still trying|warning: message .* delayed|not been delivered yet", re.I)
 _STATUS_5 = re.compile(r"\b5\d\d\b|\b5\.\d+\.\d+")
+
+
+def _inner_bounce(parts: _Parts) -> list[BounceRecipient]:
+    """A bounce forwarded inside another (a relay wrapped the DSN it got): read the inner one."""
+    for part in parts.original_parts[:3]:
+        payload = part.get_payload()
+        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+            inner = payload[0]
+            inner_parts = _Parts(inner)
+            if inner_parts.dsn_parts or _looks_like_bounce(inner, inner_parts):
+                report = _classify(inner)
+                if report.kind == "bounce" and report.recipients:
+                    return report.recipients
+    return []
 
 
 def _diagnostic_near(text: str, address: str, fallback: bool = True) -> str:
@@ -901,6 +932,13 @@ def _rx(*patterns: str) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in patterns), re.I)
 
 
+#: phrasings of big providers that say outright that the mailbox does not exist
+_STRONG_USERUNKNOWN = _rx(r"inactive email address", r"doesn't have an? .{0,40} account", r"no valid recipients",
+                          r"invalid final delivery userid", r"please check if address is correct",
+                          r"recipient address rejected(\.|: access denied)", r"ディレクトリ", r"見つかりません",
+                          r"and other recipients in the same domain")
+
+
 #: checked in order; the first that matches names the reason (Sisimai's vocabulary)
 _REASONS: list[tuple[str, re.Pattern[str]]] = [
     # Vendor phrasings that would otherwise match a broader pattern of another reason.
@@ -908,12 +946,11 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
     ("speeding", _rx(r"too many recipients")),
     ("blocked", _rx(r"my name was rejected", r"remote protocol error")),
     ("networkerror", _rx(r"host not found, try again", r"malformed or unexpected name server reply")),
-    ("notaccept", _rx(r"does not accept mail", r"null mx", r"doesn't receive email", r"no smtp service",
+    ("mailererror", _rx(r"procmail", r"couldn't create \"")),
+    ("notaccept", _rx(r"does not accept mail", r"not accepting network messages", r"null mx", r"doesn't receive email", r"no smtp service",
                       r"couldn't find a mail exchanger")),
     ("hostunknown", _rx(r"dns lookup failure", r"host \S+ not found", r"\d{3} [\w.-]+\.[a-z]{2,} does not exist")),
-    ("userunknown", _rx(r"inactive email address", r"doesn't have an? .{0,40} account", r"no valid recipients",
-                        r"invalid final delivery userid", r"please check if address is correct",
-                        r"recipient address rejected(\.|: access denied)", r"ディレクトリ", r"見つかりません")),
+    ("userunknown", _STRONG_USERUNKNOWN),
     ("mailboxfull", _rx(r"mailbox (is )?full", r"over ?quota", r"quota exceeded", r"exceeded .*quota",
                         r"mailbox.*exceed", r"insufficient (disk )?space", r"mail ?box (size )?limit",
                         r"mailfolder is full", r"not enough (storage|space)", r"user has exhausted",
@@ -988,7 +1025,7 @@ _RCPT_STAGE = re.compile(r"rcpt|does not like recipient|recipient address reject
 _DATA_STAGE = re.compile(r"end of data|after end of|did not like our final data", re.I)
 
 
-def reason_for(diagnostic: str, status: str = "", context: str = "", stage: str = "") -> str:
+def reason_for(diagnostic: str, status: str = "", context: str = "", stage: str = "", address: str = "") -> str:
     """Sisimai-style reason of a failure from its diagnostic text and DSN status."""
     text = diagnostic or ""
     reason = _first_reason(text)
@@ -996,11 +1033,11 @@ def reason_for(diagnostic: str, status: str = "", context: str = "", stage: str 
         reason = _STATUS_REASON[status]
     if not reason and context and context is not text:
         reason = _first_reason(context[:5000])
-    if reason in HARD_REASONS and status[:1] == "4":
+    if reason in HARD_REASONS and status[:1] == "4" and status != "4.1.1":
         # A temporary status says the address may come back (DNS trouble, greylisting).
         reason = "networkerror" if reason == "hostunknown" else "onhold"
-    if reason == "userunknown" and status not in _USERUNKNOWN_STATUS and (
-            status == "5.2.0" or _DATA_STAGE.search(text + " " + stage)):
+    if reason == "userunknown" and status not in _USERUNKNOWN_STATUS and not _STRONG_USERUNKNOWN.search(text) and (
+            status == "5.2.0" or _DATA_STAGE.search(text + " " + stage) or _transcript_command(context, address) == "DATA"):
         # "User unknown" said after DATA (or under RFC 3463's 5.2.0, "other mailbox status"):
         # the server accepted the address at RCPT and refused the message, a content filter's
         # answer in disguise; the address may well be alive (Sisimai's rule), so not permanent.
@@ -1014,6 +1051,26 @@ def reason_for(diagnostic: str, status: str = "", context: str = "", stage: str 
             return "expired" if status.startswith("4.4") else "onhold"
         return "undefined" if not status or status == "5.0.0" else "onhold"
     return reason
+
+
+_TRANSCRIPT_CMD = re.compile(r"^\s*>>>\s*([A-Za-z]{4})\b", re.M)
+_TRANSCRIPT_REPLY = re.compile(r"^\s*<<<\s*[45]\d\d\b", re.M)
+
+
+def _transcript_command(context: str, address: str) -> str:
+    """The SMTP command (RFC 5321) after which a Sendmail-style transcript shows the error about
+    `address` ('' when the transcript does not say)."""
+    if not context or not address or ">>>" not in context:
+        return ""
+    command = ""
+    low = address.lower()
+    for line in context.splitlines():
+        m = _TRANSCRIPT_CMD.match(line)
+        if m:
+            command = m.group(1).upper()
+        elif _TRANSCRIPT_REPLY.match(line) and low in line.lower():
+            return command
+    return ""
 
 
 def _first_reason(text: str) -> str:
