@@ -403,6 +403,10 @@ _DAEMON_LOCALS = {"mailer-daemon", "postmaster", "mail-daemon", "maildaemon", "m
                   "mailer_daemon", "mmdf", "mail_admin", "bounce", "bounces", "no-reply", "noreply"}
 
 
+#: list-manager control addresses (RFC 2142 -request, fml's -ctl/-admin, owner-): never a recipient
+_LIST_CONTROL = re.compile(r"-(ctl|request|admin|owner)$|^owner-", re.I)
+
+
 def _norm_address(address: str) -> str:
     address = address.strip().strip("<>\"'[](),;:.").strip()
     if address.lower().startswith(("rfc822;", "rfc822 ;")):
@@ -495,6 +499,8 @@ def _dsn_recipients(text: str, parts: _Parts) -> list[BounceRecipient]:
             action = "failed" if status[:1] in ("4", "5") or diagnostic else "delivered" if status[:1] == "2" else ""
         if action in ("failure",):
             action = "failed"
+        if action == "deliverable" or status[:1] == "2" and action not in ("relayed", "expanded"):
+            action = "delivered"  # Sendmail says "deliverable" for verified addresses (-bv)
         if action == "delayed" and status[:1] == "5":
             action = "failed"
         if not address:
@@ -505,7 +511,9 @@ def _dsn_recipients(text: str, parts: _Parts) -> list[BounceRecipient]:
         seen.add(address)
         if action in ("failed", "delayed"):
             text_diag = diagnostic or _diagnostic_near(parts.body_text(), address)
-            if status in ("", "5.0.0", "4.0.0") and _find_status(text_diag):
+            if (status in ("", "5.0.0", "4.0.0") or status != _find_status(text_diag) and
+                    _SES_RELAYED.match(_squash(rec.get("diagnostic-code", "")).split(";", 1)[-1].strip())) \
+                    and _find_status(text_diag):
                 status = _find_status(text_diag)
             near = _diagnostic_near(parts.body_text(), address, fallback=False)
             reason = reason_for(text_diag, status, parts.body_text(), near, address)
@@ -533,9 +541,16 @@ def _find_status(text: str) -> str:
     return f"{m.group(1)}.{m.group(2)}.{m.group(3)}" if m else ""
 
 
+_SES_RELAYED = re.compile(r"^\d\.\d{1,3}\.\d{1,3} - .{0,80}? \d{3}[- ]'(.+)'", re.S)
+
+
 def _diag_clean(value: str) -> str:
     value = re.sub(r"^\s*(smtp|x-[\w-]+|unix|x-postfix)\s*;\s*", "", value or "", flags=re.I)
-    return re.sub(r"\s+", " ", value).strip()
+    value = re.sub(r"\s+", " ", value).strip()
+    # Amazon SES: "5.1.0 - Unknown address error 550-'<the remote server's own reply>'":
+    # the quoted reply is what the receiving server actually said.
+    m = _SES_RELAYED.match(value)
+    return m.group(1).strip() if m else value
 
 
 # --------------------------------------------------------------------------------------------
@@ -576,8 +591,13 @@ def _looks_like_bounce(msg: Message, parts: _Parts) -> bool:
         return True
     if daemon and (_BOUNCE_SUBJECT.search(subject) or _BOUNCE_BODY.search(parts.body_text()[:20000])):
         return True
+    if (msg.get("X-MLServer") or msg.get("X-ML-Server")) and _ML_REJECT.search(subject):
+        # A mailing-list manager (fml and kin) refusing the post: the list did not take it.
+        return True
     return False
 
+
+_ML_REJECT = re.compile(r"not (a )?member|loop alert|reject|denied|error|not allowed", re.I)
 
 _BOUNCE_BODY = re.compile(
     r"could not be delivered|couldn't be delivered|delivery to the following recipient|"
@@ -664,7 +684,7 @@ def _excluded_addresses(msg: Message, original: Message | None) -> set[str]:
 
 _SKIP_LINE = re.compile(r"message-?id|in-reply-to|references:|^\s*(to|cc|subject|sent|date):\s|^\s*(<<<|>>>)?\s*mail from|"
                         r"envelope-from|return-path|^\s*from:|^\s*sender:|^\s*reply-to:|"
-                        r"\bsent by\b|\bfrom:? *<|your message .{0,40} from|"
+                        r"\bsent by\b|please contact|further assistance|please send mail to|\bfrom:? *<|your message .{0,40} from|"
                         r"^\s*received:|\bby [\w.-]+ with\b|\bid [\w.-]+@", re.I)
 
 
@@ -685,14 +705,22 @@ def _text_recipients(msg: Message, parts: _Parts, original: Message | None) -> l
     found: list[str] = []
     # Exim and others name them outright (not RFC, but widely used).
     for value in msg.get_all("X-Failed-Recipients", []) or []:
-        found += _all_addresses(value)
+        try:
+            pairs = email.utils.getaddresses([str(value)])
+        except Exception:
+            pairs = []
+        parsed = [_norm_address(a) for _, a in pairs if "@" in a]
+        found += parsed or _all_addresses(value)
     if not found:
         for line in notification.splitlines():
             if _SKIP_LINE.search(line):
                 continue
-            for a in _all_addresses(line):
+            addrs = _all_addresses(line)
+            if len(addrs) >= 2 and re.search(re.escape(addrs[0]) + r"\s+<" + re.escape(addrs[1]) + ">", line, re.I):
+                addrs = addrs[:1] + addrs[2:]  # "a@x <b@y>": one mailbox as written, not two
+            for a in addrs:
                 local = a.split("@", 1)[0]
-                if a in excluded or local in _DAEMON_LOCALS:
+                if a in excluded or local in _DAEMON_LOCALS or _LIST_CONTROL.search(local):
                     continue
                 found.append(a)
     if not found:
@@ -1021,7 +1049,7 @@ _STATUS_REASON = {
 
 
 _USERUNKNOWN_STATUS = frozenset({"5.1.1", "5.1.0", "5.1.3", "5.1.10", "4.1.1"})
-_RCPT_STAGE = re.compile(r"rcpt|does not like recipient|recipient address rejected", re.I)
+_RCPT_STAGE = re.compile(r"rcpt|does not like recipient", re.I)
 _DATA_STAGE = re.compile(r"end of data|after end of|did not like our final data", re.I)
 
 
@@ -1041,6 +1069,11 @@ def reason_for(diagnostic: str, status: str = "", context: str = "", stage: str 
         # "User unknown" said after DATA (or under RFC 3463's 5.2.0, "other mailbox status"):
         # the server accepted the address at RCPT and refused the message, a content filter's
         # answer in disguise; the address may well be alive (Sisimai's rule), so not permanent.
+        reason = "filtered"
+    if reason == "userunknown" and status[:3] in ("5.2", "5.7") and not _STRONG_USERUNKNOWN.search(text) and \
+            not _RCPT_STAGE.search(text + " " + stage):
+        # A mailbox-status (X.2) or policy (X.7) code with a "user unknown" text and no sign that
+        # it answered RCPT TO: the status is the more specific statement (RFC 3463 §3).
         reason = "filtered"
     if status == "5.1.6":
         reason = "hasmoved"  # RFC 3463: destination mailbox has moved, no forwarding address
