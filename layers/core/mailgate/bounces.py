@@ -516,7 +516,9 @@ def _dsn_recipients(text: str, parts: _Parts) -> list[BounceRecipient]:
                     and _find_status(text_diag):
                 status = _find_status(text_diag)
             near = _diagnostic_near(parts.body_text(), address, fallback=False)
-            reason = reason_for(text_diag, status, parts.body_text(), near, address)
+            # The whole text speaks for this recipient only when the DSN says nothing itself.
+            reason = reason_for(text_diag, status, parts.body_text(), near, address,
+                                context_reason=not diagnostic)
             out.append(BounceRecipient(address, is_permanent(reason, status), status, text_diag[:1000],
                                        reason, action))
         else:
@@ -717,12 +719,20 @@ def _text_recipients(msg: Message, parts: _Parts, original: Message | None) -> l
                 continue
             addrs = _all_addresses(line)
             if len(addrs) >= 2 and re.search(re.escape(addrs[0]) + r"\s+<" + re.escape(addrs[1]) + ">", line, re.I):
-                addrs = addrs[:1] + addrs[2:]  # "a@x <b@y>": one mailbox as written, not two
+                # "a@x <b@y>" is one mailbox (RFC 5322 name-addr): b@y, with a@x as its display name.
+                addrs = [x for x in addrs if x != addrs[0]]
             for a in addrs:
                 local = a.split("@", 1)[0]
                 if a in excluded or local in _DAEMON_LOCALS or _LIST_CONTROL.search(local):
                     continue
                 found.append(a)
+    if len(set(found)) > 1:
+        # MTAs list failed recipients one per line, address first ("<a@b>: 550 ...", qmail,
+        # Postfix, Exim, Sendmail alike); an address only met mid-sentence ("please contact
+        # <support@...>") is not one of them when such a list exists.
+        leading = {a for a in found if re.search(r"^[\s>*\-\"'(\[]*<?" + re.escape(a), notification, re.M | re.I)}
+        if leading:
+            found = [a for a in found if a in leading]
     if not found:
         inner = _inner_bounce(parts)
         if inner:
@@ -742,7 +752,7 @@ def _text_recipients(msg: Message, parts: _Parts, original: Message | None) -> l
         seen.add(address)
         diag = _diagnostic_near(notification, address)
         status = _find_status(diag) or _find_status(notification)
-        reason = reason_for(diag, status, notification, "", address)
+        reason = reason_for(diag, status, notification, "", address, context_reason=len(set(found)) == 1)
         action = "delayed" if _DELAYED.search(notification) and not _STATUS_5.search(diag) else "failed"
         out.append(BounceRecipient(address, is_permanent(reason, status), status, diag[:1000], reason, action))
     return out
@@ -972,6 +982,9 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
     # Vendor phrasings that would otherwise match a broader pattern of another reason.
     ("rejected", _rx(r"domain of sender", r"sender address", r"after mail from", r"not have permission to post")),
     ("speeding", _rx(r"too many recipients")),
+    # Japanese carriers (au/ezweb) answer "550 : User unknown" (no address) to DATA when the
+    # recipient's own reception filter refuses the sender: the mailbox exists.
+    ("filtered", _rx(r"\b550\s?:\s?(:\s?)?user unknown")),
     ("blocked", _rx(r"my name was rejected", r"remote protocol error")),
     ("networkerror", _rx(r"host not found, try again", r"malformed or unexpected name server reply")),
     ("mailererror", _rx(r"procmail", r"couldn't create \"")),
@@ -1053,13 +1066,19 @@ _RCPT_STAGE = re.compile(r"rcpt|does not like recipient", re.I)
 _DATA_STAGE = re.compile(r"end of data|after end of|did not like our final data", re.I)
 
 
-def reason_for(diagnostic: str, status: str = "", context: str = "", stage: str = "", address: str = "") -> str:
-    """Sisimai-style reason of a failure from its diagnostic text and DSN status."""
+def reason_for(diagnostic: str, status: str = "", context: str = "", stage: str = "", address: str = "",
+               *, context_reason: bool = True) -> str:
+    """Sisimai-style reason of a failure from its diagnostic text and DSN status.
+
+    `context` is the whole notification (read for the SMTP stage; read for the reason itself only
+    when `context_reason`, i.e. when it speaks of this recipient alone); `stage` is the text next
+    to this recipient's address.
+    """
     text = diagnostic or ""
     reason = _first_reason(text)
     if not reason and status in _STATUS_REASON:
         reason = _STATUS_REASON[status]
-    if not reason and context and context is not text:
+    if not reason and context_reason and context and context is not text:
         reason = _first_reason(context[:5000])
     if reason in HARD_REASONS and status[:1] == "4" and status != "4.1.1":
         # A temporary status says the address may come back (DNS trouble, greylisting).
