@@ -824,7 +824,8 @@ def _flufl_recipients(msg: Message, parts: _Parts) -> list[BounceRecipient]:
     out = []
     for raw_addr, temp in [(a, False) for a in permanent] + [(a, True) for a in temporary]:
         address = _norm_address(raw_addr.decode("utf-8", "replace") if isinstance(raw_addr, bytes) else str(raw_addr))
-        if "@" not in address or any(r.address == address for r in out):
+        if not _ADDR.fullmatch(address) or len(address) > 254 or any(r.address == address for r in out):
+            # RFC 5321 §4.5.3.1: 64-octet local part, 254-octet address; anything else is noise.
             continue
         diag = _diagnostic_near(body, address)
         status = _find_status(diag)

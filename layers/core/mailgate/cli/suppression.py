@@ -5,6 +5,7 @@ Entries are per sending (alias) domain. `show` also prints the address's bounce 
 
 from __future__ import annotations
 
+import sys
 import time
 
 from . import common
@@ -59,7 +60,7 @@ def cmd_add(args) -> int:
     from .. import suppression
 
     if not _valid(args.address):
-        print(f"mailgate: {args.address!r} is not an e-mail address (expected name@domain)")
+        print(f"mailgate: {args.address!r} is not an e-mail address (expected name@domain)", file=sys.stderr)
         return common.EXIT_USAGE
     c = common.get_container(args)
     suppression.suppress(c.kv, args.domain, args.address, args.reason, source="manual")
