@@ -22,10 +22,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def corpus_dir() -> Path:
     """env MAILGATE_CORPORA, else <repo>/../shared/corpora, else /work/shared/corpora (+ /bounces)."""
-    candidates = []
     if os.environ.get("MAILGATE_CORPORA"):
-        candidates.append(Path(os.environ["MAILGATE_CORPORA"]))
-    candidates += [REPO.parent / "shared" / "corpora", Path("/work/shared/corpora")]
+        candidates = [Path(os.environ["MAILGATE_CORPORA"])]
+    else:
+        candidates = [REPO.parent / "shared" / "corpora", Path("/work/shared/corpora")]
     for c in candidates:
         if (c / "bounces" / "expected.json").is_file():
             return c / "bounces"

@@ -568,13 +568,15 @@ _BOUNCE_SUBJECT = re.compile(
     r"message not delivered|delivery failure|failed delivery|message you sent|"
     r"mail system error|email delivery failure|delayed mail|delivery delayed|"
     r"returned message|mail failure|^\s*failed mail|undeliverable|error delivering|"
-    r"mail failed|returning to sender",
+    r"mail failed|returning to sender|エラー通知|配信エラー|不達|送信できませんでした",
     re.I,
 )
 _DAEMON_FROM = re.compile(
-    r"mailer[-_ ]?daemon|postmaster|mail[-_ ]?delivery|mail delivery subsystem|mail[-_ ]?administrator|"
+    r"mailer[-_ ]?daemon|post_?master|mail[-_ ]?delivery|mail delivery subsystem|mail[-_ ]?administrator|"
     r"mail[-_ ]?system|delivery[-_ ]?notification|microsoftexchange|mail services|mdaemon|"
-    r"^root@|nobody@|notification", re.I)
+    r"^root@|nobody@", re.I)
+#: automated senders that also send ordinary mail: a bounce subject is needed as well
+_AUTOMATED_FROM = re.compile(r"no-?reply|notification|do-?not-?reply", re.I)
 
 
 def _looks_like_bounce(msg: Message, parts: _Parts) -> bool:
@@ -587,11 +589,16 @@ def _looks_like_bounce(msg: Message, parts: _Parts) -> bool:
         return True
     subject = _header_text(msg.get("Subject", ""))
     from_ = _header_text(msg.get("From", ""))
-    rp = str(msg.get("Return-Path", "")).strip()
-    daemon = bool(_DAEMON_FROM.search(from_)) or rp in ("<>", "")
-    if _BOUNCE_SUBJECT.search(subject) and (daemon or not _auto_reply(msg)):
+    rp = msg.get("Return-Path")
+    # RFC 3464 §2 / RFC 5321 §4.5.5: DSNs are sent with the null reverse-path, "<>".
+    daemon = bool(_DAEMON_FROM.search(from_)) or (rp is not None and str(rp).strip() in ("<>", ""))
+    body = parts.body_text()[:20000]
+    if daemon and (_BOUNCE_SUBJECT.search(subject) or _BOUNCE_BODY.search(body)):
         return True
-    if daemon and (_BOUNCE_SUBJECT.search(subject) or _BOUNCE_BODY.search(parts.body_text()[:20000])):
+    if _AUTOMATED_FROM.search(from_) and _BOUNCE_SUBJECT.search(subject):
+        return True
+    # From a person: a bounce-like subject alone ("Re: rejected proposal") is not enough.
+    if _BOUNCE_SUBJECT.search(subject) and _BOUNCE_BODY_STRONG.search(body) and not _auto_reply(msg):
         return True
     if (msg.get("X-MLServer") or msg.get("X-ML-Server")) and _ML_REJECT.search(subject):
         # A mailing-list manager (fml and kin) refusing the post: the list did not take it.
@@ -599,6 +606,11 @@ def _looks_like_bounce(msg: Message, parts: _Parts) -> bool:
     return False
 
 
+_BOUNCE_BODY_STRONG = re.compile(
+    r"could not be delivered|couldn't be delivered|delivery to the following recipient|"
+    r"permanent(ly)? (error|fatal)|unable to deliver|delivery has failed|failed permanently|"
+    r"following address(es)? failed|this is the qmail-send program|transcript of session follows|"
+    r"did not reach the following|was not delivered|smtp error|\b[45]\d\d[- ][245]\.\d{1,3}\.\d", re.I)
 _ML_REJECT = re.compile(r"not (a )?member|loop alert|reject|denied|error|not allowed", re.I)
 
 _BOUNCE_BODY = re.compile(
@@ -614,10 +626,17 @@ _BOUNCE_BODY = re.compile(
 
 
 def _header_text(value: Any) -> str:
+    """A header as text: RFC 2047 words decoded, raw 8-bit bytes read as UTF-8 (else Latin-1)."""
     try:
-        from email.header import decode_header, make_header
+        from email.header import decode_header
 
-        return str(make_header(decode_header(str(value or ""))))
+        out = []
+        for chunk, charset in decode_header(value if value is not None else ""):
+            if isinstance(chunk, bytes):
+                out.append(_decode_bytes(chunk, None if charset in (None, "unknown-8bit") else charset))
+            else:
+                out.append(chunk)
+        return "".join(out)
     except Exception:
         return str(value or "")
 
