@@ -252,3 +252,16 @@ def test_broken_sns_records_are_reported_not_raised():
 
     assert [r["outcome"] for r in result["results"]] == ["invalid", "invalid", "invalid", "bounced", "ignored"]
     assert handle_sns_event(c, {"nope": True}) == {"processed": 0, "results": []}
+
+
+def test_a_delay_warning_is_reported_but_not_counted():
+    c = _container()
+    ref = _sent(c, ["ivy@customer.example"])
+    raw = _dsn("ivy@customer.example", status="4.4.7", diag="Delivery delayed: will keep trying").replace(
+        b"Action: failed", b"Action: delayed")
+    result = handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw)
+
+    assert result["recipients"][0]["action"] == "delay-noted"
+    assert score(c.kv, DOMAIN, "ivy@customer.example") == 0
+    [event] = _events(c, "Bounce")
+    assert event["action"] == "delayed" and event["permanent"] is False and event["suppressed"] is False

@@ -19,7 +19,7 @@ import re
 import time
 from typing import Any
 
-from .. import bounce_policy, tokens
+from .. import bounce_policy, suppression, tokens
 from ..bounces import BounceRecipient, BounceReport, classify, classify_ses_notification
 from ..domain import MessageRecord
 
@@ -180,6 +180,13 @@ def _apply(c, report: BounceReport, entry: BounceRecipient, address: str, domain
     if kind == "complaint":
         outcome = bounce_policy.record_complaint(c.kv, domain, address, feedback_type=report.feedback_type,
                                                  policy=policy)
+    elif entry.action == "delayed":
+        # A delay warning (RFC 3464 Action: delayed) is news, not a failure: the final DSN, if
+        # any, is what counts. The application still hears of it.
+        existing = suppression.is_suppressed(c.kv, domain, address)
+        outcome = {"score": bounce_policy.score(c.kv, domain, address, policy=policy),
+                   "suppressed": existing is not None, "newly_suppressed": False,
+                   "why": (existing or {}).get("reason", "")}
     else:
         outcome = bounce_policy.record_bounce(c.kv, domain, address, permanent=entry.permanent, reason=entry.reason,
                                               status=entry.status, source=source, policy=policy)
@@ -200,7 +207,9 @@ def _apply(c, report: BounceReport, entry: BounceRecipient, address: str, domain
         detail.update({"permanent": entry.permanent, "status": entry.status, "diagnostic": entry.diagnostic[:500],
                        "reason": entry.reason, "action": entry.action, "score": outcome.get("score", 0)})
         c.events.publish("Bounce", detail)
-    return {"address": address, "action": "suppressed" if outcome["newly_suppressed"] else "counted",
+    action = "suppressed" if outcome["newly_suppressed"] else "delay-noted" if (
+        kind == "bounce" and entry.action == "delayed") else "counted"
+    return {"address": address, "action": action,
             "permanent": entry.permanent, "status": entry.status, "domain": domain, **(
                 {"score": outcome["score"]} if "score" in outcome else {})}
 
