@@ -265,3 +265,16 @@ def test_a_delay_warning_is_reported_but_not_counted():
     assert score(c.kv, DOMAIN, "ivy@customer.example") == 0
     [event] = _events(c, "Bounce")
     assert event["action"] == "delayed" and event["permanent"] is False and event["suppressed"] is False
+
+
+def test_published_events_have_exactly_the_fields_of_the_documented_samples():
+    c = _container()
+    ref = _sent(c, ["jack@customer.example"])
+    raw = _dsn("jack@customer.example")
+    handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw)
+    handle_sns_event(c, json.loads((EVENTS / "sns-ses-complaint.json").read_text()))
+
+    samples = {json.loads(p.read_text())["detail-type"]: json.loads(p.read_text())["detail"]
+               for p in (EVENTS / "eventbridge").glob("*.json")}
+    for detail_type, detail in c.events.published:
+        assert set(detail) == set(samples[detail_type]), detail_type
