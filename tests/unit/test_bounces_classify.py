@@ -1,0 +1,62 @@
+"""Small hand-written cases: what is and is not a bounce, and what the report says."""
+
+from __future__ import annotations
+
+from mailgate.bounces import classify, classify_ses_notification, is_permanent, reason_for
+
+
+def test_a_person_writing_about_a_rejected_offer_is_not_a_bounce():
+    raw = (b"From: Ann <ann@customer.example>\nTo: sales@example.test\nSubject: Re: rejected proposal\n"
+           b"Message-ID: <a1@customer.example>\n\nWe rejected it. Call me on 555 0100, the error was ours.\n")
+    report = classify(raw)
+    assert report.kind == "normal" and report.recipients == []
+
+
+def test_a_mailer_daemon_text_bounce_names_the_recipient_not_the_sender():
+    raw = (b"Return-Path: <>\nFrom: Mail Delivery System <MAILER-DAEMON@mx.customer.example>\n"
+           b"To: bounce@example.test\nSubject: Mail delivery failed: returning message to sender\n\n"
+           b"This message was created automatically by mail delivery software.\n\n"
+           b"A message that you sent could not be delivered to one or more of its recipients.\n\n"
+           b"  gone@customer.example\n    SMTP error from remote mail server after RCPT TO:<gone@customer.example>:\n"
+           b"    550 5.1.1 <gone@customer.example>: Recipient address rejected: User unknown\n\n"
+           b"------ This is a copy of the message, including all the headers. ------\n\n"
+           b"From: notifications@example.test\nTo: gone@customer.example\nMessage-ID: <ref123@example.test>\n"
+           b"X-Mailgate-Id: ref123\nSubject: hello\n\nhello\n")
+    report = classify(raw)
+    assert report.kind == "bounce"
+    assert [(r.address, r.permanent, r.status, r.reason) for r in report.recipients] == [
+        ("gone@customer.example", True, "5.1.1", "userunknown")]
+    assert report.original_mailgate_id == "ref123" and report.original_message_id == "ref123@example.test"
+    assert report.inspect_dict()["bounce"]["recipients"][0]["address"] == "gone@customer.example"
+
+
+def test_delayed_dsn_is_a_temporary_failure():
+    raw = (b"From: MAILER-DAEMON@mx.example\nSubject: Delivery Status Notification (Delay)\n"
+           b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+           b"--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example\n\n"
+           b"Final-Recipient: rfc822; slow@customer.example\nAction: delayed\nStatus: 4.4.7\n--b--\n")
+    report = classify(raw)
+    assert report.kind == "bounce"
+    assert [(r.address, r.permanent, r.action) for r in report.recipients] == [("slow@customer.example", False, "delayed")]
+
+
+def test_message_level_rejections_are_not_permanent_for_the_address():
+    for diag, status in [("550 5.7.26 Unauthenticated email is not accepted due to DMARC policy", "5.7.26"),
+                         ("552 5.2.2 Mailbox full", "5.2.2"),
+                         ("554 5.7.1 Service unavailable; client host blocked using Spamhaus", "5.7.1")]:
+        assert not is_permanent(reason_for(diag, status), status), diag
+    assert is_permanent(reason_for("550 5.1.1 No such user", "5.1.1"), "5.1.1")
+    assert is_permanent(reason_for("Host or domain name not found", "5.4.4"), "5.4.4")
+
+
+def test_ses_bounce_subtypes():
+    def one(btype, sub, diag=""):
+        r = classify_ses_notification({"notificationType": "Bounce", "bounce": {
+            "bounceType": btype, "bounceSubType": sub,
+            "bouncedRecipients": [{"emailAddress": "X@Customer.example", "diagnosticCode": diag}]}})
+        return r.kind, r.recipients[0].address, r.recipients[0].permanent
+
+    assert one("Permanent", "Suppressed") == ("bounce", "x@customer.example", True)
+    assert one("Permanent", "General", "smtp; 550 5.7.1 blocked by policy") == ("bounce", "x@customer.example", False)
+    assert one("Permanent", "General") == ("bounce", "x@customer.example", True)
+    assert one("Transient", "MailboxFull") == ("bounce", "x@customer.example", False)

@@ -1,0 +1,280 @@
+"""The feedback service: bounces at the bounce alias and SES notifications, end to end on fakes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from mailgate import bootstrap, suppression, tokens
+from mailgate.bounce_policy import note_inbound_from, score
+from mailgate.domain import AliasDomain, MessageRecord, new_id
+from mailgate.services.feedback import handle_inbound_bounce, handle_sns_event
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+DOMAIN = "example.test"
+
+
+def _container():
+    c = bootstrap.in_memory()
+    c.config.put_domain(AliasDomain(name=DOMAIN))
+    return c
+
+
+def _sent(c, recipients, ref=None, thread_id="thread1"):
+    ref = ref or new_id()
+    c.messages.claim(MessageRecord(key="out:" + ref, raw_key=f"out/{ref}.eml", direction="out",
+                                   sender=f"notifications@{DOMAIN}", recipients=list(recipients),
+                                   thread_id=thread_id, message_id=f"<{ref}@{DOMAIN}>"))
+    return ref
+
+
+def _verp(c, ref, index):
+    return tokens.verp_address(c.token_key, "bounce", DOMAIN, ref, index)
+
+
+def _dsn(recipient, status="5.1.1", diag="550 5.1.1 <{r}>: Recipient address rejected: User unknown",
+         *, mailgate_id="", message_id="<original@elsewhere.example>", extra_recipients=()):
+    """An RFC 3464 DSN as Postfix writes it."""
+    blocks = []
+    for r in (recipient, *extra_recipients):
+        blocks.append(f"Final-Recipient: rfc822; {r}\nAction: failed\nStatus: {status}\n"
+                      f"Diagnostic-Code: smtp; {diag.format(r=r)}\n")
+    original = f"From: notifications@{DOMAIN}\nTo: {recipient}\nSubject: Your quotation\nMessage-ID: {message_id}\n"
+    if mailgate_id:
+        original += f"X-Mailgate-Id: {mailgate_id}\n"
+    return (
+        "From: MAILER-DAEMON@mx.customer.example (Mail Delivery System)\n"
+        f"To: bounce@{DOMAIN}\nSubject: Undelivered Mail Returned to Sender\n"
+        f"Message-ID: <{new_id()}@mx.customer.example>\n"
+        "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n\n"
+        "--B\nContent-Type: text/plain\n\nI'm sorry to have to inform you that your message could not\n"
+        "be delivered to one or more recipients.\n\n"
+        "--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.customer.example\n\n"
+        + "\n".join(blocks)
+        + "\n--B\nContent-Type: text/rfc822-headers\n\n" + original + "\n--B--\n"
+    ).encode()
+
+
+def _inbound(c, envelope_recipients, raw):
+    rec = MessageRecord(key="in:" + new_id(), raw_key="raw/x", recipients=list(envelope_recipients))
+    c.raw_store.put(rec.raw_key, raw)
+    c.messages.claim(rec)
+    return rec
+
+
+def _events(c, kind):
+    return [d for t, d in c.events.published if t == kind]
+
+
+def test_verp_bounce_suppresses_exactly_the_recipient_the_token_names():
+    c = _container()
+    ref = _sent(c, ["alice@customer.example", "bob@customer.example"])
+    raw = _dsn("bob@customer.example")
+    rec = _inbound(c, [_verp(c, ref, 1)], raw)
+
+    result = handle_inbound_bounce(c, rec, raw)
+
+    assert result["outcome"] == "bounced" and result["verified"] is True
+    assert suppression.is_suppressed(c.kv, DOMAIN, "bob@customer.example")["source"] == "hard-bounce"
+    assert suppression.is_suppressed(c.kv, DOMAIN, "alice@customer.example") is None
+    [event] = _events(c, "Bounce")
+    assert event["address"] == "bob@customer.example" and event["message_ref"] == ref
+    assert event["thread_id"] == "thread1" and event["permanent"] is True and event["status"] == "5.1.1"
+    assert event["verified_by"] == "verp" and event["newly_suppressed"] is True
+    assert c.messages.get(rec.key).outcome == "bounced"
+    assert c.outbound_queue.sent == []  # a bounce is never answered
+
+
+def test_forged_token_does_not_get_an_arbitrary_address_suppressed():
+    c = _container()
+    ref = _sent(c, ["alice@customer.example"])
+    forged = tokens.verp_address(b"attacker-guess", "bounce", DOMAIN, ref, 0)
+    raw = _dsn("victim@important.example")
+    rec = _inbound(c, [forged], raw)
+
+    result = handle_inbound_bounce(c, rec, raw)
+
+    assert result["outcome"] == "unverified" and result["verified"] is False
+    assert suppression.list_suppressed(c.kv) == []
+    assert c.events.published == []
+    assert "not verified" in result["recipients"][0]["why"]
+
+
+def test_dsn_without_token_acts_only_on_recipients_our_ledger_shows():
+    c = _container()
+    ref = _sent(c, ["bob@customer.example"])
+    raw = _dsn("bob@customer.example", mailgate_id=ref, extra_recipients=("victim@important.example",))
+    rec = _inbound(c, [f"bounce@{DOMAIN}"], raw)
+
+    result = handle_inbound_bounce(c, rec, raw)
+
+    assert result["outcome"] == "bounced"
+    assert suppression.is_suppressed(c.kv, DOMAIN, "bob@customer.example") is not None
+    assert suppression.is_suppressed(c.kv, DOMAIN, "victim@important.example") is None
+    assert [e["address"] for e in _events(c, "Bounce")] == ["bob@customer.example"]
+    assert _events(c, "Bounce")[0]["verified_by"] == "ledger"
+
+
+def test_dsn_quoting_our_message_id_is_resolved_through_the_ledger():
+    c = _container()
+    ref = _sent(c, ["bob@customer.example"])
+    raw = _dsn("bob@customer.example", message_id=f"<{ref}@{DOMAIN}>")
+    rec = _inbound(c, [f"bounce@{DOMAIN}"], raw)
+
+    assert handle_inbound_bounce(c, rec, raw)["outcome"] == "bounced"
+    assert suppression.is_suppressed(c.kv, DOMAIN, "bob@customer.example") is not None
+
+
+def test_arf_complaint_suppresses_and_publishes_complaint_event():
+    c = _container()
+    ref = _sent(c, ["carol@customer.example"])
+    raw = (
+        "From: fbl@isp.example\nTo: bounce@example.test\nSubject: complaint\nMessage-ID: <fbl1@isp.example>\n"
+        "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\n\n"
+        "--F\nContent-Type: text/plain\n\nThis is an abuse report.\n\n"
+        "--F\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nUser-Agent: ISP-FBL/1.0\n"
+        "Version: 1\nOriginal-Rcpt-To: carol@customer.example\n\n"
+        f"--F\nContent-Type: text/rfc822-headers\n\nFrom: notifications@{DOMAIN}\nTo: carol@customer.example\n"
+        f"X-Mailgate-Id: {ref}\n\n--F--\n"
+    ).encode()
+    rec = _inbound(c, [_verp(c, ref, 0)], raw)
+
+    result = handle_inbound_bounce(c, rec, raw)
+
+    assert result["outcome"] == "complaint"
+    entry = suppression.is_suppressed(c.kv, DOMAIN, "carol@customer.example")
+    assert entry["source"] == "complaint" and "abuse" in entry["reason"]
+    [event] = _events(c, "Complaint")
+    assert event["feedback_type"] == "abuse" and event["address"] == "carol@customer.example"
+
+
+def test_soft_bounces_are_counted_and_suppress_at_the_threshold():
+    c = _container()
+    results = []
+    for _ in range(4):
+        ref = _sent(c, ["dave@customer.example"])
+        raw = _dsn("dave@customer.example", status="4.2.2", diag="452 4.2.2 Mailbox full")
+        results.append(handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw))
+
+    assert [r["recipients"][0]["action"] for r in results] == ["counted", "counted", "counted", "suppressed"]
+    assert suppression.is_suppressed(c.kv, DOMAIN, "dave@customer.example")["source"] == "soft-bounces"
+    assert [e["score"] for e in _events(c, "Bounce")] == [1, 2, 3, 4]
+    assert all(e["permanent"] is False for e in _events(c, "Bounce"))
+
+
+def test_mail_received_from_the_address_resets_its_count():
+    c = _container()
+    for i in range(4):
+        ref = _sent(c, ["erin@customer.example"])
+        raw = _dsn("erin@customer.example", status="4.2.2", diag="452 4.2.2 Mailbox full")
+        handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw)
+    assert suppression.is_suppressed(c.kv, DOMAIN, "erin@customer.example") is not None
+
+    done = note_inbound_from(c, "Erin@Customer.example")
+
+    assert done["unsuppressed"] == [DOMAIN]
+    assert score(c.kv, DOMAIN, "erin@customer.example") == 0
+    assert suppression.is_suppressed(c.kv, DOMAIN, "erin@customer.example") is None
+
+
+def test_a_flood_of_the_same_bounce_counts_once():
+    c = _container()
+    ref = _sent(c, ["frank@customer.example"])
+    raw = _dsn("frank@customer.example", status="4.2.2", diag="452 4.2.2 Mailbox full")
+    outcomes = [handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw)["outcome"] for _ in range(200)]
+
+    assert outcomes[0] == "bounced" and set(outcomes[1:]) == {"duplicate"}
+    assert score(c.kv, DOMAIN, "frank@customer.example") == 1
+    assert len(_events(c, "Bounce")) == 1
+    assert suppression.is_suppressed(c.kv, DOMAIN, "frank@customer.example") is None
+
+
+def test_bounces_for_many_messages_to_one_address_suppress_it_once():
+    c = _container()
+    for _ in range(30):
+        ref = _sent(c, ["gina@customer.example"])
+        raw = _dsn("gina@customer.example")
+        handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw)
+    assert sum(e["newly_suppressed"] for e in _events(c, "Bounce")) == 1
+    assert len(suppression.list_suppressed(c.kv, DOMAIN)) == 1
+
+
+def test_auto_reply_at_the_bounce_alias_is_recorded_and_never_answered():
+    c = _container()
+    ref = _sent(c, ["henry@customer.example"])
+    raw = (b"From: henry@customer.example\nTo: bounce@example.test\nSubject: Out of office\n"
+           b"Auto-Submitted: auto-replied\nMessage-ID: <ooo@customer.example>\n\nI am away until Monday.\n")
+    rec = _inbound(c, [_verp(c, ref, 0)], raw)
+
+    result = handle_inbound_bounce(c, rec, raw)
+
+    assert result["outcome"] == "ignored" and result["kind"] == "auto-reply"
+    assert suppression.list_suppressed(c.kv) == [] and c.events.published == [] and c.outbound_queue.sent == []
+    assert c.messages.get(rec.key).outcome == "ignored"
+
+
+def test_ses_bounce_notification_suppresses_and_is_idempotent():
+    c = _container()
+    event = json.loads((EVENTS / "sns-ses-bounce.json").read_text())
+    _sent(c, ["nobody@customer.example"], ref="k5xq3b7yzm2a4c6e8g0i")
+
+    first = handle_sns_event(c, event)
+    second = handle_sns_event(c, copy.deepcopy(event))
+
+    assert first["results"][0]["outcome"] == "bounced"
+    assert second["results"][0]["outcome"] == "duplicate"
+    assert suppression.is_suppressed(c.kv, DOMAIN, "nobody@customer.example")["source"] == "hard-bounce"
+    [bounce] = _events(c, "Bounce")
+    assert bounce["message_ref"] == "k5xq3b7yzm2a4c6e8g0i" and bounce["thread_id"] == "thread1"
+    assert bounce["feedback_id"] == "0102019abc-bounce-feedback-000000" and bounce["source"] == "ses"
+
+
+def test_ses_complaint_notification_suppresses_even_without_a_ledger_entry():
+    c = _container()
+    event = json.loads((EVENTS / "sns-ses-complaint.json").read_text())
+
+    result = handle_sns_event(c, event)
+
+    assert result["results"][0]["outcome"] == "complaint"
+    # The sending domain comes from the SES `mail.source` when our ledger has no record.
+    assert suppression.is_suppressed(c.kv, DOMAIN, "nobody@customer.example")["source"] == "complaint"
+    assert _events(c, "Complaint")[0]["feedback_type"] == "abuse"
+
+
+def test_broken_sns_records_are_reported_not_raised():
+    c = _container()
+    good = json.loads((EVENTS / "sns-ses-bounce.json").read_text())["Records"][0]
+    event = {"Records": [{"Sns": {"Message": "{not json"}}, {"nothing": 1}, "text", good,
+                         {"Sns": {"Message": json.dumps({"notificationType": "Delivery", "delivery": {}})}}]}
+
+    result = handle_sns_event(c, event)
+
+    assert [r["outcome"] for r in result["results"]] == ["invalid", "invalid", "invalid", "bounced", "ignored"]
+    assert handle_sns_event(c, {"nope": True}) == {"processed": 0, "results": []}
+
+
+def test_a_delay_warning_is_reported_but_not_counted():
+    c = _container()
+    ref = _sent(c, ["ivy@customer.example"])
+    raw = _dsn("ivy@customer.example", status="4.4.7", diag="Delivery delayed: will keep trying").replace(
+        b"Action: failed", b"Action: delayed")
+    result = handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw)
+
+    assert result["recipients"][0]["action"] == "delay-noted"
+    assert score(c.kv, DOMAIN, "ivy@customer.example") == 0
+    [event] = _events(c, "Bounce")
+    assert event["action"] == "delayed" and event["permanent"] is False and event["suppressed"] is False
+
+
+def test_published_events_have_exactly_the_fields_of_the_documented_samples():
+    c = _container()
+    ref = _sent(c, ["jack@customer.example"])
+    raw = _dsn("jack@customer.example")
+    handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw)
+    handle_sns_event(c, json.loads((EVENTS / "sns-ses-complaint.json").read_text()))
+
+    samples = {json.loads(p.read_text())["detail-type"]: json.loads(p.read_text())["detail"]
+               for p in (EVENTS / "eventbridge").glob("*.json")}
+    for detail_type, detail in c.events.published:
+        assert set(detail) == set(samples[detail_type]), detail_type
