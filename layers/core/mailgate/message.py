@@ -402,7 +402,7 @@ _REPLY_HEADER = re.compile(
     r"|El\b.{0,200}\bescribió:\s*$"                          # es
     r"|-{2,}\s*(?:Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original)\s*-{2,}"
     r"|_{10,}\s*$"                                            # Outlook separator line
-    r"|(?:From|De|Von|Van):\s.+$"                             # Outlook header block
+    r"|(?:From|De|Von|Van)\s?:\s.+\n\s*\*?(?:Sent|Date|To|Gesendet|Datum|An|Envoy[ée]|Enviado|Para|À|Subject|Betreff|Objet)\s?:"  # Outlook header block
     r")", re.I | re.M)
 _SIGNATURE = re.compile(r"^-- ?$", re.M)  # RFC 3676 §4.3 signature separator "-- "
 _MOBILE_SIG = re.compile(r"^\s*(Sent from my \w+|Get Outlook for \w+|Envoyé de mon \w+|Von meinem \w+ gesendet)", re.I | re.M)
