@@ -33,7 +33,7 @@ MAX_REFERENCES = 32
 #: Header values longer than this are cut (RFC 5322 §2.1.1 caps a line at 998 characters; a
 #: folded header may be longer, but nothing we route on needs more).
 MAX_HEADER_CHARS = 8192
-MAX_ADDRESSES = 2000
+MAX_ADDRESSES = 10_000
 
 _MSGID_RE = re.compile(r"<([^<>\s]{1,500})>")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
@@ -77,9 +77,9 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
         return data.decode("latin-1")
 
 
-def clean_header(value: str) -> str:
+def clean_header(value: str, limit: int = MAX_HEADER_CHARS) -> str:
     """Unfold, drop control characters (CR/LF injected into a value cannot start a new header)."""
-    return _WS_RE.sub(" ", _CONTROL_RE.sub(" ", value)).strip()[:MAX_HEADER_CHARS]
+    return _WS_RE.sub(" ", _CONTROL_RE.sub(" ", value[:limit * 2])).strip()[:limit]
 
 
 def decode_header_value(value: object) -> str:
@@ -238,8 +238,12 @@ def _read_headers(msg: Message, p: ParsedMessage) -> None:
     for name, value in msg.raw_items():
         lname = _to_text(name).strip().lower()
         values = headers.setdefault(lname, [])
-        if len(values) < MAX_ADDRESSES:
-            values.append(decode_header_value(value) if lname in _DECODED else clean_header(_to_text(value)))
+        if len(values) < 1000:
+            if lname in _DECODED:
+                values.append(decode_header_value(value))
+            else:
+                limit = MAX_ADDRESS_HEADER_CHARS if lname in _ADDRESS_HEADERS else MAX_HEADER_CHARS
+                values.append(clean_header(_to_text(value), limit))
     p.headers = headers
 
     def first(name: str) -> str:
@@ -251,6 +255,10 @@ def _read_headers(msg: Message, p: ParsedMessage) -> None:
     p.subject = first("subject")
     p.date = first("date")
     froms = _addresses(headers.get("from", [])[:1]) or _addresses(headers.get("sender", [])[:1])
+    if len(froms) > 1:
+        # several mailboxes, or a hostile display name that parses as a group: the angle-addr wins
+        angle = [a.lower() for a in re.findall(r"<([^<>\s]+@[^<>\s]+)>", first("from"))]
+        froms = [f for f in froms if f[1] in angle][:1] or froms
     if froms:
         p.sender_name, p.sender = froms[0]
     if "return-path" in headers:
@@ -277,8 +285,11 @@ def _read_headers(msg: Message, p: ParsedMessage) -> None:
     p.references = _dedup(reversed(refs))[:MAX_REFERENCES][::-1]
 
 
-_DECODED = frozenset({"subject", "from", "to", "cc", "reply-to", "sender", "resent-to", "delivered-to",
-                      "x-original-to", "thread-topic", "comments", "keywords"})
+# Address headers are kept encoded: RFC 2047 §5 encoded words are decoded in display names only,
+# after the address is parsed, so an encoded "<x@evil>" or CR/LF cannot change the address.
+_DECODED = frozenset({"subject", "thread-topic", "comments", "keywords"})
+_ADDRESS_HEADERS = frozenset({"from", "sender", "reply-to", "to", "cc", "resent-to", "delivered-to", "x-original-to"})
+MAX_ADDRESS_HEADER_CHARS = 1_000_000
 
 
 def _content_type(part: Message) -> str:

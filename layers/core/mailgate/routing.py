@@ -30,6 +30,9 @@ from .message import ParsedMessage
 #: routed on the first ones, in envelope-then-header order; the rest are recorded as a count).
 MAX_ROUTING_RECIPIENTS = 100
 
+#: Addresses read from the envelope and headers (only those in our alias domains become targets).
+MAX_CANDIDATES = 10_000
+
 KINDS = ("thread", "new-record", "bounce", "auto-reply", "loop", "quarantined",
          "unknown-recipient", "rejected")
 
@@ -114,7 +117,7 @@ def candidate_recipients(parsed: ParsedMessage, envelope_recipients: Iterable[st
     seen: dict[str, None] = {}
     for addr in list(envelope_recipients or []) + parsed.header_recipients:
         addr = (addr or "").strip().strip("<>").lower()
-        if "@" in addr and len(seen) < 10 * MAX_ROUTING_RECIPIENTS:
+        if "@" in addr and len(seen) < MAX_CANDIDATES:
             seen.setdefault(addr, None)
     return list(seen)
 
@@ -147,7 +150,7 @@ def lookup_keys(parsed: ParsedMessage, envelope_recipients: Iterable[str],
                 domains: dict[str, AliasDomain], token_key: bytes) -> LookupKeys:
     """The keys `decide` will read, given the (small, cacheable) list of alias domains."""
     aliases, thread_ids, counters = [], [], []
-    for addr in candidate_recipients(parsed, envelope_recipients)[:10 * MAX_ROUTING_RECIPIENTS]:
+    for addr in candidate_recipients(parsed, envelope_recipients):
         base, tag, dom = tokens.split_local(addr)
         domain = domains.get(dom)
         if domain is None:
