@@ -74,7 +74,7 @@ def bounce_signals(p: ParsedMessage) -> list[str]:
     if not found and (p.return_path == "" or not p.sender) and _BOUNCE_SUBJECT.match(p.subject or ""):
         # RFC 5321 §4.5.5: bounces are sent with the null reverse-path
         found.append("null sender and a delivery-failure subject")
-    if not found and any(a.content_type in ("message/delivery-status", "message/global-delivery-status")
+    if not found and p.content_type.startswith("multipart/") and any(a.content_type in ("message/delivery-status", "message/global-delivery-status")
                          for a in p.attachments):
         found.append("carries a delivery-status part")
     return found

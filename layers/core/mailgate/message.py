@@ -13,6 +13,7 @@ peak memory low.
 
 from __future__ import annotations
 
+import binascii
 import codecs
 import email
 import email.header
@@ -48,7 +49,7 @@ def _to_text(value: object) -> str:
         except Exception:  # noqa: BLE001 - hostile input
             value = value.encode() if hasattr(value, "encode") else ""
     value = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in value):
+    if not value.isascii() and any("\udc80" <= ch <= "\udcff" for ch in value):
         raw = value.encode("ascii", "surrogateescape")
         try:
             value = raw.decode("utf-8")
@@ -79,6 +80,8 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
 
 def clean_header(value: str, limit: int = MAX_HEADER_CHARS) -> str:
     """Unfold, drop control characters (CR/LF injected into a value cannot start a new header)."""
+    if len(value) <= limit and value.isprintable():  # the common case: one clean line
+        return value.strip()
     return _WS_RE.sub(" ", _CONTROL_RE.sub(" ", value[:limit * 2])).strip()[:limit]
 
 
@@ -98,10 +101,17 @@ def decode_header_value(value: object) -> str:
     return clean_header("".join(out) if len(chunks) > 1 else out[0] if out else "")
 
 
+_SIMPLE_ADDR = re.compile(r'\s*(?:([A-Za-z0-9 ._-]*?)\s*<([A-Za-z0-9._%+=-]+@[A-Za-z0-9.-]+)>|([A-Za-z0-9._%+=-]+@[A-Za-z0-9.-]+))\s*')
+
+
 def _addresses(values: list[str]) -> list[tuple[str, str]]:
     """(display name, lower-cased address) pairs; entries without an '@' are dropped."""
     pairs: list[tuple[str, str]] = []
     for value in values:
+        m = _SIMPLE_ADDR.fullmatch(value)
+        if m:  # the common case, "Name <a@b>" or "a@b": no need for the full RFC 5322 parser
+            pairs.append(((m.group(1) or "").strip(), (m.group(2) or m.group(3)).lower()))
+            continue
         try:
             found = email.utils.getaddresses([value])
         except Exception:  # noqa: BLE001 - the address parser has had crashing inputs
@@ -137,6 +147,7 @@ class Attachment:
     inline: bool = False
     content_id: str = ""
     _part: Message | None = field(default=None, repr=False, compare=False)
+    _elided: "_Elided | None" = field(default=None, repr=False, compare=False)
 
     def data(self) -> bytes:
         """The decoded bytes (decoded now, not kept: call once and store them)."""
@@ -146,8 +157,9 @@ class Attachment:
             if self._part.is_multipart() or self.content_type.startswith("message/"):
                 payload = self._part.get_payload()
                 inner = payload[0] if isinstance(payload, list) and len(payload) == 1 else self._part
-                return inner.as_bytes() if inner is not self._part else _as_bytes_body(self._part)
-            return self._part.get_payload(decode=True) or b""
+                data = inner.as_bytes() if inner is not self._part else _as_bytes_body(self._part)
+                return self._elided.expand_bytes(data) if self._elided is not None else data
+            return _decoded_payload(self._part, self._elided) or b""
         except Exception:  # noqa: BLE001 - a broken part still gives its raw text
             return _to_text(self._part.get_payload()).encode("utf-8", "replace") if not self._part.is_multipart() else b""
 
@@ -165,7 +177,11 @@ def _as_bytes_body(part: Message) -> bytes:
 
 @dataclass
 class ParsedMessage:
-    """What the gateway knows about one raw message. Every text field is decoded and single-line."""
+    """What the gateway knows about one raw message. Every text field is decoded and single-line.
+
+    Headers are read at parse time (routing needs them); the bodies and attachments are read on
+    first use (routing does not), so classifying a message costs little more than the stdlib parse.
+    """
 
     raw_size: int
     digest: str
@@ -183,19 +199,50 @@ class ParsedMessage:
     references: list[str] = field(default_factory=list)  # oldest first, In-Reply-To last, <= 32
     content_type: str = "text/plain"
     report_type: str = ""
-    text: str = ""
-    html: str = ""
-    attachments: list[Attachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
-    headers: dict[str, list[str]] = field(default_factory=dict, repr=False)  # lower name -> decoded values
+    raw_headers: dict[str, list[str]] = field(default_factory=dict, repr=False)  # lower name -> raw values
+    _msg: Message | None = field(default=None, repr=False, compare=False)
+    _elided: "_Elided | None" = field(default=None, repr=False, compare=False)
+    _body: tuple[str, str, list[Attachment]] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def headers(self) -> dict[str, list[str]]:
+        return self.raw_headers
 
     def header(self, name: str) -> str:
-        values = self.headers.get(name.lower())
-        return values[0] if values else ""
+        """The first value of a header, decoded (RFC 2047) and on one line; "" when absent."""
+        values = self.raw_headers.get(name.lower())
+        return decode_header_value(values[0]) if values else ""
+
+    def _load_body(self) -> tuple[str, str, list[Attachment]]:
+        if self._body is None:
+            body: list = ["", "", []]
+            if self._msg is not None:
+                try:
+                    _read_body(self._msg, self, body)
+                except Exception as exc:  # noqa: BLE001
+                    self.defects.append(f"body: {type(exc).__name__}: {exc}")
+            self._body = (body[0], body[1], body[2])
+        return self._body
+
+    @property
+    def text(self) -> str:
+        return self._load_body()[0]
+
+    @property
+    def html(self) -> str:
+        return self._load_body()[1]
+
+    @property
+    def attachments(self) -> list[Attachment]:
+        return self._load_body()[2]
+
+    def attachment_types(self) -> list[str]:
+        return [a.content_type for a in self.attachments]
 
     @cached_property
     def reply_text(self) -> str:
-        """The new text of a reply: quoted history and signature trimmed (see `reply.py` notes below)."""
+        """The new text of a reply: quoted history and signature trimmed (see `extract_reply`)."""
         return extract_reply(self.text or html_to_text(self.html, drop_quotes=True))
 
     def summary(self) -> dict:
@@ -209,25 +256,82 @@ class ParsedMessage:
         }
 
 
+#: Messages larger than this have their big base64 runs cut out before the stdlib parser reads
+#: them (it would otherwise hold each attachment three times: as lines, as a joined payload, and
+#: decoded). The runs are read back from the raw bytes when an attachment is decoded.
+ELIDE_MIN_MESSAGE = 1 << 20
+_B64_RUN = re.compile(rb"(?:^[A-Za-z0-9+/=]{16,998}\r?\n){2000,}", re.M)
+_ELIDED_TOKEN = "MAILGATE-ELIDED-"
+_ELIDED_RE = re.compile(_ELIDED_TOKEN + r"(\d+)\r?\n?")
+
+
+class _Elided:
+    """Spans of the raw message replaced by one token line each in what the parser saw."""
+
+    def __init__(self, raw: bytes, spans: list[tuple[int, int]]):
+        self.raw, self.spans = raw, spans
+
+    def expand(self, payload: str) -> bytes:
+        out, pos = [], 0
+        for m in _ELIDED_RE.finditer(payload):
+            out.append(payload[pos:m.start()].encode("ascii", "surrogateescape"))
+            i = int(m.group(1))
+            if i < len(self.spans):
+                start, end = self.spans[i]
+                out.append(self.raw[start:end])
+            pos = m.end()
+        out.append(payload[pos:].encode("ascii", "surrogateescape"))
+        return b"".join(out)
+
+    def expand_bytes(self, data: bytes) -> bytes:
+        return self.expand(data.decode("ascii", "surrogateescape")) if _ELIDED_TOKEN.encode() in data else data
+
+    def encoded_size(self, payload: str) -> int:
+        """Base64 characters in the payload, counting the elided spans without copying them."""
+        n = 0
+        for m in _ELIDED_RE.finditer(payload):
+            i = int(m.group(1))
+            if i < len(self.spans):
+                start, end = self.spans[i]
+                n += (end - start) - self.raw.count(b"\n", start, end) - self.raw.count(b"\r", start, end)
+        rest = _ELIDED_RE.sub("", payload).strip()
+        return n + len(rest) - rest.count("\n") - rest.count("\r")
+
+
+def _elide(raw: bytes) -> tuple[bytes, _Elided | None]:
+    if len(raw) < ELIDE_MIN_MESSAGE:
+        return raw, None
+    pieces, spans, pos = [], [], 0
+    for m in _B64_RUN.finditer(raw):
+        pieces.append(raw[pos:m.start()])
+        pieces.append(f"{_ELIDED_TOKEN}{len(spans)}\n".encode())
+        spans.append((m.start(), m.end()))
+        pos = m.end()
+    if not spans:
+        return raw, None
+    pieces.append(raw[pos:])
+    return b"".join(pieces), _Elided(raw, spans)
+
+
 def parse(raw: bytes) -> ParsedMessage:
     """Parse raw RFC 5322 bytes. Never raises for bad input (the failure is in `defects`)."""
-    if not isinstance(raw, (bytes, bytearray, memoryview)):
-        raise TypeError("parse() takes the raw message as bytes")
-    raw = bytes(raw)
+    if not isinstance(raw, bytes):
+        if not isinstance(raw, (bytearray, memoryview)):
+            raise TypeError("parse() takes the raw message as bytes")
+        raw = bytes(raw)
     parsed = ParsedMessage(raw_size=len(raw), digest=hashlib.sha256(raw).hexdigest())
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        reduced, parsed._elided = _elide(raw)
+        msg = email.message_from_bytes(reduced, policy=email.policy.compat32)
+        del reduced
     except Exception as exc:  # noqa: BLE001 - the feed parser is lenient; this is a last resort
         parsed.defects.append(f"unparseable message: {type(exc).__name__}: {exc}")
         return parsed
+    parsed._msg = msg
     try:
         _read_headers(msg, parsed)
     except Exception as exc:  # noqa: BLE001
         parsed.defects.append(f"headers: {type(exc).__name__}: {exc}")
-    try:
-        _read_body(msg, parsed)
-    except Exception as exc:  # noqa: BLE001
-        parsed.defects.append(f"body: {type(exc).__name__}: {exc}")
     for defect in getattr(msg, "defects", [])[:20]:
         parsed.defects.append(type(defect).__name__)
     return parsed
@@ -235,54 +339,66 @@ def parse(raw: bytes) -> ParsedMessage:
 
 def _read_headers(msg: Message, p: ParsedMessage) -> None:
     headers: dict[str, list[str]] = {}
-    for name, value in msg.raw_items():
-        lname = _to_text(name).strip().lower()
-        values = headers.setdefault(lname, [])
-        if len(values) < 1000:
-            if lname in _DECODED:
-                values.append(decode_header_value(value))
-            else:
-                limit = MAX_ADDRESS_HEADER_CHARS if lname in _ADDRESS_HEADERS else MAX_HEADER_CHARS
-                values.append(clean_header(_to_text(value), limit))
-    p.headers = headers
+    for name, value in msg._headers:  # (name, raw value) pairs as read; raw_items() copies them
+        lname = name.lower() if name.isascii() else _to_text(name).strip().lower()
+        values = headers.get(lname)
+        if values is None:
+            headers[lname] = [value if value.__class__ is str and value.isascii() else _to_text(value)]
+        elif len(values) < 1000:
+            values.append(value if value.__class__ is str and value.isascii() else _to_text(value))
+    p.raw_headers = headers
 
-    def first(name: str) -> str:
+    def first(name: str, limit: int = MAX_HEADER_CHARS) -> str:
         v = headers.get(name)
-        return v[0] if v else ""
+        return clean_header(v[0], limit) if v else ""
 
-    ids = message_ids(first("message-id"))
-    p.message_id = ids[0] if ids else clean_header(first("message-id")).strip("<>")[:500].replace(" ", "")
-    p.subject = first("subject")
+    def all_of(name: str) -> list[str]:
+        return [clean_header(v, MAX_ADDRESS_HEADER_CHARS) for v in headers.get(name, ())]
+
+    mid = first("message-id")
+    ids = message_ids(mid)
+    p.message_id = ids[0] if ids else mid.strip("<>")[:500].replace(" ", "")
+    p.subject = p.header("subject")
     p.date = first("date")
-    froms = _addresses(headers.get("from", [])[:1]) or _addresses(headers.get("sender", [])[:1])
+    from_value = first("from", MAX_ADDRESS_HEADER_CHARS)
+    froms = _addresses([from_value] if from_value else []) or _addresses(all_of("sender")[:1])
     if len(froms) > 1:
         # several mailboxes, or a hostile display name that parses as a group: the angle-addr wins
-        angle = [a.lower() for a in re.findall(r"<([^<>\s]+@[^<>\s]+)>", first("from"))]
+        angle = [a.lower() for a in re.findall(r"<([^<>\s]+@[^<>\s]+)>", from_value)]
         froms = [f for f in froms if f[1] in angle][:1] or froms
     if froms:
         p.sender_name, p.sender = froms[0]
     if "return-path" in headers:
-        rp = first("return-path").strip()
-        found = _addresses([rp])
+        found = _addresses([first("return-path")])
         p.return_path = found[0][1] if found else ""  # RFC 5321 §4.5.5: <> is the null sender
-    p.reply_to = [a for _, a in _addresses(headers.get("reply-to", []))]
-    p.to = [a for _, a in _addresses(headers.get("to", []))]
-    p.cc = [a for _, a in _addresses(headers.get("cc", []))]
+    if "reply-to" in headers:
+        p.reply_to = [a for _, a in _addresses(all_of("reply-to"))]
+    p.to = [a for _, a in _addresses(all_of("to"))]
+    p.cc = [a for _, a in _addresses(all_of("cc"))]
     recipients: list[str] = []
     for name in RECIPIENT_HEADERS:
         if name == "to":
             recipients += p.to
         elif name == "cc":
             recipients += p.cc
-        else:
-            recipients += [a for _, a in _addresses(headers.get(name, []))]
+        elif name in headers:
+            recipients += [a for _, a in _addresses(all_of(name))]
     p.header_recipients = _dedup(recipients)[:MAX_ADDRESSES]
     irt = message_ids(first("in-reply-to"))
     p.in_reply_to = irt[0] if irt else ""
-    refs = message_ids(" ".join(headers.get("references", [])))
-    if p.in_reply_to:
-        refs = [r for r in refs if r != p.in_reply_to] + [p.in_reply_to]
-    p.references = _dedup(reversed(refs))[:MAX_REFERENCES][::-1]
+    if "references" in headers or p.in_reply_to:
+        refs = message_ids(" ".join(headers.get("references", ())))
+        if p.in_reply_to:
+            refs = [r for r in refs if r != p.in_reply_to] + [p.in_reply_to]
+        p.references = _dedup(reversed(refs))[:MAX_REFERENCES][::-1]
+    # RFC 2045 §5.2: no (or an invalid) Content-Type means text/plain
+    ctype = first("content-type").partition(";")[0].strip().lower()
+    p.content_type = ctype if ctype.count("/") == 1 and " " not in ctype else "text/plain"
+    if p.content_type == "multipart/report":
+        try:
+            p.report_type = str(msg.get_param("report-type") or "").lower()
+        except Exception:  # noqa: BLE001
+            p.report_type = ""
 
 
 # Address headers are kept encoded: RFC 2047 §5 encoded words are decoded in display names only,
@@ -309,7 +425,7 @@ def _filename(part: Message) -> str:
     return decode_header_value(name)[:255]
 
 
-def _payload_size(part: Message) -> int:
+def _payload_size(part: Message, elided: "_Elided | None" = None) -> int:
     """Decoded size without decoding: base64 carries 3 bytes in 4 characters."""
     payload = part.get_payload()
     if not isinstance(payload, str):
@@ -317,13 +433,32 @@ def _payload_size(part: Message) -> int:
     cte = str(part.get("content-transfer-encoding", "")).strip().lower()
     if cte == "base64":
         stripped = payload.rstrip()
+        pad = len(stripped) - len(stripped.rstrip("="))
+        if elided is not None and _ELIDED_TOKEN in payload:
+            return max(0, elided.encoded_size(payload) * 3 // 4 - pad)
         n = len(stripped) - stripped.count("\n") - stripped.count("\r") - stripped.count(" ")
-        return max(0, n * 3 // 4 - (len(stripped) - len(stripped.rstrip("="))))
+        return max(0, n * 3 // 4 - pad)
     return len(payload)
 
 
-def _text_of(part: Message) -> str:
-    data = part.get_payload(decode=True)
+def _decoded_payload(part: Message, elided: "_Elided | None") -> bytes | None:
+    """The part's bytes after its Content-Transfer-Encoding (RFC 2045 §6), elided runs restored."""
+    if elided is not None:
+        payload = part.get_payload()
+        if isinstance(payload, str) and _ELIDED_TOKEN in payload:
+            data = elided.expand(payload)
+            cte = str(part.get("content-transfer-encoding", "")).strip().lower()
+            if cte == "base64":
+                try:
+                    return binascii.a2b_base64(data)
+                except (binascii.Error, ValueError):
+                    return data
+            return data
+    return part.get_payload(decode=True)
+
+
+def _text_of(part: Message, elided: "_Elided | None" = None) -> str:
+    data = _decoded_payload(part, elided)
     if data is None:
         payload = part.get_payload()
         return _to_text(payload) if isinstance(payload, str) else ""
@@ -334,10 +469,11 @@ def _text_of(part: Message) -> str:
     return _decode_bytes(data, charset)
 
 
-def _read_body(msg: Message, p: ParsedMessage) -> None:
-    p.content_type = _content_type(msg)
-    if p.content_type == "multipart/report":
-        p.report_type = str(msg.get_param("report-type") or "").lower()
+def _read_body(msg: Message, p: ParsedMessage, body: list) -> None:
+    """Fill body = [text, html, attachments]: the first text/plain and text/html that are not
+    attachments are the bodies; every other leaf part (and attached messages) is an attachment."""
+    elided = p._elided
+    attachments: list[Attachment] = body[2]
     stack: list[tuple[Message, int]] = [(msg, 0)]
     parts_seen = 0
     while stack:
@@ -358,21 +494,21 @@ def _read_body(msg: Message, p: ParsedMessage) -> None:
             disposition = ""
         filename = _filename(part)
         is_body_text = ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename
-        if is_body_text and ctype == "text/plain" and not p.text:
-            p.text = _text_of(part)
+        if is_body_text and ctype == "text/plain" and not body[0]:
+            body[0] = _text_of(part, elided)
             continue
-        if is_body_text and ctype == "text/html" and not p.html:
-            p.html = _text_of(part)
+        if is_body_text and ctype == "text/html" and not body[1]:
+            body[1] = _text_of(part, elided)
             continue
         content_id = clean_header(_to_text(part.get("content-id", ""))).strip("<>")
         if ctype.startswith("message/") or part.is_multipart():
             size = len(_as_bytes_body(part)) if ctype == "message/rfc822" else 0
         else:
-            size = _payload_size(part)
+            size = _payload_size(part, elided)
         inline = disposition == "inline" or (bool(content_id) and disposition != "attachment")
-        p.attachments.append(Attachment(
-            filename=filename or _default_name(ctype, len(p.attachments)), content_type=ctype, size=size,
-            inline=inline, content_id=content_id, _part=part))
+        attachments.append(Attachment(
+            filename=filename or _default_name(ctype, len(attachments)), content_type=ctype, size=size,
+            inline=inline, content_id=content_id, _part=part, _elided=elided))
 
 
 def _default_name(ctype: str, index: int) -> str:
@@ -466,6 +602,12 @@ def extract_reply(text: str, *, method: str = "auto") -> str:
     text = text[:MAX_REPLY_INPUT]
     if method == "own":
         return trim_reply(text)
+    if method == "auto":
+        # the quoted history is not the reply: cut it first, so the library's many patterns run
+        # over the few new lines only (its cost grows with the length of the text)
+        m = _REPLY_HEADER.search(text)
+        if m:
+            text = text[:m.start()]
     try:
         found = _library_reply(text)
     except Exception:  # noqa: BLE001 - regex libraries have failed on hostile input

@@ -20,6 +20,7 @@ store can fetch them all in one batch (see services/inbound.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterable, Protocol
 
 from . import loops, tokens
@@ -88,6 +89,8 @@ class Route:
     notes: list[str] = field(default_factory=list)
     signals: dict[str, Any] = field(default_factory=dict)
     recipients: list[str] = field(default_factory=list)
+    #: the thread read while deciding (so that nobody reads it again)
+    thread: Thread | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,6 +145,12 @@ def _targets(recipients: list[str], view: RoutingView) -> list[Target]:
     return targets
 
 
+@lru_cache(maxsize=4096)
+def _token_thread(token_key: bytes, address: str) -> str | None:
+    """The thread id of a genuine reply address (memoised: `lookup_keys` and `decide` both ask)."""
+    return tokens.parse_reply_address(token_key, address)
+
+
 def loop_counter_key(sender: str, target: str) -> str:
     return f"loop#{sender.lower()}#{target.lower()}"
 
@@ -158,7 +167,7 @@ def lookup_keys(parsed: ParsedMessage, envelope_recipients: Iterable[str],
         if base not in (domain.bounce.lower(), domain.catchall.lower()):
             aliases.append((domain.name, base))
         if tag and base == domain.catchall.lower():
-            tid = tokens.parse_reply_address(token_key, addr)
+            tid = _token_thread(token_key, addr)
             if tid:
                 thread_ids.append(tid)
         if parsed.sender:
@@ -177,6 +186,8 @@ def _verdict(verdicts: dict[str, Any] | None, name: str) -> str:
 
 def _apply_verdicts(verdicts: dict[str, Any] | None, policy: AliasDomain) -> tuple[str | None, bool, list[str]]:
     """(quarantine reason or None, spam mark, notes) under the alias domain's policy."""
+    if not verdicts:
+        return None, False, []
     notes = [f"{n} {_verdict(verdicts, n)}" for n in ("spam", "virus", "spf", "dkim", "dmarc")
              if _verdict(verdicts, n) and _verdict(verdicts, n) != "PASS"]
     spam = _verdict(verdicts, "spam") == "FAIL"
@@ -255,10 +266,10 @@ def decide(parsed: ParsedMessage, envelope_recipients: Iterable[str], view: Rout
     token_notes = []
     for t in targets:
         if t.role == "catchall" and t.tag:
-            tid = tokens.parse_reply_address(view.token_key, t.address)
+            tid = _token_thread(view.token_key, t.address)
             if tid and view.thread(tid) is not None:
                 return route("thread", f"reply token in {t.address}", thread_id=tid, recipient=t.address,
-                             domain=t.domain, **counted)
+                             domain=t.domain, thread=view.thread(tid), **counted)
             token_notes.append(f"reply token in {t.address} is {'for an unknown thread' if tid else 'not genuine'}; ignored")
 
     # 5. In-Reply-To / References: the newest id we know
@@ -267,7 +278,7 @@ def decide(parsed: ParsedMessage, envelope_recipients: Iterable[str], view: Rout
         for mid in reversed(parsed.references):
             tid = known.get(mid)
             if tid and view.thread(tid) is not None:
-                r = route("thread", f"answers message <{mid}>", thread_id=tid, **counted)
+                r = route("thread", f"answers message <{mid}>", thread_id=tid, thread=view.thread(tid), **counted)
                 r.notes += token_notes
                 return r
 
@@ -284,7 +295,8 @@ def decide(parsed: ParsedMessage, envelope_recipients: Iterable[str], view: Rout
         if alias.force_thread_id:
             if view.thread(alias.force_thread_id) is not None:
                 r = route("thread", f"alias {alias.address} posts into its thread", thread_id=alias.force_thread_id,
-                          alias=alias, recipient=t.address, domain=t.domain, **counted)
+                          alias=alias, recipient=t.address, domain=t.domain, thread=view.thread(alias.force_thread_id),
+                          **counted)
                 r.notes += token_notes
                 return r
             token_notes.append(f"forced thread {alias.force_thread_id} of {alias.address} does not exist")

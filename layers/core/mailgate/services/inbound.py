@@ -148,7 +148,7 @@ class PortsInboundStore:
         c = self.c
         if not c.messages.claim(record):
             return False
-        if new_thread is not None and c.threads.get_thread(new_thread.thread_id) is None:
+        if new_thread is not None:  # a fresh id: nobody else can have it
             c.threads.put_thread(new_thread)
         for message_id, thread_id in index:
             c.threads.index_message_id(message_id, thread_id)
@@ -319,7 +319,8 @@ def _effects(c, record: MessageRecord, parsed: ParsedMessage, route: routing.Rou
         _handle_bounce(c, record, raw)
         return
     if route.kind == "thread":
-        thread = c.threads.get_thread(route.thread_id) if route.thread_id else None
+        thread = route.thread if route.thread is not None else (
+            c.threads.get_thread(route.thread_id) if route.thread_id else None)
         c.events.publish(DT_THREAD, thread_event(record, parsed, thread))
         _notify_followers(c, record, parsed, route, thread)
         return
