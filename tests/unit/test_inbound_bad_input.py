@@ -102,4 +102,18 @@ def test_thirty_megabyte_message_with_attachments_is_routed_and_its_attachments_
     rec = deliver(c, raw)
     assert rec.outcome == "new-record"
     assert [a["size"] for a in rec.detail["attachments"]] == [10_240_000] * 3
-    assert c.raw_store.get(rec.detail["attachments"][2]["key"])[:3] == bytes([0, 1, 2])
+    assert c.raw_store.get(rec.detail["attachments"][2]["key"]) == bytes(range(256)) * 40_000
+
+
+def test_big_base64_text_body_and_attached_message_are_read_back_whole():
+    text = "ligne \u00e9t\u00e9 %d\n"
+    body_text = "".join(text % i for i in range(100_000))
+    inner = b"From: x@y.test\nSubject: inner\nContent-Transfer-Encoding: base64\n\n" + base64.encodebytes(b"z" * 600_000)
+    raw = (b"From: a@customer.test\nTo: sales@example.test\nSubject: big text\n"
+           b"Content-Type: multipart/mixed; boundary=\"Q\"\n\n--Q\nContent-Type: text/plain; charset=utf-8\n"
+           b"Content-Transfer-Encoding: base64\n\n" + base64.encodebytes(body_text.encode()) +
+           b"--Q\nContent-Type: message/rfc822\n\n" + inner + b"--Q--\n")
+    parsed = message_mod.parse(raw)
+    assert parsed.text == body_text
+    [att] = parsed.attachments
+    assert base64.b64decode(att.data().split(b"\n\n", 1)[1]) == b"z" * 600_000
