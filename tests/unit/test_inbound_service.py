@@ -170,3 +170,27 @@ def test_published_events_have_the_documented_fields(name):
     assert set(got) == set(sample["detail"])
     if "message" in got:
         assert set(got["message"]) == set(sample["detail"]["message"])
+
+
+def test_retry_after_event_bus_outage_publishes_the_event_once_it_is_back():
+    from mailgate.errors import TransientError
+
+    c = stack()
+
+    class Down:
+        def publish(self, detail_type, detail):
+            raise TransientError("EventBridge throttled")
+
+    working, c.events = c.events, Down()
+    c.raw_store.put("raw/ses/x", mail(message_id="outage@customer.test"))
+    with pytest.raises(TransientError):
+        inbound.ingest(c, "raw/ses/x", source="ses", envelope_recipients=["sales@example.test"])
+    rec = c.messages.get(next(iter(c.messages.records)))
+    assert rec.outcome == "new-record" and "throttled" in rec.detail["effects_error"]
+    c.events = working  # the invocation is retried once the bus answers again
+    again = inbound.ingest(c, "raw/ses/x", source="ses", envelope_recipients=["sales@example.test"])
+    assert again.key == rec.key and again.thread_id == rec.thread_id
+    assert [t for t, _ in c.events.published] == ["Record To Create"]
+    assert "effects_error" not in c.messages.get(rec.key).detail
+    inbound.ingest(c, "raw/ses/x", source="ses", envelope_recipients=["sales@example.test"])
+    assert len(c.events.published) == 1

@@ -224,6 +224,7 @@ def _ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str],
     parsed = message_mod.parse(raw)
     key = message_key(parsed)
     record = replay_of or MessageRecord(key=key, raw_key=raw_key)
+    previous_thread = replay_of.thread_id if replay_of is not None and replay_of.outcome == "new-record" else ""
     record.source = record.source or source
     record.message_id, record.digest = parsed.message_id, parsed.digest
     record.sender, record.subject = parsed.sender, parsed.subject[:500]
@@ -245,7 +246,7 @@ def _ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str],
 
     new_thread = None
     if route.kind == "new-record":
-        thread_id = (replay_of.thread_id if replay_of and replay_of.thread_id else "") or new_id()
+        thread_id = previous_thread or new_id()  # a replay keeps the thread it created before
         record.thread_id = thread_id
         new_thread = Thread(thread_id=thread_id, model=route.alias.model, subject=parsed.subject[:500],
                             followers=[parsed.sender] if parsed.sender else [])
@@ -269,15 +270,23 @@ def _ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str],
         created = store.commit(record, new_thread=new_thread, index=index, follower=follower,
                                counter=counter, contact=contact)
     if not created:
-        return c.messages.get(record.key) or record, False
+        existing = c.messages.get(record.key) or record
+        if existing.detail.get("effects_error") and replay_of is None:
+            # the first invocation recorded the outcome but could not publish or notify (and
+            # asked to be retried): this retry finishes its job, with the same idempotency keys
+            return replay(c, existing.key), False
+        return existing, False
 
     try:
         _effects(c, record, parsed, route, raw, new_thread)
-    except TransientError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the outcome is recorded; `mailgate replay` redoes effects
+    except Exception as exc:  # noqa: BLE001 - the outcome is recorded; a retry or `mailgate replay` redoes effects
         log.exception("after-routing effects failed for %s", key)
         record.detail["effects_error"] = f"{type(exc).__name__}: {exc}"
+        c.messages.update(record)
+        if isinstance(exc, TransientError):
+            raise  # EventBridge/SQS unreachable: the invocation is retried and finishes the effects
+        return record, True
+    if replay_of is not None and record.detail.pop("effects_error", None):
         c.messages.update(record)
     return record, True
 
