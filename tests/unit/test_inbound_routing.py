@@ -293,3 +293,11 @@ def test_spam_is_marked_by_default_and_quarantined_when_the_domain_says_so():
     assert published(c, "Record To Create")[0]["message"]["spam"] is True
     strict = stack(quarantine_spam=True)
     assert deliver(strict, mail(), verdicts={"spam": "FAIL"}).outcome == "quarantined"
+
+
+def test_a_busy_conversation_through_reply_tokens_is_not_a_loop():
+    c = stack(loop_limit=3)
+    c.threads.put_thread(Thread("t1", followers=["agent@example.org"]))
+    addr = reply_address(c, "t1")
+    outcomes = {deliver(c, mail(to=addr), recipients=[addr]).outcome for _ in range(10)}
+    assert outcomes == {"thread"}

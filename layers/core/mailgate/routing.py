@@ -250,6 +250,29 @@ def decide(parsed: ParsedMessage, envelope_recipients: Iterable[str], view: Rout
         return route("auto-reply", "automatic message: " + "; ".join(sig.auto_reply))
     if sig.own:
         return route("loop", "our own mail came back: " + "; ".join(sig.own))
+    # 4. signed reply token
+    token_notes = []
+    for t in targets:
+        if t.role == "catchall" and t.tag:
+            tid = _token_thread(view.token_key, t.address)
+            if tid and view.thread(tid) is not None:
+                return route("thread", f"reply token in {t.address}", thread_id=tid, recipient=t.address,
+                             domain=t.domain, thread=view.thread(tid))
+            token_notes.append(f"reply token in {t.address} is {'for an unknown thread' if tid else 'not genuine'}; ignored")
+
+    # 5. In-Reply-To / References: the newest id we know
+    if parsed.references:
+        known = view.threads_for_message_ids(parsed.references)
+        for mid in reversed(parsed.references):
+            tid = known.get(mid)
+            if tid and view.thread(tid) is not None:
+                r = route("thread", f"answers message <{mid}>", thread_id=tid, thread=view.thread(tid))
+                r.notes += token_notes
+                return r
+
+    # 3 (continued). Mail to an alias or the catchall that does not answer a thread: more than
+    # loop_limit per sender and address in the window is a loop (Odoo: 20 in 120 minutes).
+    # Replies to threads (rules 4-5) are not counted: a busy conversation is not a loop.
     counter_key, window = "", 0
     first = next((t for t in targets if t.role != "bounce"), None)
     if sender and first is not None:
@@ -261,26 +284,6 @@ def decide(parsed: ParsedMessage, envelope_recipients: Iterable[str], view: Rout
                 return route("loop", f"{sender} sent {seen} messages to {first.plain_address} within "
                                      f"{first.domain.loop_window_minutes} minutes (limit {first.domain.loop_limit})")
     counted = {"counter_key": counter_key, "counter_window_seconds": window}
-
-    # 4. signed reply token
-    token_notes = []
-    for t in targets:
-        if t.role == "catchall" and t.tag:
-            tid = _token_thread(view.token_key, t.address)
-            if tid and view.thread(tid) is not None:
-                return route("thread", f"reply token in {t.address}", thread_id=tid, recipient=t.address,
-                             domain=t.domain, thread=view.thread(tid), **counted)
-            token_notes.append(f"reply token in {t.address} is {'for an unknown thread' if tid else 'not genuine'}; ignored")
-
-    # 5. In-Reply-To / References: the newest id we know
-    if parsed.references:
-        known = view.threads_for_message_ids(parsed.references)
-        for mid in reversed(parsed.references):
-            tid = known.get(mid)
-            if tid and view.thread(tid) is not None:
-                r = route("thread", f"answers message <{mid}>", thread_id=tid, thread=view.thread(tid), **counted)
-                r.notes += token_notes
-                return r
 
     # 6. aliases, under their contact policy
     rejected: tuple[Target, str] | None = None
