@@ -117,12 +117,18 @@ class LookupKeys:
 
 def candidate_recipients(parsed: ParsedMessage, envelope_recipients: Iterable[str]) -> list[str]:
     """Envelope recipients first (SES receipt.recipients), then the headers a redirection keeps."""
+    envelope = tuple(envelope_recipients or ())
+    memo = parsed.__dict__.setdefault("_candidates", {})  # lookup_keys and decide both ask
+    if envelope in memo:
+        return memo[envelope]
     seen: dict[str, None] = {}
-    for addr in list(envelope_recipients or []) + parsed.header_recipients:
+    for addr in envelope + tuple(parsed.header_recipients):
         addr = (addr or "").strip().strip("<>").lower()
         if "@" in addr and len(seen) < MAX_CANDIDATES:
             seen.setdefault(addr, None)
-    return list(seen)
+    memo.clear()
+    memo[envelope] = result = list(seen)
+    return result
 
 
 def _targets(recipients: list[str], view: RoutingView) -> list[Target]:

@@ -28,6 +28,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterable, Protocol
 
 from .. import message as message_mod
@@ -76,7 +77,7 @@ class Snapshot:
         return self.domains.get(name.lower())
 
     def own_domains(self) -> frozenset[str]:
-        return frozenset(self.domains) | ({self.gateway_domain.lower()} if self.gateway_domain else frozenset())
+        return _own_domains(frozenset(self.domains), self.gateway_domain.lower())
 
     def alias(self, domain: str, name: str):
         return self.aliases.get((domain.lower(), name.lower()))
@@ -92,6 +93,11 @@ class Snapshot:
 
     def count(self, key: str) -> int:
         return self.counts.get(key, 0)
+
+
+@lru_cache(maxsize=64)
+def _own_domains(domains: frozenset[str], gateway: str) -> frozenset[str]:
+    return domains | {gateway} if gateway else domains
 
 
 class InboundStore(Protocol):
