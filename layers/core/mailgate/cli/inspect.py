@@ -1,0 +1,74 @@
+"""`mailgate inspect FILE.eml [--json]`: what the gateway reads in a raw message (no side effects).
+
+Needs no stack: it parses the file and prints the message id, sender, recipients, its kind
+(message / bounce / auto-reply / our own mail), the loop signals, the reply text and the
+attachments.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from . import common
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("inspect", help="show what the gateway reads in a raw message file (no side effects)")
+    p.add_argument("file", metavar="FILE.eml", help="a raw RFC 5322 message")
+    common.add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def read_message_file(path: str) -> bytes:
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise common.UsageError(f"{path}: no such file (give the path of a raw .eml message)")
+    return file.read_bytes()
+
+
+def inspect_bytes(raw: bytes) -> dict:
+    from .. import loops
+    from ..message import parse
+
+    parsed = parse(raw)
+    sig = loops.signals(parsed)
+    kind = ("bounce" if sig.bounce else "auto-reply" if sig.auto_reply else "own-mail" if sig.own else "message")
+    return {
+        **parsed.summary(), "kind": kind, "signals": sig.to_dict(),
+        "reply_text": parsed.reply_text, "text_chars": len(parsed.text), "html_chars": len(parsed.html),
+        "message_key": _key(parsed),
+    }
+
+
+def _key(parsed) -> str:
+    from ..services.inbound import message_key
+
+    return message_key(parsed)
+
+
+def run(args) -> int:
+    data = inspect_bytes(read_message_file(args.file))
+    lines = [
+        f"Message-ID:  {data['message_id'] or '(none: deduplicated by the raw digest)'}",
+        f"Key:         {data['message_key']}",
+        f"From:        {data['from_name'] + ' ' if data['from_name'] else ''}<{data['from']}>",
+        f"Return-Path: {'<>' if data['return_path'] == '' else data['return_path'] or '(none)'}",
+        f"Subject:     {data['subject']}",
+        f"Recipients:  {', '.join(data['recipients'][:10]) or '(none)'}"
+        + (f" (+{len(data['recipients']) - 10} more)" if len(data['recipients']) > 10 else ""),
+        f"References:  {len(data['references'])} (In-Reply-To {data['in_reply_to'] or 'none'})",
+        f"Kind:        {data['kind']}",
+    ]
+    for group, found in data["signals"].items():
+        for s in found:
+            lines.append(f"  signal ({group}): {s}")
+    lines.append(f"Body:        {data['content_type']}, text {data['text_chars']} chars, html {data['html_chars']} chars")
+    for a in data["attachments"]:
+        lines.append(f"  attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes"
+                     + (", inline" if a["inline"] else "") + ")")
+    for d in data["defects"]:
+        lines.append(f"  defect: {d}")
+    lines.append("Reply text:")
+    lines += ["  " + line for line in (data["reply_text"] or "(empty)").splitlines()[:40]]
+    common.emit(args, data, "\n".join(lines))
+    return common.EXIT_OK

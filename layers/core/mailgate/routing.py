@@ -1,0 +1,373 @@
+"""The routing decision for one inbound message: pure, over a small read-only view.
+
+`decide(parsed, envelope_recipients, view)` follows Odoo's order (DESIGN.md "Routing an inbound
+message"), improved:
+
+0. SES verdicts under the alias domain's policy (virus, DMARC failure: quarantine; spam: mark)
+1. (dedup happens in the service: a conditional write on the message key)
+2. bounce alias / DSN / mailer-daemon            -> "bounce"
+3. auto-reply headers, our own mail, loop counter -> "auto-reply" / "loop"
+4. signed reply token catchall+TOKEN@domain       -> "thread"
+5. In-Reply-To / References (newest known of 32)  -> "thread"
+6. an alias: new record or its forced thread, under its contact policy -> "new-record" /
+   "thread" / "rejected"
+7. the catchall or an unknown alias               -> "unknown-recipient" (polite answer)
+
+The view answers lookups only; `lookup_keys` lists every key the decision may read so that a
+store can fetch them all in one batch (see services/inbound.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterable, Protocol
+
+from . import loops, tokens
+from .domain import Alias, AliasDomain, Thread
+from .message import ParsedMessage
+
+#: At most this many recipient addresses are looked at (a message with 2,000 recipients is
+#: routed on the first ones, in envelope-then-header order; the rest are recorded as a count).
+MAX_ROUTING_RECIPIENTS = 100
+
+#: Addresses read from the envelope and headers (only those in our alias domains become targets).
+MAX_CANDIDATES = 10_000
+
+KINDS = ("thread", "new-record", "bounce", "auto-reply", "loop", "quarantined",
+         "unknown-recipient", "rejected")
+
+DEFAULT_POLICY = AliasDomain(name="")
+
+
+class RoutingView(Protocol):
+    """Read-only facts the decision needs (config, threads, counters)."""
+
+    token_key: bytes
+
+    def domain(self, name: str) -> AliasDomain | None: ...
+    def own_domains(self) -> frozenset[str]: ...
+    def alias(self, domain: str, name: str) -> Alias | None: ...
+    def thread(self, thread_id: str) -> Thread | None: ...
+    def threads_for_message_ids(self, message_ids: list[str]) -> dict[str, str]: ...
+    def is_known_sender(self, address: str) -> bool: ...
+    def count(self, key: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """A recipient in one of our alias domains, and what it is there."""
+
+    address: str
+    domain: AliasDomain
+    base: str
+    tag: str
+    role: str  # "bounce" | "catchall" | "alias" | "unknown"
+    alias: Alias | None = None
+
+    @property
+    def plain_address(self) -> str:
+        return f"{self.base}@{self.domain.name}"
+
+
+@dataclass
+class Route:
+    kind: str
+    reason: str
+    thread_id: str = ""
+    alias: Alias | None = None
+    domain: AliasDomain | None = None
+    recipient: str = ""
+    #: send a polite answer (bounce reply) to `answer_to` with `answer_text`
+    answer: bool = False
+    answer_to: str = ""
+    answer_text: str = ""
+    #: loop counter to increment when the message is committed
+    counter_key: str = ""
+    counter_window_seconds: int = 0
+    spam: bool = False
+    notes: list[str] = field(default_factory=list)
+    signals: dict[str, Any] = field(default_factory=dict)
+    recipients: list[str] = field(default_factory=list)
+    #: the thread read while deciding (so that nobody reads it again)
+    thread: Thread | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "reason": self.reason, "thread_id": self.thread_id,
+            "alias": self.alias.address if self.alias else "",
+            "model": self.alias.model if self.alias else "",
+            "domain": self.domain.name if self.domain else "", "recipient": self.recipient,
+            "answer": self.answer, "answer_to": self.answer_to, "spam": self.spam,
+            "notes": self.notes, "signals": self.signals, "counter_key": self.counter_key,
+        }
+
+
+@dataclass(frozen=True)
+class LookupKeys:
+    """Everything `decide` may read, known before reading anything (one batch read)."""
+
+    domains: list[str]
+    aliases: list[tuple[str, str]]
+    thread_ids: list[str]
+    message_ids: list[str]
+    counter_keys: list[str]
+    contacts: list[str]
+
+
+def candidate_recipients(parsed: ParsedMessage, envelope_recipients: Iterable[str]) -> list[str]:
+    """Envelope recipients first (SES receipt.recipients), then the headers a redirection keeps."""
+    envelope = tuple(envelope_recipients or ())
+    memo = parsed.__dict__.setdefault("_candidates", {})  # lookup_keys and decide both ask
+    if envelope in memo:
+        return memo[envelope]
+    seen: dict[str, None] = {}
+    for addr in envelope + tuple(parsed.header_recipients):
+        addr = (addr or "").strip().strip("<>").lower()
+        if "@" in addr and len(seen) < MAX_CANDIDATES:
+            seen.setdefault(addr, None)
+    memo.clear()
+    memo[envelope] = result = list(seen)
+    return result
+
+
+def _targets(recipients: list[str], view: RoutingView) -> list[Target]:
+    targets: list[Target] = []
+    for addr in recipients:
+        base, tag, dom = tokens.split_local(addr)
+        domain = view.domain(dom) if dom else None
+        if domain is None:
+            continue
+        if base == domain.bounce.lower():
+            role, alias = "bounce", None
+        elif base == domain.catchall.lower():
+            role, alias = "catchall", None
+        else:
+            alias = view.alias(domain.name, base)
+            role = "alias" if alias else "unknown"
+        targets.append(Target(addr, domain, base, tag, role, alias))
+        if len(targets) >= MAX_ROUTING_RECIPIENTS:
+            break
+    return targets
+
+
+@lru_cache(maxsize=4096)
+def _token_thread(token_key: bytes, address: str) -> str | None:
+    """The thread id of a genuine reply address (memoised: `lookup_keys` and `decide` both ask)."""
+    return tokens.parse_reply_address(token_key, address)
+
+
+def loop_counter_key(sender: str, target: str) -> str:
+    return f"loop#{sender.lower()}#{target.lower()}"
+
+
+def lookup_keys(parsed: ParsedMessage, envelope_recipients: Iterable[str],
+                domains: dict[str, AliasDomain], token_key: bytes) -> LookupKeys:
+    """The keys `decide` will read, given the (small, cacheable) list of alias domains."""
+    aliases, thread_ids, counters = [], [], []
+    for addr in candidate_recipients(parsed, envelope_recipients):
+        base, tag, dom = tokens.split_local(addr)
+        domain = domains.get(dom)
+        if domain is None:
+            continue
+        if base not in (domain.bounce.lower(), domain.catchall.lower()):
+            aliases.append((domain.name, base))
+        if tag and base == domain.catchall.lower():
+            tid = _token_thread(token_key, addr)
+            if tid:
+                thread_ids.append(tid)
+        if parsed.sender:
+            counters.append(loop_counter_key(parsed.sender, f"{base}@{domain.name}"))
+        if len(aliases) >= MAX_ROUTING_RECIPIENTS:
+            break
+    return LookupKeys(domains=sorted(domains), aliases=list(dict.fromkeys(aliases)),
+                      thread_ids=list(dict.fromkeys(thread_ids)), message_ids=list(parsed.references),
+                      counter_keys=list(dict.fromkeys(counters)),
+                      contacts=[parsed.sender] if parsed.sender else [])
+
+
+def _verdict(verdicts: dict[str, Any] | None, name: str) -> str:
+    return str((verdicts or {}).get(name) or "").upper()
+
+
+def _apply_verdicts(verdicts: dict[str, Any] | None, policy: AliasDomain) -> tuple[str | None, bool, list[str]]:
+    """(quarantine reason or None, spam mark, notes) under the alias domain's policy."""
+    if not verdicts:
+        return None, False, []
+    notes = [f"{n} {_verdict(verdicts, n)}" for n in ("spam", "virus", "spf", "dkim", "dmarc")
+             if _verdict(verdicts, n) and _verdict(verdicts, n) != "PASS"]
+    spam = _verdict(verdicts, "spam") == "FAIL"
+    if _verdict(verdicts, "virus") == "FAIL" and policy.quarantine_virus:
+        return "SES virus verdict FAIL", spam, notes
+    dmarc_policy = str((verdicts or {}).get("dmarc_policy") or "").lower()
+    # RFC 7489 §6.3: p=none asks receivers only to report, so a failure under it is only marked
+    if _verdict(verdicts, "dmarc") == "FAIL" and policy.quarantine_dmarc_fail and dmarc_policy != "none":
+        return f"SES DMARC verdict FAIL (sender domain policy {dmarc_policy or 'unknown'})", spam, notes
+    if spam and policy.quarantine_spam:
+        return "SES spam verdict FAIL", spam, notes
+    return None, spam, notes
+
+
+def _allowlisted(sender: str, domain: AliasDomain) -> bool:
+    allow = {a.lower() for a in domain.loop_allowlist}
+    return sender in allow or ("@" + sender.rpartition("@")[2]) in allow
+
+
+DEFAULT_UNKNOWN_TEXT = (
+    "Your message to {recipient} was not delivered: this address does not accept new messages.\n\n"
+    "If you meant to answer a conversation, reply to the last message you received from us, so that "
+    "your reply carries its reply address. Otherwise write to one of the addresses published by {domain}.\n"
+)
+DEFAULT_REJECTED_TEXT = (
+    "Your message to {recipient} was not accepted: this address takes mail only from {who}.\n\n"
+    "If you should be able to write here, ask your contact at {domain} to add you.\n"
+)
+
+
+def decide(parsed: ParsedMessage, envelope_recipients: Iterable[str], view: RoutingView, *,
+           verdicts: dict[str, Any] | None = None) -> Route:
+    recipients = candidate_recipients(parsed, envelope_recipients)
+    targets = _targets(recipients, view)
+    domain = targets[0].domain if targets else None
+    policy = domain or DEFAULT_POLICY
+    own = view.own_domains()
+    sender = parsed.sender
+
+    def route(kind: str, reason: str, **kw: Any) -> Route:
+        r = Route(kind=kind, reason=reason, domain=kw.pop("domain", domain), recipients=recipients[:200], **kw)
+        r.spam, r.signals = spam, sig.to_dict()
+        r.notes = notes + r.notes
+        return r
+
+    quarantine, spam, notes = _apply_verdicts(verdicts, policy)
+    sig = loops.signals(parsed, own)
+    if quarantine:
+        return route("quarantined", quarantine)
+
+    # 2. bounces: never routed as replies (classification: the feedback capability)
+    bounce_target = next((t for t in targets if t.role == "bounce"), None)
+    if bounce_target:
+        return route("bounce", f"sent to the bounce address {bounce_target.address}", recipient=bounce_target.address)
+    if sig.bounce:
+        return route("bounce", "delivery notification: " + "; ".join(sig.bounce))
+
+    # 3. auto-replies and loops: recorded, never answered, never a new record
+    if sig.auto_reply:
+        return route("auto-reply", "automatic message: " + "; ".join(sig.auto_reply))
+    if sig.own:
+        return route("loop", "our own mail came back: " + "; ".join(sig.own))
+    # 4. signed reply token
+    token_notes = []
+    for t in targets:
+        if t.role == "catchall" and t.tag:
+            tid = _token_thread(view.token_key, t.address)
+            if tid and view.thread(tid) is not None:
+                return route("thread", f"reply token in {t.address}", thread_id=tid, recipient=t.address,
+                             domain=t.domain, thread=view.thread(tid))
+            token_notes.append(f"reply token in {t.address} is {'for an unknown thread' if tid else 'not genuine'}; ignored")
+
+    # 5. In-Reply-To / References: the newest id we know
+    if parsed.references:
+        known = view.threads_for_message_ids(parsed.references)
+        for mid in reversed(parsed.references):
+            tid = known.get(mid)
+            if tid and view.thread(tid) is not None:
+                r = route("thread", f"answers message <{mid}>", thread_id=tid, thread=view.thread(tid))
+                r.notes += token_notes
+                return r
+
+    # 3 (continued). Mail to an alias or the catchall that does not answer a thread: more than
+    # loop_limit per sender and address in the window is a loop (Odoo: 20 in 120 minutes).
+    # Replies to threads (rules 4-5) are not counted: a busy conversation is not a loop.
+    counter_key, window = "", 0
+    first = next((t for t in targets if t.role != "bounce"), None)
+    if sender and first is not None:
+        counter_key = loop_counter_key(sender, first.plain_address)
+        window = first.domain.loop_window_minutes * 60
+        if not _allowlisted(sender, first.domain):
+            seen = view.count(counter_key)
+            if seen >= first.domain.loop_limit:
+                return route("loop", f"{sender} sent {seen} messages to {first.plain_address} within "
+                                     f"{first.domain.loop_window_minutes} minutes (limit {first.domain.loop_limit})")
+    counted = {"counter_key": counter_key, "counter_window_seconds": window}
+
+    # 6. aliases, under their contact policy
+    rejected: tuple[Target, str] | None = None
+    for t in targets:
+        if t.role != "alias" or t.alias is None:
+            continue
+        alias = t.alias
+        refusal = _contact_refusal(alias, sender, view)
+        if refusal:
+            rejected = rejected or (t, refusal)
+            continue
+        if alias.force_thread_id:
+            if view.thread(alias.force_thread_id) is not None:
+                r = route("thread", f"alias {alias.address} posts into its thread", thread_id=alias.force_thread_id,
+                          alias=alias, recipient=t.address, domain=t.domain, thread=view.thread(alias.force_thread_id),
+                          **counted)
+                r.notes += token_notes
+                return r
+            token_notes.append(f"forced thread {alias.force_thread_id} of {alias.address} does not exist")
+        r = route("new-record", f"alias {alias.address} creates a {alias.model}", alias=alias,
+                  recipient=t.address, domain=t.domain, **counted)
+        r.notes += token_notes
+        return r
+
+    if rejected:
+        t, refusal = rejected
+        text = t.alias.bounce_text or t.domain.bounce_text or DEFAULT_REJECTED_TEXT
+        return _answered(route("rejected", f"{t.alias.address}: {refusal}", alias=t.alias, recipient=t.address,
+                               domain=t.domain, **counted), parsed, sig, own, text, t)
+
+    # 7. only the catchall or an unknown alias: a polite answer
+    local = next((t for t in targets if t.role in ("catchall", "unknown")), None)
+    if local is not None:
+        what = "the catchall address" if local.role == "catchall" else "an unknown alias"
+        r = route("unknown-recipient", f"{local.plain_address} is {what}", recipient=local.address,
+                  domain=local.domain, **counted)
+        r.notes += token_notes
+        return _answered(r, parsed, sig, own, local.domain.bounce_text or DEFAULT_UNKNOWN_TEXT, local)
+    r = route("unknown-recipient", "no recipient in a configured alias domain"
+              + (f" (looked at {len(recipients)} addresses)" if recipients else " (no recipients)"))
+    r.notes += token_notes
+    return r
+
+
+def _contact_refusal(alias: Alias, sender: str, view: RoutingView) -> str | None:
+    """Odoo's alias_contact: everyone / partners (known senders) / followers of the record."""
+    if alias.contact_policy == "everyone":
+        return None
+    if not sender:
+        return "the message has no sender address"
+    if alias.contact_policy == "partners":
+        return None if view.is_known_sender(sender) else f"{sender} is not a known contact"
+    if alias.contact_policy == "followers":
+        thread = view.thread(alias.force_thread_id) if alias.force_thread_id else None
+        if thread and sender in (f.lower() for f in thread.followers):
+            return None
+        return f"{sender} does not follow the alias's thread"
+    return f"unknown contact policy {alias.contact_policy!r}"
+
+
+def _answered(r: Route, parsed: ParsedMessage, sig: loops.Signals, own: frozenset[str], text: str,
+              t: Target) -> Route:
+    """Fill in the polite answer unless RFC 3834 §2 forbids one (null sender, automatic, ours)."""
+    # RFC 3834 §4: responses go to the Return-Path (the envelope sender), else to From
+    to = parsed.return_path if parsed.return_path is not None else parsed.sender
+    refusal = loops.may_answer(to, sig, own)
+    if refusal:
+        r.notes.append(f"not answered: {refusal}")
+        return r
+    who = {"partners": "known contacts", "followers": "followers of its conversation"}.get(
+        t.alias.contact_policy if t.alias else "", "known senders")
+    r.answer, r.answer_to = True, to
+    r.answer_text = _fill(text, recipient=t.plain_address, domain=t.domain.name, who=who)
+    return r
+
+
+def _fill(text: str, **values: str) -> str:
+    try:
+        return text.format(**values)
+    except (KeyError, IndexError, ValueError):  # an admin's text with stray braces is sent as written
+        return text
