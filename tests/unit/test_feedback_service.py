@@ -82,7 +82,9 @@ def test_verp_bounce_suppresses_exactly_the_recipient_the_token_names():
     assert event["address"] == "bob@customer.example" and event["message_ref"] == ref
     assert event["thread_id"] == "thread1" and event["permanent"] is True and event["status"] == "5.1.1"
     assert event["verified_by"] == "verp" and event["newly_suppressed"] is True
-    assert c.messages.get(rec.key).outcome == "bounced"
+    stored = c.messages.get(rec.key)
+    assert stored.outcome == "bounce" and "bounced: " in stored.reason
+    assert stored.detail["feedback"]["outcome"] == "bounced"
     assert c.outbound_queue.sent == []  # a bounce is never answered
 
 
@@ -211,7 +213,7 @@ def test_auto_reply_at_the_bounce_alias_is_recorded_and_never_answered():
 
     assert result["outcome"] == "ignored" and result["kind"] == "auto-reply"
     assert suppression.list_suppressed(c.kv) == [] and c.events.published == [] and c.outbound_queue.sent == []
-    assert c.messages.get(rec.key).outcome == "ignored"
+    assert "ignored: " in c.messages.get(rec.key).reason
 
 
 def test_ses_bounce_notification_suppresses_and_is_idempotent():

@@ -67,7 +67,7 @@ def from_settings(settings: Settings) -> Container:
 
     session = aws.Clients(settings)
     table = dynamo.bind_models(settings)
-    return Container(
+    c = Container(
         settings=settings,
         raw_store=aws.S3RawMailStore(session, settings.bucket_name),
         config=dynamo.DynamoConfigRepository(table),
@@ -80,6 +80,9 @@ def from_settings(settings: Settings) -> Container:
         fetch_queue=aws.SqsQueue(session, settings.fetch_queue_url),
         secrets=aws.SecretsManagerStore(session),
     )
+    # The inbound path resolves a route with one batched read and records it in one transaction.
+    c.extras["inbound_store"] = dynamo.DynamoInboundStore(c)
+    return c
 
 
 def container() -> Container:

@@ -254,14 +254,18 @@ class DynamoThreadRepository:
         except DoesNotExist:
             return None
 
-    def put_thread(self, thread: Thread) -> None:
+    @staticmethod
+    def _thread_item(thread: Thread) -> ThreadItem:
         gsi = {}
         if thread.model and thread.record_id:
             gsi = {"gsi1pk": f"record#{thread.model}#{thread.record_id}", "gsi1sk": "thread"}
-        ThreadItem(f"thread#{thread.thread_id}", "thread", thread_id=thread.thread_id,
-                   model=thread.model or None, record_id=thread.record_id or None,
-                   subject=thread.subject or None, followers=list(thread.followers),
-                   created_at=thread.created_at, **gsi).save()
+        return ThreadItem(f"thread#{thread.thread_id}", "thread", thread_id=thread.thread_id,
+                          model=thread.model or None, record_id=thread.record_id or None,
+                          subject=thread.subject or None, followers=list(thread.followers),
+                          created_at=thread.created_at, **gsi)
+
+    def put_thread(self, thread: Thread) -> None:
+        self._thread_item(thread).save()
 
     def find_thread_for_record(self, model: str, record_id: str) -> Thread | None:
         for item in ThreadItem.gsi1.query(f"record#{model}#{record_id}", limit=1):
@@ -435,3 +439,148 @@ class DynamoKeyValueRepository:
                 value.setdefault("version", int(item.version or 0))
                 out.append((item.gsi1sk, value))
         return out
+
+
+# --- the inbound path's store: one batched read, one transaction ------------------------------
+
+
+def _window_bucket(key: str, window: int, now: float) -> tuple[str, str, float]:
+    """The current and previous fixed-window items of a counter, and how far into the window we are.
+
+    Counting over fixed windows and weighting the previous one by the part of it still inside a
+    sliding window (count = current + previous * (1 - elapsed)) approximates "N in the last
+    `window` seconds" without conditional writes, so the increment can join the message's
+    transaction; and it does not depend on DynamoDB's TTL deletion, which is only eventual.
+    """
+    bucket = int(now // window)
+    return (f"counter#{key}#{bucket}", f"counter#{key}#{bucket - 1}", (now % window) / window)
+
+
+class DynamoInboundStore:
+    """`services.inbound.InboundStore` over the table: `load` is one BatchGetItem (plus one for
+    threads that only the Message-ID index or a forced thread names), `commit` is one
+    TransactWriteItems whose first item is the message record, conditional on its key being new.
+    """
+
+    def __init__(self, c, *, window_seconds: int = 120 * 60, clock=time.time) -> None:
+        from ..services.inbound import PortsInboundStore
+
+        self.c = c
+        self.clock = clock
+        self.window = window_seconds
+        self._domains = PortsInboundStore(c)  # its cached list of alias domains
+
+    def domains(self):
+        return self._domains.domains()
+
+    def load(self, keys):
+        from ..services.inbound import Snapshot, contact_key
+
+        c = self.c
+        snap = Snapshot(token_key=c.token_key, domains=self.domains(), gateway_domain=c.settings.gateway_domain)
+        now = self.clock()
+        wanted: list[tuple[str, str]] = []
+        wanted += [(f"domain#{d.lower()}", f"alias#{n.lower()}") for d, n in keys.aliases]
+        wanted += [(f"msgid#{m}", "msgid") for m in keys.message_ids]
+        wanted += [(f"thread#{t}", "thread") for t in keys.thread_ids]
+        contacts = {f"kv#{contact_key(a)}": a.lower() for a in keys.contacts}
+        wanted += [(k, "kv") for k in contacts]
+        windows = {}
+        for key in keys.counter_keys:
+            cur, prev, elapsed = _window_bucket(key, self._window_for(key), now)
+            windows[key] = (cur, prev, elapsed)
+            wanted += [(cur, "counter"), (prev, "counter")]
+        # Whether the sender has a bounce score to reset (bounce_policy.note_inbound_from), read
+        # in the same batch so that the common path does not pay two queries for it.
+        from ..bounce_policy import SCORE_PREFIX, SOFT_PREFIX
+
+        bounce_keys = {f"kv#{p}{a.lower()}#{d}": a.lower() for a in keys.contacts for d in snap.domains
+                       for p in (SCORE_PREFIX, SOFT_PREFIX)}
+        wanted += [(k, "kv") for k in bounce_keys]
+        self._bounce_state = {a.lower(): False for a in keys.contacts}
+        got = self._batch(wanted)
+        for (pk, sk), item in got.items():
+            if pk in bounce_keys:
+                self._bounce_state[bounce_keys[pk]] = True
+            if isinstance(item, AliasItem):
+                snap.aliases[(item.domain, item.name)] = Alias(**item.data)
+            elif isinstance(item, MessageIdItem):
+                snap.index[item.message_id] = item.thread_id
+            elif isinstance(item, ThreadItem):
+                snap.threads[item.thread_id] = _thread(item)
+            elif isinstance(item, KvItem) and pk in contacts and self._live(item, now):
+                snap.known_senders.add(contacts[pk])
+        for key, (cur, prev, elapsed) in windows.items():
+            current = got.get((cur, "counter"))
+            previous = got.get((prev, "counter"))
+            snap.counts[key] = int((current.count if current else 0)
+                                   + (previous.count if previous else 0) * (1 - elapsed))
+        # The second read: threads named only by what the first one found.
+        more = [t for t in list(snap.index.values()) +
+                [a.force_thread_id for a in snap.aliases.values() if a.force_thread_id]
+                if t and t not in snap.threads]
+        if more:
+            for item in self._batch([(f"thread#{t}", "thread") for t in dict.fromkeys(more)]).values():
+                if isinstance(item, ThreadItem):
+                    snap.threads[item.thread_id] = _thread(item)
+        return snap
+
+    def has_bounce_state(self, address: str) -> bool:
+        """Did the last `load` find a bounce score or soft suppression for `address`? (True when unsure.)"""
+        return getattr(self, "_bounce_state", {}).get(address.lower(), True)
+
+    def _window_for(self, key: str) -> int:
+        """Loop counter keys end with the alias address; its domain sets the window."""
+        domain = self.domains().get(key.rpartition("@")[2].lower())
+        return int(domain.loop_window_minutes * 60) if domain else self.window
+
+    @staticmethod
+    def _live(item: Item, now: float) -> bool:
+        return item.ttl is None or item.ttl > now
+
+    @staticmethod
+    def _batch(keys: list[tuple[str, str]]) -> dict[tuple[str, str], Item]:
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return {}
+        # pynamodb sends BatchGetItem in chunks of 100 and retries unprocessed keys.
+        return {(i.pk, i.sk): i for i in Item.batch_get(keys)}
+
+    def commit(self, record: MessageRecord, *, new_thread, index, follower, counter, contact) -> bool:
+        from pynamodb.connection import Connection
+        from pynamodb.exceptions import TransactWriteError
+        from pynamodb.transactions import TransactWrite
+
+        from ..errors import TransientError
+        from ..services.inbound import contact_key
+
+        now = self.clock()
+        conn = Connection(region=Item.Meta.region, host=Item.Meta.host)
+        try:
+            with TransactWrite(connection=conn) as tx:
+                # First: the record, only if new. A duplicate delivery cancels the whole transaction.
+                tx.save(DynamoMessageRepository._item(record), condition=Item.pk.does_not_exist())
+                if new_thread is not None:
+                    tx.save(DynamoThreadRepository._thread_item(new_thread))
+                for message_id, thread_id in dict(index).items():
+                    tx.save(MessageIdItem(f"msgid#{message_id}", "msgid", message_id=message_id, thread_id=thread_id))
+                if follower is not None and (new_thread is None or new_thread.thread_id != follower[0]):
+                    thread_id, address = follower
+                    tx.update(ThreadItem(f"thread#{thread_id}", "thread"), actions=[
+                        ThreadItem.followers.set(ThreadItem.followers.append([address]))])
+                if counter is not None:
+                    key, window = counter
+                    cur, _, _ = _window_bucket(key, window, now)
+                    tx.update(CounterItem(cur, "counter"), actions=[
+                        CounterItem.count.add(1), CounterItem.ttl.set(int(now + 2 * window))])
+                if contact:
+                    k = contact_key(contact)
+                    tx.save(KvItem(f"kv#{k}", "kv", gsi1pk=DynamoKeyValueRepository._namespace(k), gsi1sk=k,
+                                   data={"address": contact, "since": now}, version=0))
+        except TransactWriteError as exc:
+            reasons = getattr(exc, "cancellation_reasons", None) or []
+            first = reasons[0] if reasons else None
+            if first is not None and getattr(first, "code", "") == "ConditionalCheckFailed":
+                return False
+            raise TransientError(f"recording message {record.key} failed: {exc}", code="aws-transient") from exc
+        return True

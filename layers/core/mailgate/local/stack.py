@@ -178,7 +178,7 @@ class LocalStack:
         from .invoker import invoke
 
         self.receiver = SesReceiver(
-            store=lambda key, raw: c.raw_store.put(key, raw), invoke=lambda ev: invoke("inbound", ev),
+            prefix=self.settings.ses_raw_prefix, store=lambda key, raw: c.raw_store.put(key, raw), invoke=lambda ev: invoke("inbound", ev),
             accepts=accepts, function_arn=self.outputs.get("InboundFunctionArn",
                                                            "arn:aws:lambda:us-east-1:123456789012:function:mailgate-inbound"),
             asynchronous=self.asynchronous)

@@ -73,13 +73,15 @@ def handle_inbound_bounce(c, record: MessageRecord, raw: bytes) -> dict[str, Any
     """Process a message that reached the bounce alias (or looks like a DSN). Never replies.
 
     Returns {"outcome", "kind", "verified", "recipients": [...], "reason"} and records it on
-    `record` (outcome, reason, detail["feedback"]).
+    `record`: the ledger's outcome stays "bounce" (the inbound vocabulary: how the message was
+    routed); what feedback made of it follows the routing reason and is kept whole in detail["feedback"].
     """
     report = classify(raw)
     result = _handle_report(c, record, report)
     try:
-        record.outcome = result["outcome"]
-        record.reason = result["reason"]
+        record.outcome = "bounce"
+        said = f"{result['outcome']}: {result['reason']}"
+        record.reason = f"{record.reason}; {said}" if record.reason else said
         record.detail = {**(record.detail or {}), "feedback": result}
         c.messages.update(record)
     except Exception as exc:  # the ledger write must not lose the decision already made

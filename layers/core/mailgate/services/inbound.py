@@ -39,8 +39,8 @@ from ..message import ParsedMessage
 
 log = logging.getLogger(__name__)
 
-#: Where the SES S3 action stores raw mail: objectKeyPrefix + mail.messageId
-#: (the founder turns this into a setting).
+#: Where the SES S3 action stores raw mail: objectKeyPrefix + mail.messageId. The prefix is
+#: `settings.ses_raw_prefix` (MAILGATE_SES_RAW_PREFIX); this is its default.
 RAW_PREFIX = "raw/ses/"
 ATTACHMENT_PREFIX = "att/"
 #: EventBridge entries are limited to 256 KB: text fields are cut (UTF-8 worst case 4 bytes/char)
@@ -321,11 +321,24 @@ def _store_attachments(c, key: str, parsed: ParsedMessage) -> list[dict[str, Any
 # --- after the commit: bounce handling, events, notifications, the polite answer --------------
 
 def _handle_bounce(c, record: MessageRecord, raw: bytes) -> MessageRecord:
-    """BOUNCE HANDLING HOOK — the founder wires this to
-    `mailgate.services.feedback.handle_inbound_bounce(c, record, raw)` (the bounces helper).
-    Until then it records the outcome "bounce" (already set by the commit) and nothing else."""
-    record.outcome = "bounce"
+    """Mail to the bounce alias, DSNs and mailer-daemon mail: classified and counted by the
+    feedback service (VERP token first, else the DSN itself), which updates the record's outcome
+    and publishes "Bounce" / "Complaint" events. Never answered (RFC 3834 §2)."""
+    from . import feedback
+
+    feedback.handle_inbound_bounce(c, record, raw)
     return record
+
+
+def _note_alive(c, sender: str) -> None:
+    """Mail from a person proves the address works: reset its bounce score (Odoo's rule)."""
+    from .. import bounce_policy
+
+    store = store_for(c)
+    check = getattr(store, "has_bounce_state", None)
+    if callable(check) and not check(sender):
+        return  # the route's batched read found nothing to reset
+    bounce_policy.note_inbound_from(c, sender)
 
 
 def _effects(c, record: MessageRecord, parsed: ParsedMessage, route: routing.Route, raw: bytes,
@@ -333,6 +346,8 @@ def _effects(c, record: MessageRecord, parsed: ParsedMessage, route: routing.Rou
     if route.kind == "bounce":
         _handle_bounce(c, record, raw)
         return
+    if route.kind in ("thread", "new-record") and parsed.sender:
+        _note_alive(c, parsed.sender)
     if route.kind == "thread":
         thread = route.thread if route.thread is not None else (
             c.threads.get_thread(route.thread_id) if route.thread_id else None)
@@ -471,7 +486,7 @@ def handle_ses_event(c, event: dict) -> dict:
         except (KeyError, TypeError) as exc:
             results.append({"error": f"malformed SES record: missing {exc}"})
             continue
-        record = ingest(c, RAW_PREFIX + ses_id, source="ses", envelope_recipients=recipients, verdicts=verdicts)
+        record = ingest(c, (c.settings.ses_raw_prefix or RAW_PREFIX) + ses_id, source="ses", envelope_recipients=recipients, verdicts=verdicts)
         results.append({"key": record.key, "outcome": record.outcome, "reason": record.reason,
                         "thread_id": record.thread_id})
     return {"disposition": "CONTINUE", "results": results}
