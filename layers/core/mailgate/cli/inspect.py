@@ -30,11 +30,17 @@ def inspect_bytes(raw: bytes) -> dict:
     from .. import loops
     from ..message import parse
 
+    from ..bounces import classify
+
     parsed = parse(raw)
     sig = loops.signals(parsed)
-    kind = ("bounce" if sig.bounce else "auto-reply" if sig.auto_reply else "own-mail" if sig.own else "message")
+    # The kind (normal, bounce, auto-reply, complaint, delivery-report) and, for all but normal
+    # mail, what the bounce classifier read: {"kind": ..., "bounce": {"recipients": [...]}}.
+    report = classify(raw).inspect_dict()
+    if report["kind"] == "normal" and sig.auto_reply:
+        report = {"kind": "auto-reply"}  # RFC 3834 headers the classifier leaves to the loop signals
     return {
-        **parsed.summary(), "kind": kind, "signals": sig.to_dict(),
+        **parsed.summary(), **report, "signals": sig.to_dict(),
         "reply_text": parsed.reply_text, "text_chars": len(parsed.text), "html_chars": len(parsed.html),
         "message_key": _key(parsed),
     }
@@ -59,6 +65,9 @@ def run(args) -> int:
         f"References:  {len(data['references'])} (In-Reply-To {data['in_reply_to'] or 'none'})",
         f"Kind:        {data['kind']}",
     ]
+    for r in (data.get("bounce") or {}).get("recipients", []):
+        lines.append(f"  failed recipient: {r['address']} ({'permanent' if r['permanent'] else 'temporary'}"
+                     f", {r.get('status') or 'no status'}): {(r.get('diagnostic') or '')[:120]}")
     for group, found in data["signals"].items():
         for s in found:
             lines.append(f"  signal ({group}): {s}")
