@@ -57,6 +57,8 @@ def local_settings() -> Settings:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ["AWS_ENDPOINT_URL"] = state["endpoint"]
+    if state.get("ca_bundle"):
+        os.environ["AWS_CA_BUNDLE"] = state["ca_bundle"]  # the local stack's own CA
     _check_reachable(state["endpoint"])
     return settings_from_outputs(state["outputs"], region=state.get("region", "us-east-1"),
                                  endpoint=state["endpoint"])

@@ -174,8 +174,20 @@ class BucketPolicy(_Simple, CloudFormationModel):
 
         props = cloudformation_json["Properties"]
         s3_backends[account_id][get_partition(region_name)].put_bucket_policy(
-            props["Bucket"], json.dumps(props["PolicyDocument"]).encode())
+            props["Bucket"], json.dumps(evaluable_policy(props["PolicyDocument"])).encode())
         return cls(props["Bucket"])
+
+
+def evaluable_policy(document: dict[str, Any]) -> dict[str, Any]:
+    """The statements moto can judge. moto enforces a bucket policy's Principal "*" statements but
+    ignores their Conditions, so the template's `Deny` unless `aws:SecureTransport` would deny every
+    request, TLS or not. Conditional Deny statements are left out of the emulator's copy (the local
+    endpoint is HTTPS anyway); the deployed policy keeps them."""
+    statements = document.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    kept = [st for st in statements if not (st.get("Effect") == "Deny" and st.get("Condition"))]
+    return {**document, "Statement": kept}
 
 
 class TopicPolicy(_Simple, CloudFormationModel):

@@ -73,7 +73,8 @@ class LocalStack:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.ports.aws}"
+        # HTTPS, as in AWS: the bucket policy denies requests without TLS (aws:SecureTransport).
+        return f"https://127.0.0.1:{self.ports.aws}"
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -99,13 +100,19 @@ class LocalStack:
         return self
 
     def _start_emulator(self) -> None:
+        from .tls import make_ca
+
+        self.tls = make_ca(self.state_dir / "tls")
+        # Every AWS SDK client of this process (boto3, pynamodb) trusts the local CA.
+        os.environ["AWS_CA_BUNDLE"] = str(self.tls.ca_file.resolve())
         env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                    AWS_DEFAULT_REGION="us-east-1")
         env.pop("AWS_ENDPOINT_URL", None)
-        log_file = open(self.state_dir / "moto.log", "wb")
-        self._moto = subprocess.Popen(
-            [sys.executable, "-m", "mailgate.local.motoserver", "-H", "127.0.0.1", "-p", str(self.ports.aws)],
-            stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        with open(self.state_dir / "moto.log", "wb") as log_file:
+            self._moto = subprocess.Popen(
+                [sys.executable, "-m", "mailgate.local.motoserver", "-H", "127.0.0.1", "-p", str(self.ports.aws),
+                 "-c", str(self.tls.cert_file), "-k", str(self.tls.key_file)],
+                stdout=log_file, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self._moto.poll() is not None:
@@ -217,7 +224,7 @@ class LocalStack:
         self._threads.append(t)
 
     def _write_state(self) -> None:
-        state = {"endpoint": self.endpoint, "region": "us-east-1", "outputs": dict(self.outputs,
+        state = {"endpoint": self.endpoint, "ca_bundle": str(self.tls.ca_file.resolve()), "region": "us-east-1", "outputs": dict(self.outputs,
                  GatewayDomain=self.gateway_domain), "ports": self.ports.__dict__, "pid": os.getpid()}
         (self.state_dir / "stack.json").write_text(json.dumps(state, indent=2))
 
