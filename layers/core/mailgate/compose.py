@@ -16,7 +16,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
-from email.utils import formatdate, parseaddr
+from email.utils import formatdate
 from typing import Any, Iterable
 from urllib.parse import quote
 
@@ -44,6 +44,7 @@ _ATEXT = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 _MSGID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
+_NAME_ADDR = re.compile(r"\s*(.*?)\s*<([^<>]*)>\s*")
 _SPECIALS = set('()<>[]:;@\\,."')
 
 
@@ -164,9 +165,16 @@ def parse_mailbox(value: Any, where: str) -> Mailbox:
         _no_crlf(name, where)
     elif isinstance(value, str):
         _no_crlf(value, where)
-        name, address = parseaddr(value)
-        if not address or ("<" in value and not value.rstrip().endswith(">")):
+        # parsed by hand: email.utils.parseaddr "repairs" 'bob@exa mple.org' into another address
+        m = _NAME_ADDR.fullmatch(value)
+        if m:
+            name, address = m.group(1), m.group(2)
+            if len(name) >= 2 and name[0] == name[-1] == '"':
+                name = re.sub(r"\\(.)", r"\1", name[1:-1])
+        elif "<" in value or ">" in value:
             raise InvalidRequest(f"{where}: {value!r} is not a valid e-mail address", code="bad-address", field=where)
+        else:
+            name, address = "", value
     else:
         raise InvalidRequest(f"{where}: expected an address string or {{name, address}}", code="bad-address",
                              field=where)
@@ -288,7 +296,7 @@ def parse_request(data: Any) -> SendRequest:
 def _encoded_words(text: str, first_room: int = 60) -> list[str]:
     """RFC 2047 §2/§5: B-encoded words of at most 75 characters, never splitting a character."""
     words, chunk, size = [], [], 0
-    budget = 45  # 45 bytes -> 60 base64 chars + 12 of '=?utf-8?b?' '?=' = 72 <= 75
+    budget = 42  # 42 bytes -> 56 base64 chars + 12 of '=?utf-8?b?' '?=' = 68: fits a line after "Subject: "
     for ch in text:
         n = len(ch.encode())
         if size + n > budget and chunk:
@@ -323,23 +331,32 @@ def encode_unstructured(name: str, value: str, *, utf8: bool = False) -> str:
     return f"{name}: " + _fold_words(_encoded_words(value), start)
 
 
-def _phrase(name: str, utf8: bool) -> str:
+def _phrase(name: str, utf8: bool) -> list[str]:
     if not name:
-        return ""
+        return []
     if not name.isascii() and not utf8:
-        return " ".join(_encoded_words(name))  # RFC 2047 §5(3): an encoded word may stand in a phrase
+        return _encoded_words(name)  # RFC 2047 §5(3): encoded words may stand in a phrase
     if any(c in _SPECIALS for c in name) or name != name.strip() or "  " in name:
-        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'  # RFC 5322 §3.2.4
-    return name
+        return ['"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"']  # RFC 5322 §3.2.4
+    return name.split(" ")
+
+
+def _mailbox_tokens(m: Mailbox, utf8: bool) -> list[str]:
+    phrase = _phrase(m.name, utf8)
+    return [*phrase, f"<{m.address}>"] if phrase else [m.address]
 
 
 def format_mailbox(m: Mailbox, utf8: bool = False) -> str:
-    phrase = _phrase(m.name, utf8)
-    return f"{phrase} <{m.address}>" if phrase else m.address
+    return " ".join(_mailbox_tokens(m, utf8))
 
 
 def encode_address_header(name: str, boxes: Iterable[Mailbox], *, utf8: bool = False) -> str:
-    return f"{name}: " + ",\r\n ".join(format_mailbox(m, utf8) for m in boxes)
+    tokens: list[str] = []
+    for m in boxes:
+        if tokens:
+            tokens[-1] += ","
+        tokens += _mailbox_tokens(m, utf8)
+    return f"{name}: " + _fold_words(tokens, len(name) + 2)
 
 
 def short_display_name(name: str, limit: int = MAX_REPLY_TO_NAME) -> str:
