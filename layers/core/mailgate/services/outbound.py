@@ -351,7 +351,7 @@ def send(c, request: dict, *, senders: Senders | dict | None = None) -> dict:
     ref = message_ref(req.idempotency_key)
     key = "out:" + ref
     record = c.messages.get(key)
-    if record and all(r["status"] in FINAL for r in record.detail.get("recipients", [])):
+    if record and record.outcome != "rejected" and all(r["status"] in FINAL for r in record.detail.get("recipients", [])):
         return _detail(record, "duplicate")  # already done: nothing is sent twice
     lease = f"outlease#{ref}"
     if not c.kv.put_item(lease, {"since": time.time()}, ttl_seconds=LEASE_SECONDS, if_absent=True):
