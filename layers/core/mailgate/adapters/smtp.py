@@ -100,6 +100,9 @@ class SmtpSender:
         self.timeout = timeout
         self.conn: smtplib.SMTP | None = None
         self.connections = 0
+        #: set once the server said 421 or could not be reached/logged into: the rest of the batch
+        #: is answered from it, without hammering the server (or locking the account) again
+        self.unavailable: RecipientResult | None = None
 
     @property
     def name(self) -> str:
@@ -180,7 +183,7 @@ class SmtpSender:
         """One SMTP transaction per envelope (each has its own VERP sender) over one connection."""
         results: list[RecipientResult] = []
         reconnected = False
-        stop: RecipientResult | None = None
+        stop = self.unavailable
         for env in envelopes:
             if stop is not None:
                 results.append(RecipientResult(env.rcpt, stop.status, stop.code, stop.detail, stop.error))
@@ -201,15 +204,15 @@ class SmtpSender:
                         break
                     reconnected = True
                 except (TransientError, PermanentError) as e:
-                    stop = RecipientResult(env.rcpt, "deferred" if isinstance(e, TransientError) else "failed",
-                                           None, str(e), e.code)
+                    stop = self.unavailable = RecipientResult(
+                        env.rcpt, "deferred" if isinstance(e, TransientError) else "failed", None, str(e), e.code)
                     results.append(stop)
                     break
             last = results[-1]
             if last.code == 421:  # RFC 5321 §3.8: the server is closing; the rest wait for a later try
                 self._drop(self.conn) if self.conn else None
                 self.conn = None
-                stop = RecipientResult("", "deferred", 421, last.detail, "service-unavailable")
+                stop = self.unavailable = RecipientResult("", "deferred", 421, last.detail, "service-unavailable")
         return results
 
     def _transaction(self, env: Envelope, raw: bytes, smtputf8: bool) -> RecipientResult:

@@ -153,6 +153,13 @@ class _Auth:
 
 
 class _Controller(Controller):
+    def factory(self):
+        # implicit TLS: aiosmtpd warns (per connection) about AUTH without STARTTLS, but the whole
+        # session is TLS already
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return super().factory()
+
     def _trigger_server(self):
         # the stock trigger wraps the client socket with the *server* context for implicit TLS;
         # a plain client context that trusts our CA does the same job without surprises
@@ -204,7 +211,9 @@ class SmtpSink:
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        """Stop serving (idempotent: a test may stop the server to play an outage)."""
+        if self.controller._thread is not None:
+            self.controller.stop()
 
     def __enter__(self):
         return self.start()

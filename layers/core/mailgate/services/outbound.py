@@ -149,9 +149,7 @@ class Senders:
                 s.close()
             except Exception:  # closing must never hide the batch's result
                 log.warning("closing sender %s failed", getattr(s, "name", s), exc_info=True)
-        self._owned.clear()
-        for k in [k for k, v in self.open.items()]:
-            self.open.pop(k)
+        # the senders stay known (their connections closed): a later get() reconnects on demand
 
 
 # --------------------------------------------------------------------------- helpers
