@@ -310,3 +310,15 @@ def test_sample_sqs_event_is_a_valid_request(c):
     out = outbound.handle_sqs_batch(c, event, senders=outbound.Senders(c, {"ses": ses}))
     assert out == {"batchItemFailures": []}
     assert results(c)[0]["status"] == "sent"
+
+
+def test_deferred_sqs_message_comes_back_later_each_time(c):
+    delays = []
+    c.extras["change_visibility"] = lambda handle, seconds: delays.append((handle, seconds))
+    ses = FakeSender("ses", {"later@example.org": ("deferred", 451)})
+    for count in ("1", "2", "3", "9"):
+        event = {"Records": [{"messageId": "m", "receiptHandle": "h", "attributes": {"ApproximateReceiveCount": count},
+                              "body": json.dumps(req(idempotency_key="slow", to=["later@example.org"]))}]}
+        assert outbound.handle_sqs_batch(c, event, senders=outbound.Senders(c, {"ses": ses})) == {
+            "batchItemFailures": [{"itemIdentifier": "m"}]}
+    assert delays == [("h", 30), ("h", 60), ("h", 120), ("h", 900)]

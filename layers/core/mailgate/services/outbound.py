@@ -435,6 +435,28 @@ def _deliver(c, record: MessageRecord, raw: bytes, senders: Senders) -> dict:
     return _event(c, _detail(record, status))
 
 
+def retry_delay(receive_count: int) -> int:
+    """Seconds before the next try: 30 s doubling per receive, at most 15 minutes."""
+    return min(900, 30 * 2 ** max(0, receive_count - 1))
+
+
+def _back_off(c, rec: dict) -> None:
+    """Make SQS wait longer before each new try (exponential backoff on the visibility timeout).
+
+    Uses `c.extras["change_visibility"](receipt_handle, seconds)` until the Queue port has a
+    change_visibility method; without it the queue's own visibility timeout applies.
+    """
+    change = c.extras.get("change_visibility")
+    handle = rec.get("receiptHandle")
+    if change is None or not handle:
+        return
+    count = int((rec.get("attributes") or {}).get("ApproximateReceiveCount", "1") or 1)
+    try:
+        change(handle, retry_delay(count))
+    except Exception:  # the retry still happens, only sooner
+        log.warning("could not delay the retry of an SQS message", exc_info=True)
+
+
 def handle_sqs_batch(c, event: dict, *, senders: Senders | None = None) -> dict:
     """SQS → send; the records to retry are returned as partial batch failures."""
     failures = []
@@ -456,6 +478,7 @@ def handle_sqs_batch(c, event: dict, *, senders: Senders | None = None) -> dict:
                 continue
             if result.get("status") == "retrying":
                 failures.append(mid)
+                _back_off(c, rec)
     finally:
         if own:
             senders.close()
