@@ -197,3 +197,25 @@ def test_cached_key_is_reloaded_after_its_time(rsa_key):
 def test_unreadable_key_is_a_config_error():
     with pytest.raises(ConfigError, match="mailgate dkim keygen"):
         D.load_private_key("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_pieces = st.lists(st.sampled_from([b"a", b"b", b" ", b"  ", b"\t", b"\r\n", b"\n", b"x y", b" \r\n", b"\r\n\r\n", b"\r"]),
+                   max_size=40).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_pieces)
+def test_fast_body_canonicalization_equals_dkimpy(body):
+    for c in (b"relaxed/relaxed", b"simple/simple", b"relaxed/simple"):
+        policy = dkim.CanonicalizationPolicy.from_c_value(c)
+        assert D.canonicalize_body(policy, body) == policy.canonicalize_body(body)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([b"Subject", b"X-A ", b"FROM"]), _pieces), max_size=5))
+def test_fast_header_canonicalization_equals_dkimpy(headers):
+    for c in (b"relaxed/relaxed", b"simple/simple"):
+        policy = dkim.CanonicalizationPolicy.from_c_value(c)
+        assert D.canonicalize_headers(policy, headers) == policy.canonicalize_headers(headers)

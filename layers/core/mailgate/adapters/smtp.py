@@ -14,6 +14,7 @@ been accepted: sending it again could deliver it twice).
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
@@ -103,6 +104,7 @@ class SmtpSender:
         #: set once the server said 421 or could not be reached/logged into: the rest of the batch
         #: is answered from it, without hammering the server (or locking the account) again
         self.unavailable: RecipientResult | None = None
+        self._idle: Callable[[], None] | None = None
 
     @property
     def name(self) -> str:
@@ -179,8 +181,15 @@ class SmtpSender:
         self.close()
 
     # -- sending ------------------------------------------------------------------
-    def send(self, envelopes: list[Envelope], raw: bytes, *, smtputf8: bool = False) -> list[RecipientResult]:
-        """One SMTP transaction per envelope (each has its own VERP sender) over one connection."""
+    def send(self, envelopes: list[Envelope], raw: bytes, *, smtputf8: bool = False,
+             idle: Callable[[], None] | None = None) -> list[RecipientResult]:
+        """One SMTP transaction per envelope (each has its own VERP sender) over one connection.
+
+        `idle`, when given, is called each time a command has been written and the server is
+        working on it (before its reply is read): the caller prepares the next message there
+        (see `Ahead`), so its CPU work overlaps the server's instead of adding to it.
+        """
+        self._idle = idle
         results: list[RecipientResult] = []
         reconnected = False
         stop = self.unavailable
@@ -218,7 +227,7 @@ class SmtpSender:
     def _transaction(self, env: Envelope, raw: bytes, smtputf8: bool) -> RecipientResult:
         conn = self.conn
         assert conn is not None
-        options = []
+        options: list[str] = []
         if smtputf8:
             if not conn.has_extn("smtputf8"):
                 return RecipientResult(env.rcpt, "failed", None, f"{_where(self.server)} does not support SMTPUTF8, "
@@ -228,18 +237,26 @@ class SmtpSender:
             options = [f"SIZE={len(raw)}"]  # RFC 1870: lets the server refuse an oversize message up front
         stage = "mail"
         try:
-            code, msg = conn.mail(env.mail_from, options)
+            if smtputf8:
+                conn.command_encoding = "utf-8"  # RFC 6531 §3.4: UTF-8 addresses in MAIL/RCPT
+            code, msg = self._command(conn, "mail", f"FROM:{smtplib.quoteaddr(env.mail_from)}"
+                                      + "".join(" " + o for o in options))
             if code != 250:
                 return self._refused(env, code, msg, "sender-rejected", conn)
             stage = "rcpt"
-            code, msg = conn.rcpt(env.rcpt)
+            code, msg = self._command(conn, "rcpt", f"TO:{smtplib.quoteaddr(env.rcpt)}")
             if code not in (250, 251):
                 return self._refused(env, code, msg, "rcpt-rejected", conn)
             stage = "data"
-            try:
-                code, msg = conn.data(raw)
-            except smtplib.SMTPDataError as e:  # DATA itself was not answered with 354
-                return self._refused(env, e.smtp_code, e.smtp_error, "data-rejected", conn)
+            code, msg = self._command(conn, "data", "")
+            if code != 354:
+                return self._refused(env, code, msg, "data-rejected", conn)
+            # RFC 5321 §4.5.2: a line starting with "." gets one more; the data ends with CRLF.CRLF
+            q = _LEADING_DOT.sub(b"..", raw)
+            conn.send(q + (b"" if q.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+            if self._idle:
+                self._idle()
+            code, msg = conn.getreply()
             if code != 250:
                 return self._refused(env, code, msg, "message-rejected", conn)
             return RecipientResult(env.rcpt, "sent", code, _reply(code, msg), transport_id=_queue_id(msg))
@@ -251,6 +268,12 @@ class SmtpSender:
                                        "duplicate", "lost-during-data")
             raise _Retry(f"the connection to {_where(self.server)} was lost ({e or type(e).__name__})") from None
 
+    def _command(self, conn: smtplib.SMTP, cmd: str, arg: str):
+        conn.putcmd(cmd, arg)
+        if self._idle:
+            self._idle()
+        return conn.getreply()
+
     def _refused(self, env: Envelope, code: int, msg, error: str, conn) -> RecipientResult:
         status = "failed" if 500 <= code < 600 else "deferred"
         if code == 421:
@@ -261,6 +284,9 @@ class SmtpSender:
             except (smtplib.SMTPException, OSError):
                 self.conn = None
         return RecipientResult(env.rcpt, status, code, _reply(code, msg), error)
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 class _Retry(Exception):
@@ -369,3 +395,31 @@ def _tls_desc(conn, ctx: ssl.SSLContext) -> str:
     version = sock.version() if hasattr(sock, "version") else "?"
     verified = "certificate verified" if ctx.verify_mode == ssl.CERT_REQUIRED else "certificate NOT verified"
     return f"{version}, {verified}"
+
+
+class Ahead:
+    """Runs a generator step by step while the server works; `result()` finishes it.
+
+    The generator yields between chunks of work (compose, parse, sign) and returns the value;
+    pass `ahead.step` as SmtpSender.send's `idle`. An exception is kept and raised by result().
+    """
+
+    def __init__(self, gen) -> None:
+        self.gen, self.done, self.value, self.error = gen, False, None, None
+
+    def step(self) -> None:
+        if self.done:
+            return
+        try:
+            next(self.gen)
+        except StopIteration as stop:
+            self.done, self.value = True, stop.value
+        except Exception as e:  # surfaced by result(), not inside someone else's SMTP transaction
+            self.done, self.error = True, e
+
+    def result(self):
+        while not self.done:
+            self.step()
+        if self.error is not None:
+            raise self.error
+        return self.value
