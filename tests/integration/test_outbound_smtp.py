@@ -235,3 +235,42 @@ def test_module_level_test_connection_accepts_an_explicit_context(smtp_server, s
     bad = smtp_adapter.test_connection(relay_for(smtp_server), smtp_server.password, mail_from="x@example.test",
                                        rcpt_to="y@example.org", ssl_context=ssl.create_default_context())
     assert not all_ok(bad)
+
+
+def test_messages_prepared_while_the_server_works_arrive_signed_and_in_order(
+        smtp_server, smtp_client_context, rsa_key, lookup):
+    from mailgate import compose as C
+    from mailgate.adapters.smtp import Ahead
+
+    keys = [D.SigningKey("example.test", "mg", rsa_key)]
+
+    def prepare(i):
+        r = C.parse_request(req(key=f"p{i}", to=[f"r{i}@example.org"]))
+        m = C.compose(r, author=r.author, message_id=f"<p{i}@example.test>", ref=f"p{i}")
+        yield
+        raw = yield from D.sign_message_steps(m.raw, keys)
+        return Envelope("bounce@example.test", f"r{i}@example.org"), raw
+
+    with SmtpSender(relay_for(smtp_server), smtp_server.password, ssl_context=smtp_client_context) as sender:
+        current = Ahead(prepare(0)).result()
+        for i in range(5):
+            nxt = Ahead(prepare(i + 1)) if i < 4 else None
+            (res,) = sender.send([current[0]], current[1], idle=nxt.step if nxt else None)
+            assert res.status == "sent"
+            current = nxt.result() if nxt else None
+    assert [m.rcpt_tos for m in smtp_server.messages] == [[f"r{i}@example.org"] for i in range(5)]
+    assert all(dkim.verify(m.data, dnsfunc=lookup) for m in smtp_server.messages)
+
+
+def test_a_failing_preparation_surfaces_in_result_not_inside_the_transaction():
+    from mailgate.adapters.smtp import Ahead
+
+    def broken():
+        yield
+        raise ValueError("bad template")
+
+    ahead = Ahead(broken())
+    ahead.step()
+    ahead.step()  # the error happens here, during someone else's SMTP wait: kept, not raised
+    with pytest.raises(ValueError, match="bad template"):
+        ahead.result()
