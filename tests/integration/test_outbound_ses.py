@@ -46,6 +46,18 @@ def aws_env(moto_url, monkeypatch):
     return moto_url
 
 
+@pytest.fixture(autouse=True)
+def every_accepted_message_is_dkim_verified(request, rsa_key):
+    url = request.getfixturevalue("moto_url") if "aws_env" in request.fixturenames else None
+    yield
+    if url:
+        lookup = D.dnsfunc_for({"mg._domainkey.example.test": D.public_txt(rsa_key)})
+        for m in accepted(url):
+            raw = m["raw_data"].encode()
+            assert dkim.verify(raw, dnsfunc=lookup)
+            assert not dkim.verify(raw.replace(b"\r\n\r\n", b"\r\n\r\nX", 1), dnsfunc=lookup)
+
+
 def accepted(moto_url) -> list[dict]:
     """What the emulator's SES accepted: its raw messages with their destinations."""
     data = json.load(urllib.request.urlopen(f"{moto_url}/moto-api/data.json"))

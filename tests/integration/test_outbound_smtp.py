@@ -28,6 +28,27 @@ def lookup(rsa_key):
     return D.dnsfunc_for({"mg._domainkey.example.test": D.public_txt(rsa_key)})
 
 
+@pytest.fixture(autouse=True)
+def every_delivered_message_is_dkim_verified(request, lookup):
+    """After each test: every message a test server accepted verifies, and a tampered copy fails."""
+    sinks = [request.getfixturevalue(name) for name in ("smtp_server", "smtp_server_tls")
+             if name in request.fixturenames]
+    yield
+    for sink in sinks:
+        for m in sink.messages:
+            assert dkim.verify(m.data, dnsfunc=lookup), m.data[:300]
+            tampered = m.data.replace(b"\r\n\r\n", b"\r\n\r\nX", 1)
+            assert not dkim.verify(tampered, dnsfunc=lookup)
+
+
+def signed_raw(rsa_key, i=0) -> bytes:
+    from mailgate import compose as C
+
+    r = C.parse_request(req(key=f"raw{i}", to=[f"r{i}@example.org"]))
+    m = C.compose(r, author=r.author, message_id=f"<raw{i}@example.test>", ref=f"raw{i}")
+    return D.sign_message(m.raw, [D.SigningKey("example.test", "mg", rsa_key)])
+
+
 def relay_for(sink, *, security="starttls", user="mailgate", from_filter="example.test"):
     return OutgoingServer(name="relay", host="127.0.0.1", port=sink.port, user=user, security=security,
                           from_filter=from_filter, secret_id="mailgate/server/relay")
@@ -130,26 +151,26 @@ def test_421_defers_this_and_the_remaining_recipients_for_a_later_try(world, smt
     assert second["status"] == "sent" and len(smtp_server.messages) == 3
 
 
-def test_connection_dropped_mid_batch_is_reopened_and_nothing_is_delivered_twice(smtp_server, smtp_client_context):
+def test_connection_dropped_mid_batch_is_reopened_and_nothing_is_delivered_twice(
+        smtp_server, smtp_client_context, rsa_key):
     server = relay_for(smtp_server)
     smtp_server.handler.drop_connection_after(2)
     envelopes = [Envelope("bounce@example.test", f"r{i}@example.org") for i in range(5)]
     with SmtpSender(server, smtp_server.password, ssl_context=smtp_client_context, timeout=5) as sender:
-        results = sender.send(envelopes, b"Subject: t\r\nFrom: a@example.test\r\n\r\nbody\r\n")
+        results = sender.send(envelopes, signed_raw(rsa_key))
         assert sender.connections == 2
     assert [r.status for r in results] == ["sent"] * 5
     assert smtp_server.handler.drops == 1
     assert [m.rcpt_tos[0] for m in smtp_server.messages] == [f"r{i}@example.org" for i in range(5)]
 
 
-def test_server_gone_defers_the_whole_batch_after_one_connection_attempt(smtp_server, smtp_client_context):
+def test_server_gone_defers_the_whole_batch_after_one_connection_attempt(smtp_server, smtp_client_context, rsa_key):
     server = relay_for(smtp_server)
     sender = SmtpSender(server, smtp_server.password, ssl_context=smtp_client_context, timeout=5)
-    first = sender.send([Envelope("b@example.test", "r0@example.org")], b"Subject: t\r\n\r\nx\r\n")
+    first = sender.send([Envelope("b@example.test", "r0@example.org")], signed_raw(rsa_key))
     sender.close()
     smtp_server.stop()
-    rest = sender.send([Envelope("b@example.test", f"r{i}@example.org") for i in (1, 2, 3)],
-                       b"Subject: t\r\n\r\nx\r\n")
+    rest = sender.send([Envelope("b@example.test", f"r{i}@example.org") for i in (1, 2, 3)], signed_raw(rsa_key))
     assert first[0].status == "sent"
     assert [(r.status, r.error) for r in rest] == [("deferred", "connect-failed")] * 3
     assert "cannot connect to 127.0.0.1" in rest[0].detail
@@ -274,3 +295,23 @@ def test_a_failing_preparation_surfaces_in_result_not_inside_the_transaction():
     ahead.step()  # the error happens here, during someone else's SMTP wait: kept, not raised
     with pytest.raises(ValueError, match="bad template"):
         ahead.result()
+
+
+def test_a_server_that_never_answers_times_out_and_is_deferred():
+    import socket
+
+    from tests.fixtures._ports import free_port
+
+    port = free_port()
+    with socket.socket() as silent:  # accepts connections (backlog) but never says a word
+        silent.bind(("127.0.0.1", port))
+        silent.listen(8)
+        server = OutgoingServer(name="mute", host="127.0.0.1", port=port, user="u", secret_id="x")
+        sender = SmtpSender(server, "pw", timeout=0.5)
+        (res,) = sender.send([Envelope("b@example.test", "r@example.org")], b"x")
+        assert (res.status, res.error) == ("deferred", "connect-failed")
+        assert "timed out" in res.detail
+        steps = smtp_adapter.test_connection(server, "pw", mail_from="a@example.test", rcpt_to="b@example.org",
+                                             timeout=0.5)
+        assert [(s.name, s.ok) for s in steps] == [("connect", False)]
+        assert "timed out" in steps[0].detail
