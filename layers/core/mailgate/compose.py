@@ -16,7 +16,8 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
-from email.utils import formatdate
+from datetime import datetime, timezone
+from email.utils import format_datetime
 from typing import Any, Iterable
 from urllib.parse import quote
 
@@ -444,7 +445,8 @@ def compose(req: SendRequest, *, author: Mailbox, message_id: str, ref: str,
         *([encode_address_header("Cc", req.cc, utf8=utf8)] if req.cc else []),
         *([encode_address_header("Reply-To", [reply_to], utf8=utf8)] if reply_to else []),
         encode_unstructured("Subject", req.subject, utf8=utf8),
-        "Date: " + formatdate(date if date is not None else time.time(), localtime=False),
+        # RFC 5322 §3.3: "+0000" (UTC); formatdate's "-0000" would mean "local time unknown"
+        "Date: " + format_datetime(datetime.fromtimestamp(date if date is not None else time.time(), timezone.utc)),
         f"Message-ID: {message_id}",  # RFC 5322 §3.6.4
         f"X-Mailgate-Id: {ref}",  # SES rewrites Message-ID; ours survives here for threading
         *([f"In-Reply-To: {in_reply_to}"] if in_reply_to else []),
