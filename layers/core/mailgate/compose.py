@@ -444,7 +444,7 @@ def compose(req: SendRequest, *, author: Mailbox, message_id: str, ref: str,
         *([encode_address_header("To", req.to, utf8=utf8)] if req.to else []),
         *([encode_address_header("Cc", req.cc, utf8=utf8)] if req.cc else []),
         *([encode_address_header("Reply-To", [reply_to], utf8=utf8)] if reply_to else []),
-        encode_unstructured("Subject", req.subject, utf8=utf8),
+        *([encode_unstructured("Subject", req.subject, utf8=utf8)] if req.subject else []),
         # RFC 5322 §3.3: "+0000" (UTC); formatdate's "-0000" would mean "local time unknown"
         "Date: " + format_datetime(datetime.fromtimestamp(date if date is not None else time.time(), timezone.utc)),
         f"Message-ID: {message_id}",  # RFC 5322 §3.6.4
