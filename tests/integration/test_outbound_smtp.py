@@ -315,3 +315,14 @@ def test_a_server_that_never_answers_times_out_and_is_deferred():
                                              timeout=0.5)
         assert [(s.name, s.ok) for s in steps] == [("connect", False)]
         assert "timed out" in steps[0].detail
+
+
+def test_connection_lost_before_the_final_reply_is_unknown_and_never_sent_again(world, smtp_server):
+    smtp_server.handler.drop_before_data_reply()
+    first = outbound.send(world, req())
+    assert statuses(first)["bob@example.org"] == ("unknown", None)
+    assert "not re-sent" in first["recipients"][0]["detail"]
+    assert statuses(first)["carol@example.org"] == ("sent", 250)  # a new connection for the next one
+    assert first["status"] == "partial"
+    assert outbound.send(world, req())["status"] == "duplicate"
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["bob@example.org"], ["carol@example.org"]]

@@ -247,10 +247,10 @@ class SmtpSender:
             code, msg = self._command(conn, "rcpt", f"TO:{smtplib.quoteaddr(env.rcpt)}")
             if code not in (250, 251):
                 return self._refused(env, code, msg, "rcpt-rejected", conn)
-            stage = "data"
             code, msg = self._command(conn, "data", "")
             if code != 354:
                 return self._refused(env, code, msg, "data-rejected", conn)
+            stage = "data"  # from here on the server may have taken the message
             # RFC 5321 §4.5.2: a line starting with "." gets one more; the data ends with CRLF.CRLF
             q = _LEADING_DOT.sub(b"..", raw)
             conn.send(q + (b"" if q.endswith(b"\r\n") else b"\r\n") + b".\r\n")

@@ -89,6 +89,8 @@ class RecordingHandler:
         self.rcpt_replies: dict[str, str] = {}
         #: abort the connection at the next MAIL FROM once this many messages were accepted (once)
         self.drop_after: int | None = None
+        #: take the next message, then abort the connection instead of answering (once)
+        self.drop_before_reply = False
         self.connections = 0
         self.drops = 0
         self._lock = threading.Lock()
@@ -99,6 +101,9 @@ class RecordingHandler:
 
     def drop_connection_after(self, n: int) -> None:
         self.drop_after = n
+
+    def drop_before_data_reply(self) -> None:
+        self.drop_before_reply = True
 
     def clear(self) -> None:
         with self._lock:
@@ -138,6 +143,11 @@ class RecordingHandler:
                                           or envelope.content), list(envelope.mail_options), login,
                                           server.transport.get_extra_info("ssl_object") is not None))
             n = len(self.messages)
+        if self.drop_before_reply:
+            self.drop_before_reply = False
+            self.drops += 1
+            server.transport.abort()  # the client cannot know whether the message was taken
+            return "451 4.4.2 connection dropped"
         return f"250 2.0.0 OK queued as m{n}"
 
 
