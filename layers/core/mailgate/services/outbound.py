@@ -1,0 +1,519 @@
+"""The outbound path: a send request in, a DKIM-signed message out through SMTP or SES.
+
+`send(c, request)` is idempotent by the request's `idempotency_key`: the message ledger record
+`out:<ref>` (ref derived from the key) is claimed before anything is sent, each recipient's state
+is written *before* its SMTP transaction ("sending") and after it ("sent", "failed", "deferred",
+"suppressed", "unknown"), and a retry only sends to recipients still "pending" or "deferred".
+A recipient left in "sending" by a crash is never re-sent (marked "unknown"): a possible loss is
+reported, a duplicate is impossible. A short lease keeps two workers off the same message.
+
+Each recipient gets its own envelope sender, a VERP address naming the message and the
+recipient, so the message is sent in one transaction per recipient over one connection: the
+DKIM-signed bytes are the same for all of them (Return-Path is not part of the message), and a
+bounce names exactly one recipient without parsing the DSN (DESIGN.md "Feedback").
+
+Transport selection follows Odoo's `ir.mail_server._find_mail_server`: the server whose
+from_filter names the exact From address, then one naming its domain (by priority), then a server
+without a filter, else SES for the domains SES may send for (alias domains and the gateway
+domain). If none may send for the From domain, the From becomes the alias domain's default sender
+(`notifications@`), keeping the author's name, and the selection is made again for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .. import compose as C
+from .. import dkim as D
+from .. import suppression, tokens
+from ..adapters.smtp import Envelope, RecipientResult
+from ..checks import Step
+from ..domain import AliasDomain, MessageRecord, OutgoingServer, Thread, new_id
+from ..errors import ConfigError, MailgateError, NotFound, PermanentError, TransientError
+
+log = logging.getLogger(__name__)
+
+SEND_RESULT = "Send Result"
+LEASE_SECONDS = 300
+THREAD_IDS_KEPT = 20  # References: the newest ids of the thread (RFC 5322 §3.6.4 allows trimming)
+FINAL = {"sent", "failed", "suppressed", "unknown"}
+
+
+def message_ref(idempotency_key: str) -> str:
+    """The 16-character lower-case base32 ref of a request (80 bits of SHA-256): fits a VERP token."""
+    digest = hashlib.sha256(b"mailgate-out:" + idempotency_key.encode()).digest()
+    return base64.b32encode(digest).decode().lower()[:16]
+
+
+# --------------------------------------------------------------------------- transport selection
+
+
+@dataclass(frozen=True)
+class Selection:
+    server: OutgoingServer | None      # None: SES
+    author: C.Mailbox                  # the From actually used
+    rewritten: bool
+    reason: str
+
+    @property
+    def transport(self) -> str:
+        return self.server.name if self.server else "ses"
+
+
+def _filters(server: OutgoingServer) -> list[str]:
+    return [f.strip().lower() for f in server.from_filter.split(",") if f.strip()]
+
+
+def match_server(servers: list[OutgoingServer], address: str) -> tuple[OutgoingServer | None, str]:
+    """Odoo's from_filter rule: exact address first, then the domain, each by priority."""
+    address = address.lower()
+    domain = address.rpartition("@")[2]
+    ordered = sorted(servers, key=lambda s: (s.priority, s.name))
+    for s in ordered:
+        if address in _filters(s):
+            return s, f"from_filter of {s.name} names {address}"
+    for s in ordered:
+        if domain in _filters(s):
+            return s, f"from_filter of {s.name} names the domain {domain}"
+    return None, ""
+
+
+def select_transport(servers: list[OutgoingServer], author: C.Mailbox, *, ses_domains: set[str],
+                     default_from: str) -> Selection:
+    server, why = match_server(servers, author.address)
+    if server:
+        return Selection(server, author, False, why)
+    unfiltered = sorted((s for s in servers if not s.from_filter), key=lambda s: (s.priority, s.name))
+    if unfiltered:
+        return Selection(unfiltered[0], author, False, f"{unfiltered[0].name} has no from_filter (sends any From)")
+    if author.domain in ses_domains:
+        return Selection(None, author, False, f"SES may send for {author.domain}")
+    # nobody may send as this domain: send as notifications@ with the author's name (Odoo's
+    # encapsulate_email), so SPF/DKIM/DMARC pass for a domain we do control
+    rewritten = C.Mailbox(author.name or author.address, default_from)
+    server, why = match_server(servers, default_from)
+    if server:
+        return Selection(server, rewritten, True, f"no transport may send for {author.domain}; {why}")
+    return Selection(None, rewritten, True, f"no transport may send for {author.domain}; From becomes {default_from}")
+
+
+# --------------------------------------------------------------------------- senders
+
+
+class Senders:
+    """The open transports of one batch: one SmtpSender per server (its connection reused), SES."""
+
+    def __init__(self, c, overrides: dict[str, Any] | None = None) -> None:
+        self.c = c
+        self.open: dict[str, Any] = dict(overrides or {})
+        self._owned: list[Any] = []
+
+    def get(self, server: OutgoingServer | None):
+        name = server.name if server else "ses"
+        sender = self.open.get(name)
+        if sender is None:
+            sender = self.open[name] = self._make(server)
+            self._owned.append(sender)
+        return sender
+
+    def _make(self, server: OutgoingServer | None):
+        c = self.c
+        if server is None:
+            from ..adapters.ses import SesSender, ses_client
+
+            client = c.extras.get("ses_client") or ses_client(c.settings)
+            return SesSender(client, configuration_set=c.settings.ses_configuration_set)
+        from ..adapters.smtp import SmtpSender, ssl_context_for
+
+        password = None
+        if server.user:
+            sid = server.secret_id or f"{c.settings.server_secret_prefix}{server.name}"
+            try:
+                password = c.secrets.get(sid)
+            except NotFound:
+                raise ConfigError(f"no password stored for outgoing server {server.name} (secret {sid}); "
+                                  f"store it with `mailgate server add-smtp {server.name} ...`",
+                                  code="password-missing") from None
+        ctx = c.extras.get("smtp_ssl_context") or ssl_context_for(server, cafile=c.extras.get("smtp_cafile"))
+        return SmtpSender(server, password, ssl_context=ctx, connect=c.extras.get("smtp_connect"))
+
+    def close(self) -> None:
+        for s in self._owned:
+            try:
+                s.close()
+            except Exception:  # closing must never hide the batch's result
+                log.warning("closing sender %s failed", getattr(s, "name", s), exc_info=True)
+        # the senders stay known (their connections closed): a later get() reconnects on demand
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _event(c, detail: dict) -> dict:
+    c.events.publish(SEND_RESULT, detail)
+    return detail
+
+
+def _reject(c, request: Any, err: MailgateError, *, record: MessageRecord | None = None) -> dict:
+    key = request.get("idempotency_key") if isinstance(request, dict) else None
+    detail = {
+        "status": "rejected", "ref": record.key[4:] if record else (message_ref(key) if isinstance(key, str) else ""),
+        "idempotency_key": key if isinstance(key, str) else None, "message_id": record.message_id if record else "",
+        "error": err.code, "field": getattr(err, "field", ""), "reason": str(err), "recipients": [],
+    }
+    return _event(c, detail)
+
+
+def _alias_domain(c, req: C.SendRequest) -> AliasDomain:
+    if req.alias_domain:
+        d = c.config.get_domain(req.alias_domain)
+        if d is None:
+            raise C.InvalidRequest(f"alias_domain {req.alias_domain} is not configured; add it with "
+                                   "`mailgate domain add` or leave alias_domain out", code="unknown-domain",
+                                   field="alias_domain")
+        return d
+    d = c.config.get_domain(req.author.domain)
+    if d:
+        return d
+    domains = c.config.list_domains()
+    if len(domains) == 1:
+        return domains[0]
+    if not domains:
+        raise ConfigError("no alias domain is configured: add one with `mailgate domain add NAME`",
+                          code="no-alias-domain")
+    raise C.InvalidRequest(f"the From domain {req.author.domain} is not an alias domain and several are "
+                           "configured: name one in alias_domain", code="unknown-domain", field="alias_domain")
+
+
+def _thread(c, req: C.SendRequest) -> Thread | None:
+    if req.thread_id:
+        t = c.threads.get_thread(req.thread_id)
+        if t is None:
+            raise C.InvalidRequest(f"thread {req.thread_id} does not exist; give record {{model, id}} to create "
+                                   "the thread on first use", code="unknown-thread", field="thread_id")
+        return t
+    if req.record:
+        model, record_id = req.record
+        t = c.threads.find_thread_for_record(model, record_id)
+        if t is None:
+            t = Thread(thread_id=new_id(), model=model, record_id=record_id, subject=req.subject)
+            c.threads.put_thread(t)
+        return t
+    return None
+
+
+def _thread_key(thread_id: str) -> str:
+    return f"thread-msgids#{thread_id}"
+
+
+def thread_message_ids(c, thread_id: str) -> list[str]:
+    """The newest Message-IDs sent in a thread (oldest first).
+
+    Kept in the key-value port until ThreadRepository can list a thread's messages (asked for).
+    """
+    item = c.kv.get_item(_thread_key(thread_id)) or {}
+    return list(item.get("ids", []))
+
+
+def _remember_in_thread(c, thread_id: str, message_id: str) -> None:
+    ids = [i for i in thread_message_ids(c, thread_id) if i != message_id] + [message_id]
+    c.kv.put_item(_thread_key(thread_id), {"ids": ids[-THREAD_IDS_KEPT:]})
+    c.threads.index_message_id(message_id, thread_id)
+
+
+def _ses_domains(c) -> set[str]:
+    names = {d.name.lower() for d in c.config.list_domains()}
+    if c.settings.gateway_domain:
+        names.add(c.settings.gateway_domain.lower())
+    return names
+
+
+def _envelope_sender(c, domain: AliasDomain, ref: str, index: int, server: OutgoingServer | None,
+                     author: C.Mailbox) -> str:
+    verp = tokens.verp_address(c.token_key, domain.bounce, domain.name, ref, index)
+    if server is None or not server.from_filter:
+        return verp
+    filters = _filters(server)
+    if verp.rpartition("@")[2] in filters:
+        return verp
+    # the server only lets us use addresses its from_filter names: bounces then go to the author
+    return author.address
+
+
+def _suppressed(c, domains: list[str], address: str) -> dict | None:
+    for d in domains:
+        entry = suppression.is_suppressed(c.kv, d, address)
+        if entry:
+            return entry
+    return None
+
+
+def _overall(recipients: list[dict]) -> str:
+    states = [r["status"] for r in recipients]
+    if any(s in ("deferred", "pending") for s in states):
+        return "retrying"
+    if states and all(s == "sent" for s in states):
+        return "sent"
+    if any(s == "sent" for s in states):
+        return "partial"
+    return "failed"
+
+
+def _detail(record: MessageRecord, status: str) -> dict:
+    d = record.detail
+    return {
+        "status": status, "ref": record.key[4:], "idempotency_key": d.get("idempotency_key"),
+        "message_id": record.message_id, "thread_id": record.thread_id, "from": record.sender,
+        "from_rewritten": d.get("from_rewritten", False), "transport": d.get("transport"),
+        "attempt": d.get("attempts", 0),
+        "recipients": [{k: r.get(k) for k in ("address", "status", "code", "error", "detail")}
+                       for r in d.get("recipients", [])],
+    }
+
+
+# --------------------------------------------------------------------------- send
+
+
+def _prepare(c, req: C.SendRequest, ref: str) -> tuple[MessageRecord, bytes]:
+    """Compose and sign; the record to claim. Raises InvalidRequest/PermanentError/TransientError."""
+    domain = _alias_domain(c, req)
+    thread = _thread(c, req)
+    servers = c.config.list_outgoing()
+    sel = select_transport(servers, req.author, ses_domains=_ses_domains(c), default_from=domain.default_from_address)
+    author = sel.author
+    from_domain_item = c.config.get_domain(author.domain)
+    selector = (from_domain_item or domain).dkim_selector
+    keys = D.signing_keys(c, author.domain, selector)
+    attachments = []
+    for a in req.attachments:
+        try:
+            attachments.append((a.filename, a.content_type, c.raw_store.get(a.key)))
+        except NotFound:
+            raise C.InvalidRequest(f"attachment {a.key} is not in the bucket; upload it first",
+                                   code="attachment-missing", field="attachments") from None
+    message_id = f"<{ref}@{domain.name}>"
+    reply_to = None
+    references: list[str] = []
+    in_reply_to = req.in_reply_to
+    if thread:
+        name = C.short_display_name(req.reply_to_name or thread.subject or req.subject or author.name or domain.name)
+        reply_to = C.Mailbox(name, tokens.reply_address(c.token_key, domain.catchall, domain.name, thread.thread_id))
+        references = thread_message_ids(c, thread.thread_id)
+        in_reply_to = in_reply_to or (references[-1] if references else None)
+    if in_reply_to and in_reply_to not in references:
+        references = references + [in_reply_to]
+    composed = C.compose(req, author=author, message_id=message_id, ref=ref, reply_to=reply_to,
+                         in_reply_to=in_reply_to, references=references[-THREAD_IDS_KEPT:], attachments=attachments)
+    raw = D.sign_message(composed.raw, keys, for_ses=sel.server is None)
+    recipients = req.recipients
+    rows = []
+    for i, address in enumerate(recipients):
+        row = {"index": i, "address": address, "status": "pending", "code": None, "error": "", "detail": "",
+               "envelope_from": _envelope_sender(c, domain, ref, i, sel.server, author)}
+        entry = _suppressed(c, [author.domain, domain.name], address)
+        if entry:
+            row.update(status="suppressed", error="suppressed",
+                       detail=f"on the suppression list ({entry.get('reason', 'no reason given')}); "
+                              "remove it with `mailgate suppression remove` if it was a mistake")
+        rows.append(row)
+    record = MessageRecord(
+        key="out:" + ref, raw_key=f"outbound/{ref}.eml", direction="out", source="outbound",
+        message_id=message_id, sender=author.address, recipients=recipients, subject=req.subject,
+        outcome="pending", reason=sel.reason, thread_id=thread.thread_id if thread else "",
+        detail={
+            "idempotency_key": req.idempotency_key, "alias_domain": domain.name, "transport": sel.transport,
+            "from": C.format_mailbox(author, True), "from_rewritten": sel.rewritten, "smtputf8": composed.smtputf8,
+            "dkim": [{"d": k.domain, "s": k.selector, "a": k.algorithm, "key": k.source} for k in keys],
+            "recipients": rows, "attempts": 0,
+        },
+    )
+    return record, raw
+
+
+def send(c, request: dict, *, senders: Senders | dict | None = None) -> dict:
+    """Send one request (schema: docs/outbound.md); return and publish its "Send Result".
+
+    Never raises for a bad request or a refused recipient; a "retrying" status means some
+    recipients were deferred and the caller should try again later (SQS does).
+    """
+    try:
+        req = C.parse_request(request)
+    except C.InvalidRequest as e:
+        return _reject(c, request, e)
+    ref = message_ref(req.idempotency_key)
+    key = "out:" + ref
+    record = c.messages.get(key)
+    if record and record.outcome != "rejected" and all(r["status"] in FINAL for r in record.detail.get("recipients", [])):
+        return _detail(record, "duplicate")  # already done: nothing is sent twice
+    lease = f"outlease#{ref}"
+    if not c.kv.put_item(lease, {"since": time.time()}, ttl_seconds=LEASE_SECONDS, if_absent=True):
+        return {"status": "retrying", "ref": ref, "idempotency_key": req.idempotency_key,
+                "reason": "another worker is sending this message now", "recipients": []}
+    own = senders is None or isinstance(senders, dict)
+    senders = Senders(c, senders if isinstance(senders, dict) else None) if own else senders
+    try:
+        if record is None or record.outcome == "rejected":  # nothing was sent: prepare (again)
+            previous = record
+            try:
+                record, raw = _prepare(c, req, ref)
+            except (C.InvalidRequest, PermanentError) as e:
+                rejected = MessageRecord(key=key, raw_key="", direction="out", source="outbound",
+                                         sender=req.author.address, recipients=req.recipients, subject=req.subject,
+                                         outcome="rejected", reason=str(e),
+                                         detail={"idempotency_key": req.idempotency_key, "error": e.code})
+                c.messages.update(rejected) if previous else c.messages.claim(rejected)
+                return _reject(c, request, e, record=rejected)
+            # the signed bytes first, so a retry sends exactly the same message
+            c.raw_store.put(record.raw_key, raw)
+            if record.thread_id:
+                _remember_in_thread(c, record.thread_id, record.message_id)
+            if previous is not None:
+                c.messages.update(record)
+            elif not c.messages.claim(record):
+                record = c.messages.get(key)  # lost a race with a worker whose lease expired
+                raw = c.raw_store.get(record.raw_key)
+        else:
+            raw = c.raw_store.get(record.raw_key)
+        return _deliver(c, record, raw, senders)
+    except TransientError as e:
+        return {"status": "retrying", "ref": ref, "idempotency_key": req.idempotency_key, "error": e.code,
+                "reason": str(e), "recipients": []}
+    finally:
+        if own:
+            senders.close()
+        c.kv.delete_item(lease)
+
+
+def _deliver(c, record: MessageRecord, raw: bytes, senders: Senders) -> dict:
+    detail = record.detail
+    rows = detail["recipients"]
+    detail["attempts"] = detail.get("attempts", 0) + 1
+    for row in rows:
+        if row["status"] == "sending":  # a crash between "sending" and the result: never send again
+            row.update(status="unknown", error="interrupted",
+                       detail="a previous attempt stopped during this recipient's transaction; not re-sent "
+                              "to avoid a duplicate")
+    server = None
+    if detail["transport"] != "ses":
+        server = c.config.get_outgoing(detail["transport"])
+    todo = [r for r in rows if r["status"] in ("pending", "deferred")]
+    sender = None
+    if todo:
+        if detail["transport"] != "ses" and server is None:
+            for r in todo:
+                r.update(status="failed", error="server-removed",
+                         detail=f"outgoing server {detail['transport']} no longer exists")
+            todo = []
+        else:
+            try:
+                sender = senders.get(server)
+            except PermanentError as e:
+                for r in todo:
+                    r.update(status="failed", error=e.code, detail=str(e))
+                todo = []
+    for row in todo:
+        row["status"] = "sending"
+        c.messages.update(record)  # state recorded before the send (exactly-once)
+        env = Envelope(row["envelope_from"], row["address"])
+        kwargs = {"from_address": record.sender} if getattr(sender, "kind", "") == "ses" else {}
+        try:
+            (res,) = sender.send([env], raw, smtputf8=detail.get("smtputf8", False), **kwargs)
+        except Exception as e:  # a bug or an unexpected library error: not sent; retry later
+            log.exception("sender %s failed", getattr(sender, "name", sender))
+            res = RecipientResult(row["address"], "deferred", None, f"unexpected error: {e}", "internal")
+        row.update(status=res.status, code=res.code, error=res.error, detail=res.detail,
+                   transport_id=res.transport_id)
+    status = _overall(rows)
+    record.outcome = status
+    c.messages.update(record)
+    return _event(c, _detail(record, status))
+
+
+def retry_delay(receive_count: int) -> int:
+    """Seconds before the next try: 30 s doubling per receive, at most 15 minutes."""
+    return min(900, 30 * 2 ** max(0, receive_count - 1))
+
+
+def _back_off(c, rec: dict) -> None:
+    """Make SQS wait longer before each new try (exponential backoff on the visibility timeout).
+
+    Uses `c.extras["change_visibility"](receipt_handle, seconds)` until the Queue port has a
+    change_visibility method; without it the queue's own visibility timeout applies.
+    """
+    change = c.extras.get("change_visibility")
+    handle = rec.get("receiptHandle")
+    if change is None or not handle:
+        return
+    count = int((rec.get("attributes") or {}).get("ApproximateReceiveCount", "1") or 1)
+    try:
+        change(handle, retry_delay(count))
+    except Exception:  # the retry still happens, only sooner
+        log.warning("could not delay the retry of an SQS message", exc_info=True)
+
+
+def handle_sqs_batch(c, event: dict, *, senders: Senders | None = None) -> dict:
+    """SQS → send; the records to retry are returned as partial batch failures."""
+    failures = []
+    own = senders is None
+    senders = senders or Senders(c)
+    try:
+        for rec in event.get("Records", []):
+            mid = rec.get("messageId", "")
+            try:
+                body = json.loads(rec.get("body") or "")
+            except (TypeError, ValueError) as e:
+                _reject(c, {}, C.InvalidRequest(f"the queue message is not JSON ({e})", code="invalid-json"))
+                continue  # retrying cannot fix it
+            try:
+                result = send(c, body, senders=senders)
+            except Exception:
+                log.exception("send failed unexpectedly for SQS message %s", mid)
+                failures.append(mid)
+                continue
+            if result.get("status") == "retrying":
+                failures.append(mid)
+                _back_off(c, rec)
+    finally:
+        if own:
+            senders.close()
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in failures]}
+
+
+# --------------------------------------------------------------------------- Test Connection
+
+
+def test_connection(c, server: OutgoingServer, *, rcpt_to: str | None = None) -> list[Step]:
+    """Odoo's Test Connection for an SMTP server, step by step (nothing is sent)."""
+    from ..adapters import smtp as smtp_adapter
+
+    password = None
+    if server.user:
+        sid = server.secret_id or f"{c.settings.server_secret_prefix}{server.name}"
+        try:
+            password = c.secrets.get(sid)
+        except NotFound:
+            return [Step("credentials", False, f"no password stored for {server.name} (secret {sid}); store it "
+                                               f"with `mailgate server add-smtp {server.name} ...`")]
+    domains = c.config.list_domains()
+    filters = _filters(server)
+    if filters and "@" in filters[0]:
+        mail_from = filters[0]
+    elif filters:
+        d = c.config.get_domain(filters[0])
+        mail_from = d.default_from_address if d else f"notifications@{filters[0]}"
+    elif domains:
+        mail_from = domains[0].default_from_address
+    else:
+        mail_from = f"notifications@{c.settings.gateway_domain or 'localhost'}"
+    if rcpt_to is None:
+        d = c.config.get_domain(mail_from.rpartition("@")[2])
+        rcpt_to = d.bounce_address if d else f"postmaster@{mail_from.rpartition('@')[2]}"
+    ctx = c.extras.get("smtp_ssl_context") or smtp_adapter.ssl_context_for(server, cafile=c.extras.get("smtp_cafile"))
+    return smtp_adapter.test_connection(server, password, mail_from=mail_from, rcpt_to=rcpt_to, ssl_context=ctx,
+                                        connect=c.extras.get("smtp_connect"))
