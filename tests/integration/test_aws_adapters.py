@@ -44,8 +44,12 @@ def test_thread_followers_and_message_id_index(aws):
     aws.threads.add_follower("t1", "A@x.test")
     assert aws.threads.get_thread("t1").followers == ["a@x.test", "b@x.test"]
     assert aws.threads.find_thread_for_record("crm.lead", "42").thread_id == "t1"
-    aws.threads.index_message_id("<m1@x.test>", "t1")
-    assert aws.threads.threads_for_message_ids(["<m0@x>", "<m1@x.test>"]) == {"<m1@x.test>": "t1"}
+    aws.threads.index_message_id("m1@x.test", "t1")
+    assert aws.threads.threads_for_message_ids(["m0@x", "m1@x.test"]) == {"m1@x.test": "t1"}
+    aws.threads.index_message_id("m2@x.test", "t1")
+    aws.threads.index_message_id("other@x.test", "t2")
+    assert aws.threads.recent_message_ids("t1") == ["m1@x.test", "m2@x.test"]
+    assert aws.threads.recent_message_ids("t1", limit=1) == ["m2@x.test"]
 
 
 def test_message_claim_is_exactly_once_under_concurrency(aws):
@@ -84,8 +88,10 @@ def test_raw_store_events_queue_and_secrets(aws):
     aws.events.publish("Message Outcome", {"key": "k"})
     aws.outbound_queue.send({"to": ["a@x.test"]})
     sqs = boto3.client("sqs", endpoint_url=aws.settings.endpoint_url, region_name="us-east-1")
-    body = sqs.receive_message(QueueUrl=aws.settings.outbound_queue_url)["Messages"][0]["Body"]
-    assert json.loads(body) == {"to": ["a@x.test"]}
+    got = sqs.receive_message(QueueUrl=aws.settings.outbound_queue_url, VisibilityTimeout=0)["Messages"][0]
+    assert json.loads(got["Body"]) == {"to": ["a@x.test"]}
+    aws.outbound_queue.change_visibility(got["ReceiptHandle"], 600)  # backoff: not visible for 10 min
+    assert "Messages" not in sqs.receive_message(QueueUrl=aws.settings.outbound_queue_url, WaitTimeSeconds=0)
     aws.secrets.put("t/server/x", "s3cret")
     aws.secrets.put("t/server/x", "n3w")
     assert aws.secrets.get("t/server/x") == "n3w"

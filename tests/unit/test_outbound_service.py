@@ -161,7 +161,8 @@ def test_record_gets_a_thread_on_first_use_and_the_next_message_continues_it(c):
     reply_to = first["Reply-To"].addresses[0]
     assert tokens.parse_reply_address(c.token_key, reply_to.addr_spec) == thread.thread_id
     assert len(reply_to.display_name) <= C.MAX_REPLY_TO_NAME
-    assert c.threads.threads_for_message_ids([first["Message-ID"]]) == {first["Message-ID"]: thread.thread_id}
+    bare = first["Message-ID"].strip("<>")
+    assert c.threads.threads_for_message_ids([bare]) == {bare: thread.thread_id}
     outbound.send(c, req(idempotency_key="order-42-shipped", record=rec, to=["bob@example.org"]),
                   senders={"ses": ses})
     second = parsed(ses.transactions[1][2])

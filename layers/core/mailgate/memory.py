@@ -111,7 +111,11 @@ class MemoryThreadRepository:
             t.followers.append(address)
 
     def index_message_id(self, message_id: str, thread_id: str) -> None:
+        self.message_index.pop(message_id, None)  # re-indexing moves it to the newest place
         self.message_index[message_id] = thread_id
+
+    def recent_message_ids(self, thread_id: str, limit: int = 32) -> list[str]:
+        return [m for m, t in self.message_index.items() if t == thread_id][-limit:]
 
     def threads_for_message_ids(self, message_ids: Iterable[str]) -> dict[str, str]:
         return {m: self.message_index[m] for m in message_ids if m in self.message_index}
@@ -213,9 +217,13 @@ class MemoryEventPublisher:
 class MemoryQueue:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.delays: list[tuple[str, int]] = []
 
     def send(self, body: dict[str, Any], *, dedup_id: str | None = None) -> None:
         self.sent.append(body)
+
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None:
+        self.delays.append((receipt_handle, seconds))
 
 
 class MemorySecretStore:

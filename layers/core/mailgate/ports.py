@@ -51,6 +51,9 @@ class ThreadRepository(Protocol):
     def add_follower(self, thread_id: str, address: str) -> None: ...
     def index_message_id(self, message_id: str, thread_id: str) -> None: ...
     def threads_for_message_ids(self, message_ids: Iterable[str]) -> dict[str, str]: ...
+    def recent_message_ids(self, thread_id: str, limit: int = 32) -> list[str]:
+        """The thread's newest Message-IDs, in and out, oldest first (for References)."""
+        ...
 
 
 class MessageRepository(Protocol):
@@ -92,6 +95,9 @@ class Queue(Protocol):
     """A work queue (SQS): the outbound send requests, the fetch fan-out."""
 
     def send(self, body: dict[str, Any], *, dedup_id: str | None = None) -> None: ...
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None:
+        """Delay the next delivery of a received message (backoff before a retry)."""
+        ...
 
 
 class SecretStore(Protocol):

@@ -121,6 +121,13 @@ class SqsQueue:
         except Exception as exc:
             raise translate(exc, "queueing a message") from exc
 
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None:
+        try:
+            self.clients.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=receipt_handle,
+                                                       VisibilityTimeout=max(0, min(int(seconds), 43_200)))
+        except Exception as exc:
+            raise translate(exc, "delaying a queued message") from exc
+
 
 class SecretsManagerStore:
     """Secrets Manager, with values cached per container for `ttl` seconds (warm invocations)."""

@@ -282,7 +282,11 @@ class DynamoThreadRepository:
             actions=[ThreadItem.followers.set(ThreadItem.followers.append([address]))])
 
     def index_message_id(self, message_id: str, thread_id: str) -> None:
-        MessageIdItem(f"msgid#{message_id}", "msgid", message_id=message_id, thread_id=thread_id).save()
+        message_id_item(message_id, thread_id).save()
+
+    def recent_message_ids(self, thread_id: str, limit: int = 32) -> list[str]:
+        rows = MessageIdItem.gsi1.query(f"thread-msgs#{thread_id}", scan_index_forward=False, limit=limit)
+        return [i.message_id for i in rows][::-1]
 
     def threads_for_message_ids(self, message_ids: Iterable[str]) -> dict[str, str]:
         keys = list(dict.fromkeys(m for m in message_ids if m))[:100]
@@ -290,6 +294,12 @@ class DynamoThreadRepository:
             return {}
         # One BatchGetItem (up to 100 keys) rather than one read per id.
         return {i.message_id: i.thread_id for i in MessageIdItem.batch_get([(f"msgid#{m}", "msgid") for m in keys])}
+
+
+def message_id_item(message_id: str, thread_id: str, when: float | None = None) -> MessageIdItem:
+    """An index item; gsi1 lists a thread's message ids by time (References of a reply)."""
+    return MessageIdItem(f"msgid#{message_id}", "msgid", message_id=message_id, thread_id=thread_id,
+                         gsi1pk=f"thread-msgs#{thread_id}", gsi1sk=f"{_iso(when or time.time())}#{message_id}")
 
 
 def _thread(item: ThreadItem) -> Thread:
@@ -563,7 +573,7 @@ class DynamoInboundStore:
                 if new_thread is not None:
                     tx.save(DynamoThreadRepository._thread_item(new_thread))
                 for message_id, thread_id in dict(index).items():
-                    tx.save(MessageIdItem(f"msgid#{message_id}", "msgid", message_id=message_id, thread_id=thread_id))
+                    tx.save(message_id_item(message_id, thread_id, now))
                 if follower is not None and (new_thread is None or new_thread.thread_id != follower[0]):
                     thread_id, address = follower
                     tx.update(ThreadItem(f"thread#{thread_id}", "thread"), actions=[

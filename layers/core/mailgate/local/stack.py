@@ -160,11 +160,16 @@ class LocalStack:
         return bootstrap.container()
 
     def seed_demo(self) -> None:
-        """example.test with catchall@, bounce@, a sales@ alias, and the SMTP sink as outgoing server."""
+        """example.test with catchall@, bounce@, a sales@ alias, its DKIM key, and the SMTP sink
+        as the outgoing server for it."""
+        from .. import dkim
         from ..domain import Alias, AliasDomain, OutgoingServer
 
         c = self.container()
-        c.config.put_domain(AliasDomain(self.gateway_domain))
+        domain = AliasDomain(self.gateway_domain)
+        c.config.put_domain(domain)
+        c.secrets.put(dkim.secret_id(c.settings, domain.name, domain.dkim_selector),
+                      dkim.private_pem(dkim.generate_key("rsa", 2048)))
         c.config.put_alias(Alias(self.gateway_domain, "sales", "crm.lead", defaults={"team": "sales"}))
         c.config.put_outgoing(OutgoingServer("local-sink", "127.0.0.1", self.ports.sink, security="none",
                                              allow_plaintext=True, from_filter=self.gateway_domain, priority=1))

@@ -208,23 +208,16 @@ def _thread(c, req: C.SendRequest) -> Thread | None:
     return None
 
 
-def _thread_key(thread_id: str) -> str:
-    return f"thread-msgids#{thread_id}"
-
-
 def thread_message_ids(c, thread_id: str) -> list[str]:
-    """The newest Message-IDs sent in a thread (oldest first).
-
-    Kept in the key-value port until ThreadRepository can list a thread's messages (asked for).
-    """
-    item = c.kv.get_item(_thread_key(thread_id)) or {}
-    return list(item.get("ids", []))
+    """The thread's newest Message-IDs, received and sent, oldest first, as header msg-ids
+    (`<id>`, RFC 5322 §3.6.4) for References."""
+    return [f"<{m}>" for m in c.threads.recent_message_ids(thread_id, THREAD_IDS_KEPT)]
 
 
 def _remember_in_thread(c, thread_id: str, message_id: str) -> None:
-    ids = [i for i in thread_message_ids(c, thread_id) if i != message_id] + [message_id]
-    c.kv.put_item(_thread_key(thread_id), {"ids": ids[-THREAD_IDS_KEPT:]})
-    c.threads.index_message_id(message_id, thread_id)
+    # The index holds ids without angle brackets, as the inbound parser reads them from
+    # In-Reply-To/References (message.message_ids): one form, so replies find their thread.
+    c.threads.index_message_id(message_id.strip().strip("<>"), thread_id)
 
 
 def _ses_domains(c) -> set[str]:
@@ -443,10 +436,10 @@ def retry_delay(receive_count: int) -> int:
 def _back_off(c, rec: dict) -> None:
     """Make SQS wait longer before each new try (exponential backoff on the visibility timeout).
 
-    Uses `c.extras["change_visibility"](receipt_handle, seconds)` until the Queue port has a
-    change_visibility method; without it the queue's own visibility timeout applies.
+    `c.extras["change_visibility"](receipt_handle, seconds)` overrides the outbound queue's
+    own `change_visibility` (tests use it to observe the delays).
     """
-    change = c.extras.get("change_visibility")
+    change = c.extras.get("change_visibility") or getattr(c.outbound_queue, "change_visibility", None)
     handle = rec.get("receiptHandle")
     if change is None or not handle:
         return
