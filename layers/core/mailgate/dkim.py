@@ -254,7 +254,7 @@ def signing_keys(c, domain: str, selector: str) -> list[SigningKey]:
             f"and publish the record it prints"
             + (f", or `mailgate dkim keygen {settings.gateway_domain} --selector {selector}` and CNAME "
                f"{selector}._domainkey.{domain} to {selector}._domainkey.{settings.gateway_domain}"
-               if settings.gateway_domain else ""),
+               if settings.gateway_domain and settings.gateway_domain.lower() != domain.lower() else ""),
             code="dkim-key-missing")
     return out
 

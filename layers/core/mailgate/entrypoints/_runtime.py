@@ -8,6 +8,13 @@ logger = Logger(service="mailgate")
 metrics = Metrics(namespace="mailgate", service="mailgate")
 
 
+def count(name: str, value: float = 1) -> None:
+    """One CloudWatch metric (EMF through Powertools), in the `mailgate` namespace."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
 def container():
     from .. import bootstrap
 

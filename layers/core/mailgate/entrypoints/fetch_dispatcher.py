@@ -1,6 +1,6 @@
 """EventBridge schedule: queue one fetch job per incoming server that is due (DESIGN.md flow 2)."""
 
-from ._runtime import container, logger, metrics
+from ._runtime import container, count, logger, metrics
 from ..services import fetch
 
 
@@ -8,5 +8,6 @@ from ..services import fetch
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
     queued = fetch.dispatch(container())
+    count("FetchJobsQueued", queued)
     logger.info("fetch jobs queued", extra={"queued": queued})
     return {"queued": queued}
