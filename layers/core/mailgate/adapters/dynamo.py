@@ -108,7 +108,8 @@ class MessageItem(Item, discriminator="msg"):
 
 
 class CounterItem(Item, discriminator="counter"):
-    count = NumberAttribute(default=0)
+    # Named `hits` in Python: `count` would shadow pynamodb's Model.count() class method.
+    hits = NumberAttribute(attr_name="count", default=0)
 
 
 class KvItem(Item, discriminator="kv"):
@@ -366,28 +367,28 @@ class DynamoCounterRepository:
         item = CounterItem(f"counter#{key}", "counter")
         try:
             # Count within the live window (ttl in the future) ...
-            item.update(actions=[CounterItem.count.add(1)], condition=CounterItem.ttl > now)
-            return int(item.count)
+            item.update(actions=[CounterItem.hits.add(1)], condition=CounterItem.ttl > now)
+            return int(item.hits)
         except UpdateError as exc:
             if not _is_condition_failure(exc):
                 raise
         # ... or start a new window. A concurrent starter makes us fall back to counting.
         try:
-            CounterItem(f"counter#{key}", "counter", count=1, ttl=now + window_seconds).save(
+            CounterItem(f"counter#{key}", "counter", hits=1, ttl=now + window_seconds).save(
                 condition=Item.pk.does_not_exist() | (CounterItem.ttl <= now))
             return 1
         except PutError as exc:
             if not _is_condition_failure(exc):
                 raise
-            item.update(actions=[CounterItem.count.add(1)])
-            return int(item.count)
+            item.update(actions=[CounterItem.hits.add(1)])
+            return int(item.hits)
 
     def get(self, key: str) -> int:
         try:
             item = CounterItem.get(f"counter#{key}", "counter")
         except DoesNotExist:
             return 0
-        return int(item.count) if (item.ttl or 0) > self.clock() else 0
+        return int(item.hits) if (item.ttl or 0) > self.clock() else 0
 
 
 class DynamoKeyValueRepository:
@@ -523,8 +524,8 @@ class DynamoInboundStore:
         for key, (cur, prev, elapsed) in windows.items():
             current = got.get((cur, "counter"))
             previous = got.get((prev, "counter"))
-            snap.counts[key] = int((current.count if current else 0)
-                                   + (previous.count if previous else 0) * (1 - elapsed))
+            snap.counts[key] = int((current.hits if current else 0)
+                                   + (previous.hits if previous else 0) * (1 - elapsed))
         # The second read: threads named only by what the first one found.
         more = [t for t in list(snap.index.values()) +
                 [a.force_thread_id for a in snap.aliases.values() if a.force_thread_id]
@@ -581,8 +582,11 @@ class DynamoInboundStore:
                 if counter is not None:
                     key, window = counter
                     cur, _, _ = _window_bucket(key, window, now)
+                    # An update creates the item when missing: set the discriminator too, or
+                    # pynamodb would read it back as a bare Item.
                     tx.update(CounterItem(cur, "counter"), actions=[
-                        CounterItem.count.add(1), CounterItem.ttl.set(int(now + 2 * window))])
+                        CounterItem.hits.add(1), CounterItem.ttl.set(int(now + 2 * window)),
+                        CounterItem.kind.set(CounterItem)])
                 if contact:
                     k = contact_key(contact)
                     tx.save(KvItem(f"kv#{k}", "kv", gsi1pk=DynamoKeyValueRepository._namespace(k), gsi1sk=k,

@@ -1,0 +1,45 @@
+"""The inbound path over the real DynamoDB store (one batched read, one transaction per message)."""
+
+import pytest
+
+from mailgate.domain import Alias, AliasDomain
+from mailgate.services import inbound
+
+pytestmark = pytest.mark.integration
+
+
+def mail(n: int, sender: str = "ann@client.test", to: str = "sales@example.test", extra: str = "") -> bytes:
+    return (f"From: {sender}\r\nTo: {to}\r\nSubject: note {n}\r\nMessage-ID: <n{n}.{sender}>\r\n{extra}\r\n"
+            f"hello {n}\r\n").encode()
+
+
+def deliver(c, raw: bytes, key: str, to: str = "sales@example.test"):
+    c.raw_store.put(key, raw)
+    return inbound.ingest(c, key, source="ses", envelope_recipients=[to])
+
+
+@pytest.fixture
+def c(aws):
+    aws.config.put_domain(AliasDomain("example.test", loop_limit=3))
+    aws.config.put_alias(Alias("example.test", "sales", "crm.lead"))
+    return aws
+
+
+def test_new_records_then_the_loop_limit_stops_a_flood_from_one_sender(c):
+    outcomes = [deliver(c, mail(i), f"raw/ses/f{i}").outcome for i in range(5)]
+    assert outcomes == ["new-record", "new-record", "new-record", "loop", "loop"]
+
+
+def test_a_reply_by_references_joins_the_thread_and_its_author_is_a_known_sender(c):
+    first = deliver(c, mail(1, "bob@client.test"), "raw/ses/b1")
+    reply = mail(2, "bob@client.test", extra=f"References: <n1.bob@client.test>\r\n")
+    second = deliver(c, reply, "raw/ses/b2")
+    assert second.outcome == "thread" and second.thread_id == first.thread_id
+    assert c.threads.recent_message_ids(first.thread_id) == ["n1.bob@client.test", "n2.bob@client.test"]
+    assert c.kv.get_item("contact#bob@client.test") is not None
+
+
+def test_the_same_message_twice_is_one_record(c):
+    a = deliver(c, mail(7), "raw/ses/d1")
+    b = deliver(c, mail(7), "raw/ses/d2")
+    assert a.key == b.key and len(c.messages.list()) == 1
