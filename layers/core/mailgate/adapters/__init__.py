@@ -1,0 +1,1 @@
+"""Adapters: one real implementation of each port, named after its technology."""
