@@ -200,7 +200,7 @@ def fetch_mailbox(c, server_name: str, *, deadline: float, max_messages: int,
         res.status = "busy"
         res.notes.append("another worker holds the lease on this mailbox")
         return res
-    ingest = ingest or _default_ingest
+    ingest = ingest or (getattr(c, "extras", {}) or {}).get("ingest") or _default_ingest
     factory = mailbox_factory or _factory_for(c)
     try:
         try:
