@@ -195,7 +195,9 @@ def test_new_mail_is_stored_before_routing_and_acknowledged_only_after():
 
     assert res.status == "ok" and res.fetched == 3 and res.stored == 3 and res.acked == 3
     kinds = [o[0] for o in order]
-    assert kinds == ["store", "ingest", "store", "ingest", "store", "ingest", "ack"]
+    assert kinds == ["store", "store", "store", "ingest", "ingest", "ingest", "ack"]
+    routed = [o[1] for o in order if o[0] == "ingest"]
+    assert [c.raw_store.get(k) for k in routed] == [make_raw(0), make_raw(1), make_raw(2)]  # in order
     assert all("\\Seen" in flags for _, flags in box.messages.values())
     assert all(k.startswith("raw/fetch/") and k.endswith(".eml") for k in c.raw_store.objects)
     assert ledger(c) == ["mid:<m0@example.org>", "mid:<m1@example.org>", "mid:<m2@example.org>"]
@@ -505,3 +507,22 @@ def test_test_connection_reports_each_step():
     steps = fetch.test_connection(c.secrets, server, mailbox_factory=lambda s, p: BadCert())
     assert [(s.name, s.ok) for s in steps] == [("connect", True), ("tls", False)]
     assert "certificate not trusted" in steps[1].detail
+
+
+def test_fresh_messages_skip_the_exists_check_only_a_crashed_chunk_pays_it(c):
+    checks = []
+    exists = c.raw_store.exists
+    c.raw_store.exists = lambda key: (checks.append(key), exists(key))[1]
+    box = FakeImap()
+    for n in range(5):
+        box.add(make_raw(n))
+    run(c, box, RecordingIngest())
+    assert checks == []  # new UIDs above the cursor cannot be stored yet: one PUT each, no HEAD
+    for n in range(5, 8):
+        box.add(make_raw(n))
+    box.crash_on_ack = 1
+    with pytest.raises(Crash):
+        run(c, box, RecordingIngest())
+    c.kv.delete_item("lease#shop")
+    res = run(c, box, RecordingIngest())
+    assert len(checks) == 3 and res.duplicates == 3 and c.raw_store.puts == 8

@@ -25,6 +25,7 @@ import email.policy
 import hashlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterator, Protocol
 
@@ -49,6 +50,8 @@ MAX_INGEST_ATTEMPTS = 3
 #: one UID FETCH carries at most this many messages / octets (Lambda memory)
 CHUNK_MESSAGES = 200
 CHUNK_BYTES = 8 * 1024 * 1024
+#: raw messages of a chunk stored at once (S3 PUTs / fsyncs wait on I/O, not on the CPU)
+STORE_CONCURRENCY = 16
 #: the worker stops when less than this is left before its deadline
 SAFETY_SECONDS = 2.0
 #: the lease outlives the worker's deadline by this much (then a new worker may take over)
@@ -235,42 +238,69 @@ def fetch_mailbox(c, server_name: str, *, deadline: float, max_messages: int,
     return res
 
 
+class _Cursor:
+    """The mailbox cursor item, written with a version check (a lost lease cannot go unnoticed).
+
+    `inflight` names the chunk being stored: after a crash, only those messages (and everything
+    after a UIDVALIDITY reset) may already be in the store, so only they cost an exists() check.
+    """
+
+    def __init__(self, c, server, now):
+        self.c, self.server, self.now = c, server, now
+        self.key = CURSOR_PREFIX + server.name
+        self.value = c.kv.get_item(self.key) or {}
+        self.version = int(self.value.get("version") or 0)
+
+    def write(self, **fields) -> None:
+        value = {k: v for k, v in self.value.items() if k != "version"}
+        value.update(fields, version=self.version + 1, updated_at=self.now())
+        if not self.c.kv.put_item(self.key, value, if_version=self.version):
+            raise TransientError(f"cursor of {self.server.name} was changed by another worker "
+                                 "(lease expired?); stopping", code="lease-lost")
+        self.value, self.version = value, self.version + 1
+
+
 def _fetch_imap(c, server, mb, res, **kw) -> None:
-    key = CURSOR_PREFIX + server.name
-    cur = c.kv.get_item(key) or {}
-    version = int(cur.get("version") or 0)
-    last_uid = int(cur.get("last_uid") or 0)
+    cursor = _Cursor(c, server, kw["now"])
+    cur = cursor.value
+    state = {"last_uid": int(cur.get("last_uid") or 0)}
+    inflight = int(cur.get("inflight_upto") or 0)
+    reset_upto = int(cur.get("reset_upto") or 0)
     folder = server.folder or "INBOX"
-    if cur and (int(cur.get("uidvalidity") or 0) != mb.uidvalidity or cur.get("folder", folder) != folder):
+    reset = bool(cur) and (int(cur.get("uidvalidity") or 0) != mb.uidvalidity
+                           or cur.get("folder", folder) != folder)
+    if reset:
         # RFC 3501 2.3.1.1: a new UIDVALIDITY means old UIDs mean nothing; take everything again.
         # Content-addressed storage and ingest's dedup make the second pass store nothing twice.
         res.uidvalidity_reset = True
         res.notes.append(f"UIDVALIDITY changed ({cur.get('uidvalidity')} -> {mb.uidvalidity}) "
                          f"or folder changed: re-reading {folder} from the start")
-        last_uid = 0
-    state = {"last_uid": last_uid, "version": version}
+        state["last_uid"], inflight = 0, 0
+    pending = mb.list_since(state["last_uid"])
+    if reset:
+        # Everything up to here may be in the store already (under its old UID).
+        reset_upto = max((i.ref for i in pending), default=0)
+    base = {"protocol": "imap", "folder": folder, "uidvalidity": mb.uidvalidity,
+            "reset_upto": reset_upto}
+
+    def begin(chunk: list[MailItem]) -> None:
+        cursor.write(**base, last_uid=state["last_uid"], inflight_upto=max(i.ref for i in chunk))
 
     def save(done: list[MailItem]) -> None:
-        if not done:
-            return
-        state["last_uid"] = max(state["last_uid"], max(i.ref for i in done))
-        value = {"protocol": "imap", "folder": folder, "uidvalidity": mb.uidvalidity,
-                 "last_uid": state["last_uid"], "version": state["version"] + 1,
-                 "updated_at": kw["now"]()}
-        if not c.kv.put_item(key, value, if_version=state["version"]):
-            raise TransientError(f"cursor of {server.name} was changed by another worker "
-                                 "(lease expired?); stopping", code="lease-lost")
-        state["version"] += 1
+        if done:
+            state["last_uid"] = max(state["last_uid"], max(i.ref for i in done))
+            cursor.write(**base, last_uid=state["last_uid"])
 
-    pending = mb.list_since(last_uid)
-    _process(c, server, mb, res, pending, save, **kw)
+    def may_exist(item: MailItem) -> bool:
+        return item.ref <= inflight or item.ref <= reset_upto
+
+    _process(c, server, mb, res, pending, save, begin=begin, may_exist=may_exist, **kw)
 
 
 def _fetch_pop(c, server, mb, res, **kw) -> None:
-    key = CURSOR_PREFIX + server.name
-    cur = c.kv.get_item(key) or {}
-    version = int(cur.get("version") or 0)
-    seen = set(cur.get("seen") or [])
+    cursor = _Cursor(c, server, kw["now"])
+    seen = set(cursor.value.get("seen") or [])
+    inflight = set(cursor.value.get("inflight") or [])
     everything = mb.list_all()
     present = {i.ident for i in everything}
     if server.ack == "delete":
@@ -279,21 +309,18 @@ def _fetch_pop(c, server, mb, res, **kw) -> None:
         if again:
             mb.ack(again, "delete")
             res.notes.append(f"re-deleted {len(again)} message(s) already stored")
-    state = {"seen": seen & present, "version": version}
+    state = {"seen": seen & present}
+
+    def begin(chunk: list[MailItem]) -> None:
+        cursor.write(protocol="pop", seen=sorted(state["seen"]), inflight=[i.ident for i in chunk])
 
     def save(done: list[MailItem]) -> None:
-        if not done:
-            return
-        state["seen"] |= {i.ident for i in done}
-        value = {"protocol": "pop", "seen": sorted(state["seen"]), "version": state["version"] + 1,
-                 "updated_at": kw["now"]()}
-        if not c.kv.put_item(key, value, if_version=state["version"]):
-            raise TransientError(f"cursor of {server.name} was changed by another worker "
-                                 "(lease expired?); stopping", code="lease-lost")
-        state["version"] += 1
+        if done:
+            state["seen"] |= {i.ident for i in done}
+            cursor.write(protocol="pop", seen=sorted(state["seen"]))
 
     pending = [i for i in everything if i.ident not in seen]
-    _process(c, server, mb, res, pending, save, **kw)
+    _process(c, server, mb, res, pending, save, begin=begin, may_exist=lambda i: i.ident in inflight, **kw)
 
 
 def _chunks(items: list[MailItem], cap: int) -> Iterator[list[MailItem]]:
@@ -310,8 +337,8 @@ def _chunks(items: list[MailItem], cap: int) -> Iterator[list[MailItem]]:
         yield chunk
 
 
-def _process(c, server, mb, res, pending: list[MailItem], save, *, deadline, max_messages, ingest,
-             clock, now) -> None:
+def _process(c, server, mb, res, pending: list[MailItem], save, *, begin, may_exist, deadline,
+             max_messages, ingest, clock, now) -> None:
     if len(pending) > max_messages:
         res.more = True
         res.notes.append(f"{len(pending)} new messages; this run takes {max_messages}")
@@ -328,6 +355,12 @@ def _process(c, server, mb, res, pending: list[MailItem], save, *, deadline, max
         mb.set_timeout(max(1.0, min(Timeouts.command, left - SAFETY_SECONDS)))
         wanted = [i for i in chunk if i.size <= cap]
         got = {item.ref: raw for item, raw in mb.fetch(wanted)}
+        # 1. every raw message of the chunk durably stored (in parallel: S3 PUTs and fsyncs
+        #    are I/O waits), 2. routed one by one in mailbox order (a reply after its original),
+        # 3. acknowledged on the server, 4. cursor advanced.
+        if got:
+            begin([i for i in chunk if i.ref in got])
+        stored = _store_all(c, server, [(i, got[i.ref]) for i in chunk if i.ref in got], res, may_exist)
         done: list[MailItem] = []
         to_ack: list[MailItem] = []
         stop = False
@@ -337,13 +370,13 @@ def _process(c, server, mb, res, pending: list[MailItem], save, *, deadline, max
                 res.skipped += 1
                 done.append(item)  # left on the server for a person; not fetched again
                 continue
-            raw = got.get(item.ref)
-            if raw is None:
+            if item.ref not in got:
                 res.vanished += 1
                 done.append(item)
                 continue
             res.fetched += 1
-            if not _store_and_ingest(c, server, item, raw, ingest, res, now()):
+            key, digest, ingest_key = stored[item.ref]
+            if not _ingest_one(c, server, item, key, digest, ingest_key, ingest, res, now()):
                 stop = True  # a transient failure: retry this message (and what follows) next run
                 break
             done.append(item)
@@ -362,17 +395,44 @@ def raw_key_for(raw: bytes) -> tuple[str, str]:
     return f"raw/fetch/{digest}.eml", digest
 
 
-def _store_and_ingest(c, server, item, raw: bytes, ingest, res, t: float) -> bool:
-    """True when the message is done with (routed, or kept as failed); False to retry later."""
-    key, digest = raw_key_for(raw)
-    if c.raw_store.exists(key):
-        res.duplicates += 1
+def _store_all(c, server, pairs: list[tuple[MailItem, bytes]], res, may_exist
+               ) -> dict[int, tuple[str, str, str]]:
+    """Store each raw message under its content address; returns ref -> (key, digest, ingest key).
+
+    Writing the same bytes under the same key twice is harmless; the exists() check is only
+    there to avoid it after a crash or a reset, so messages that cannot be stored yet skip it.
+    """
+
+    def store(pair):
+        item, raw = pair
+        key, digest = raw_key_for(raw)
+        if may_exist(item) and c.raw_store.exists(key):
+            new = False
+        else:
+            c.raw_store.put(key, raw)  # durable before anything else (S3 PUT / fsync)
+            new = True
+        notes: list[str] = []
+        ingest_key = key if server.attachments else _store_without_attachments(c, key, raw, notes)
+        return item.ref, key, digest, ingest_key, new, notes
+
+    if len(pairs) > 1 and STORE_CONCURRENCY > 1:
+        with ThreadPoolExecutor(max_workers=min(STORE_CONCURRENCY, len(pairs))) as pool:
+            outcomes = list(pool.map(store, pairs))  # re-raises the first failure
     else:
-        c.raw_store.put(key, raw)  # durable before anything else (S3 PUT / fsync)
-        res.stored += 1
-    ingest_key = key
-    if not server.attachments:
-        ingest_key = _store_without_attachments(c, key, raw, res)
+        outcomes = [store(p) for p in pairs]
+    out = {}
+    for ref, key, digest, ingest_key, new, notes in outcomes:
+        out[ref] = (key, digest, ingest_key)
+        if new:
+            res.stored += 1
+        else:
+            res.duplicates += 1
+        res.notes.extend(notes)
+    return out
+
+
+def _ingest_one(c, server, item, key, digest, ingest_key, ingest, res, t: float) -> bool:
+    """True when the message is done with (routed, or kept as failed); False to retry later."""
     source = f"{server.protocol}:{server.name}"
     try:
         ingest(c, ingest_key, source=source, envelope_recipients=[])
@@ -429,14 +489,15 @@ def strip_attachments(raw: bytes) -> bytes:
     return msg.as_bytes()
 
 
-def _store_without_attachments(c, key: str, raw: bytes, res) -> str:
+def _store_without_attachments(c, key: str, raw: bytes, notes: list[str]) -> str:
     stripped_key = key[: -len(".eml")] + ".noattach.eml"
     if not c.raw_store.exists(stripped_key):
         try:
-            c.raw_store.put(stripped_key, strip_attachments(raw))
+            stripped = strip_attachments(raw)
         except Exception as exc:  # noqa: BLE001 - a malformed message routes as it came
-            res.notes.append(f"attachments kept: the message could not be parsed ({exc})")
+            notes.append(f"attachments kept: the message could not be parsed ({exc})")
             return key
+        c.raw_store.put(stripped_key, stripped)
     return stripped_key
 
 
