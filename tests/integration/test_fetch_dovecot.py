@@ -444,3 +444,36 @@ def test_5000_messages_over_several_runs_each_stored_exactly_once(dovecot, mailb
     assert len(ledger(c)) == 5000 and c.raw_store.puts == 5000
     assert flags_by_message_id(dovecot, mailbox_user) == {}
     assert len(flags_by_message_id(dovecot, mailbox_user, "Archive")) == 5000
+
+
+def test_move_to_a_missing_folder_is_reported_and_retried_without_duplicates(dovecot, mailbox_user):
+    c = container(dovecot)
+    add_server(c, dovecot, mailbox_user, ack="move", move_to="Processed")
+    for n in range(4):
+        dovecot.deliver(mailbox_user, make_raw(n))
+    res = run(c)
+    assert res.status == "failed" and res.error_code == "ack-failed"
+    assert "check that the folder 'Processed' exists" in res.error
+    assert fetch.health(c, "shop")["last_error"].startswith("acknowledgement failed")
+    assert len(ledger(c)) == 4  # stored and routed; only the move is missing
+    m = person(dovecot, mailbox_user)
+    m.create("Processed")
+    m.logout()
+    res = run(c)
+    assert res.status == "ok" and res.duplicates == 4 and res.stored == 0 and res.acked == 4
+    assert len(ledger(c)) == 4 and c.raw_store.puts == 4
+    assert len(flags_by_message_id(dovecot, mailbox_user, "Processed")) == 4
+
+
+def test_sqs_worker_fetches_the_mailbox_named_in_each_record(dovecot, mailbox_user):
+    c = container(dovecot)
+    add_server(c, dovecot, mailbox_user, ack="seen")
+    add_server(c, dovecot, mailbox_user, name="locked", password="wrong")
+    dovecot.deliver(mailbox_user, make_raw(1))
+    c.extras["ingest"] = ingest
+    event = {"Records": [{"messageId": "a", "body": '{"server": "shop"}'},
+                         {"messageId": "b", "body": '{"server": "locked"}'}]}
+    out = fetch.handle_sqs_batch(c, event, deadline=time.monotonic() + 60)
+    assert out == {"batchItemFailures": []}  # a wrong password is not retried by SQS
+    assert len(ledger(c)) == 1
+    assert fetch.health(c, "locked")["last_error_code"] == "auth-failed"

@@ -420,9 +420,12 @@ def test_success_clears_the_failure_streak(c):
 
 
 def test_missing_password_is_a_clear_permanent_failure(c):
+    c.config.put_incoming(IncomingServer(name="shop", protocol="imap", host="h", port=993, user="u",
+                                         secret_id="mailgate/server/shop"))
     c.secrets.delete("mailgate/server/shop")
     res = run(c, FakeImap(), RecordingIngest())
     assert res.status == "failed" and "secret 'mailgate/server/shop' does not exist" in res.error
+    assert not res.transient
 
 
 def test_pop_mailbox_uses_uidl_and_redoes_deletions_lost_before_quit():

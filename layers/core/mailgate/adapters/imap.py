@@ -171,9 +171,11 @@ class ImapMailbox:
                 raise PermanentError(f"server {self.server.name}: ack is move but move_to is empty",
                                      code="config")
             if "MOVE" in self.capabilities:  # RFC 6851
-                self._ok(*self._call(lambda: self.imap.uid("MOVE", uids, quote(move_to)), t), "UID MOVE")
+                self._ok(*self._call(lambda: self.imap.uid("MOVE", uids, quote(move_to)), t), "UID MOVE",
+                         fix=f"check that the folder {move_to!r} exists")
             else:
-                self._ok(*self._call(lambda: self.imap.uid("COPY", uids, quote(move_to)), t), "UID COPY")
+                self._ok(*self._call(lambda: self.imap.uid("COPY", uids, quote(move_to)), t), "UID COPY",
+                         fix=f"check that the folder {move_to!r} exists")
                 self._delete(uids, t)
         elif mode == "delete":
             self._delete(uids, t)
@@ -235,8 +237,12 @@ class ImapMailbox:
         except (OSError, ssl.SSLError, EOFError, ValueError) as exc:
             raise classify(exc, server=self.server, stage=self._stage, timeout=timeout) from exc
 
-    def _ok(self, typ, data, what: str):
+    def _ok(self, typ, data, what: str, fix: str = ""):
         if typ != "OK":
+            if what.startswith(("UID STORE", "UID MOVE", "UID COPY", "UID EXPUNGE", "EXPUNGE")):
+                # The messages are stored already; the next run tries the acknowledgement again.
+                raise PermanentError(f"{what} failed on {self.server.host}: {_text(data)}"
+                                     + (f"; {fix}" if fix else ""), code="ack-failed")
             raise TransientError(f"{what} failed on {self.server.host}: {_text(data)}",
                                  code="connection-lost")
         return data

@@ -56,6 +56,11 @@ ERROR_WORDS = {
     "timeout": "timed out",
     "connection-lost": "connection lost",
     "too-large": "message too large",
+    "ack-failed": "acknowledgement failed",
+    "lease-lost": "lease lost",
+    "protocol": "server refused a command",
+    "config": "configuration",
+    "internal": "internal error",
 }
 
 

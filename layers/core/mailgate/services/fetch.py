@@ -23,6 +23,7 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -174,6 +175,8 @@ def _password(secrets, server: IncomingServer, prefix: str) -> str:
     try:
         return secrets.get(sid)
     except NotFound as exc:
+        if not server.secret_id:
+            return ""  # added with --no-password; the server says whether it needs one
         raise PermanentError(f"the password of server {server.name} is missing: secret {sid!r} "
                              "does not exist; store it with `mailgate server add ... --password`",
                              code="config") from exc
@@ -573,23 +576,23 @@ def _record_failure(c, server, res: FetchResult, t: float) -> None:
 # --- SQS worker --------------------------------------------------------------------------------
 
 
-def handle_sqs_batch(c, event: dict, *, context=None, max_messages: int = 500,
-                     mailbox_factory: MailboxFactory | None = None, ingest: Ingest | None = None,
-                     clock: Callable[[], float] = time.monotonic) -> dict:
+def handle_sqs_batch(c, event: dict, *, deadline: float | None = None, context=None,
+                     max_messages: int = 500, mailbox_factory: MailboxFactory | None = None,
+                     ingest: Ingest | None = None, clock: Callable[[], float] = time.monotonic) -> dict:
     """The fetch worker's SQS handler core; returns the partial batch failure response.
 
     A transient failure (timeout, unreachable) is returned as a failure so SQS retries it;
     a permanent one (wrong password) is recorded in the server's health and not retried;
     "busy" (another worker has the mailbox) is dropped, that worker does the job.
+    `deadline` is a clock() (monotonic) time; else it is taken from the Lambda `context`.
     """
-    remaining = context.get_remaining_time_in_millis() / 1000.0 if context is not None else 60.0
-    deadline = clock() + max(1.0, remaining - 5.0)
+    if deadline is None:
+        remaining = context.get_remaining_time_in_millis() / 1000.0 if context is not None else 60.0
+        deadline = clock() + max(1.0, remaining - 15.0)
     failures = []
     for record in event.get("Records", []):
         msg_id = record.get("messageId", "")
         try:
-            import json
-
             body = json.loads(record.get("body") or "{}")
             name = str(body["server"])
         except (ValueError, KeyError, TypeError):
