@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import pytest
 
@@ -404,6 +405,9 @@ def test_wrong_password_is_recorded_and_a_server_failing_for_five_days_is_disabl
     (detail_type, detail), = c.events.published
     assert detail_type == "Fetch Server Disabled" and detail["server"] == "shop"
     assert detail["consecutive_failures"] == 2
+    sample = json.loads((pathlib.Path(__file__).resolve().parents[2] / "events" / "eventbridge"
+                         / "fetch-server-disabled.json").read_text())
+    assert sample["detail-type"] == detail_type and set(sample["detail"]) == set(detail)
     assert run(c, FakeImap(), RecordingIngest()).status == "disabled"
 
 
