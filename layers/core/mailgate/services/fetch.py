@@ -178,7 +178,8 @@ def _password(secrets, server: IncomingServer, prefix: str) -> str:
         if not server.secret_id:
             return ""  # added with --no-password; the server says whether it needs one
         raise PermanentError(f"the password of server {server.name} is missing: secret {sid!r} "
-                             "does not exist; store it with `mailgate server add ... --password`",
+                             "does not exist; store it again with `mailgate server add-imap` / `add-pop` "
+                             "(--password-stdin)",
                              code="config") from exc
 
 
