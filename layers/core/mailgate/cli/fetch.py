@@ -1,0 +1,76 @@
+"""`mailgate fetch now [NAME]` and `mailgate fetch status`: fetch incoming servers at once, see health."""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+from . import common
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("fetch", help="fetch incoming IMAP/POP3 servers now; their health")
+    sub = p.add_subparsers(dest="fetch_command", metavar="ACTION")
+
+    now = sub.add_parser("now", help="fetch one incoming server (or every enabled one) at once")
+    now.add_argument("name", nargs="?", help="the incoming server (default: every enabled server)")
+    now.add_argument("--max-messages", type=int, default=500, help="cap per server (default 500)")
+    now.add_argument("--budget", type=float, default=300.0,
+                     help="seconds allowed per server before stopping cleanly (default 300)")
+    common.add_json_flag(now)
+    now.set_defaults(func=cmd_now)
+
+    status = sub.add_parser("status", help="last success, last error and failures per server")
+    common.add_json_flag(status)
+    status.set_defaults(func=cmd_status)
+
+
+def cmd_now(args) -> int:
+    from ..services import fetch
+
+    c = common.get_container(args)
+    if args.name:
+        server = c.config.get_incoming(args.name)
+        if server is None:
+            return common.fail(f"no incoming server named {args.name!r} "
+                               "(list them with `mailgate server list`)")
+        names = [server.name]
+    else:
+        names = [s.name for s in c.config.list_incoming() if s.enabled]
+        if not names:
+            return common.fail("no enabled incoming server; add one with `mailgate server add`")
+    results = []
+    for name in names:
+        res = fetch.fetch_mailbox(c, name, deadline=time.monotonic() + args.budget,
+                                  max_messages=args.max_messages)
+        results.append(res)
+    rows = [{"server": r.server, "status": r.status, "fetched": r.fetched, "stored": r.stored,
+             "duplicates": r.duplicates, "failed": r.failed, "skipped": r.skipped,
+             "more": "yes" if r.more else "", "error": r.error} for r in results]
+    common.emit(args, [r.to_dict() for r in results],
+                common.table(rows, ["server", "status", "fetched", "stored", "duplicates", "failed",
+                                    "skipped", "more", "error"]))
+    return common.EXIT_FAILED if any(r.status in ("failed", "not-found") for r in results) else common.EXIT_OK
+
+
+def _when(t) -> str:
+    if not t:
+        return ""
+    return datetime.datetime.fromtimestamp(float(t), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def cmd_status(args) -> int:
+    from ..services import fetch
+
+    c = common.get_container(args)
+    rows, data = [], []
+    for server in c.config.list_incoming():
+        h = fetch.health(c, server.name)
+        data.append({"server": server.name, "enabled": server.enabled, **h})
+        rows.append({"server": server.name, "enabled": "yes" if server.enabled else "NO",
+                     "last_success": _when(h.get("last_success")),
+                     "failures": h.get("consecutive_failures", 0),
+                     "last_error": h.get("last_error", "") if h.get("consecutive_failures") else ""})
+    common.emit(args, data, common.table(rows, ["server", "enabled", "last_success", "failures",
+                                                "last_error"]))
+    return common.EXIT_OK

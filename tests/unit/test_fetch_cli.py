@@ -1,0 +1,60 @@
+"""`mailgate fetch now` / `mailgate fetch status` as a person sees them."""
+
+import argparse
+import json
+
+from mailgate import bootstrap
+from mailgate.cli import common
+from mailgate.cli import fetch as fetch_cli
+from mailgate.domain import IncomingServer
+from mailgate.errors import PermanentError
+
+from tests.unit.test_fetch_service import FakeImap, RecordingIngest, make_raw
+
+
+def cli(c, monkeypatch, *argv):
+    monkeypatch.setattr(common, "get_container", lambda args: c)
+    parser = argparse.ArgumentParser(prog="mailgate")
+    fetch_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+def setup(boxes):
+    c = bootstrap.in_memory()
+    for name in boxes:
+        c.config.put_incoming(IncomingServer(name=name, protocol="imap", host="h", port=993, user="u"))
+        c.secrets.put(f"mailgate/server/{name}", "pw")
+    c.extras["mailbox_factory"] = lambda server, password: boxes[server.name]
+    c.extras["ingest"] = RecordingIngest()
+    return c
+
+
+def test_fetch_now_fetches_the_named_server_and_prints_what_it_did(monkeypatch, capsys):
+    box = FakeImap()
+    box.add(make_raw(1))
+    box.add(make_raw(2))
+    c = setup({"shop": box, "other": FakeImap()})
+    assert cli(c, monkeypatch, "fetch", "now", "shop", "--json") == 0
+    (out,) = json.loads(capsys.readouterr().out)
+    assert out["server"] == "shop" and out["fetched"] == 2 and out["status"] == "ok"
+
+
+def test_fetch_now_without_name_fetches_every_enabled_server_and_fails_on_a_bad_one(monkeypatch, capsys):
+    class Refusing(FakeImap):
+        def open(self):
+            raise PermanentError("authentication failed for user 'u'", code="auth-failed")
+
+    c = setup({"shop": FakeImap(), "bad": Refusing()})
+    assert cli(c, monkeypatch, "fetch", "now") == 1
+    text = capsys.readouterr().out
+    assert "shop" in text and "authentication failed for user 'u'" in text
+    assert cli(c, monkeypatch, "fetch", "status") == 0
+    status = capsys.readouterr().out
+    assert "bad" in status and "authentication failed" in status
+
+
+def test_fetch_now_names_an_unknown_server(monkeypatch, capsys):
+    c = setup({})
+    assert cli(c, monkeypatch, "fetch", "now", "nope") == 1
+    assert "no incoming server named 'nope'" in capsys.readouterr().err
