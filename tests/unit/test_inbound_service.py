@@ -194,3 +194,34 @@ def test_retry_after_event_bus_outage_publishes_the_event_once_it_is_back():
     assert "effects_error" not in c.messages.get(rec.key).detail
     inbound.ingest(c, "raw/ses/x", source="ses", envelope_recipients=["sales@example.test"])
     assert len(c.events.published) == 1
+
+
+def test_fetched_mail_matching_no_alias_opens_a_record_of_the_servers_fallback_model():
+    from mailgate.domain import IncomingServer
+    from mailgate.services import inbound
+
+    c = stack()
+    c.config.put_incoming(IncomingServer("office", "imap", "imap.customer.test", 993, "info@customer.test",
+                                         fallback_model="helpdesk.ticket"))
+    raw = mail(frm="Carl <carl@client.test>", to="info@customer.test")
+    c.raw_store.put("raw/fetch/x.eml", raw)
+    record = inbound.ingest(c, "raw/fetch/x.eml", source="imap:office")
+    assert record.outcome == "new-record" and "fallback model" in record.reason
+    [(kind, detail)] = [(t, d) for t, d in c.events.published if t == "Record To Create"]
+    assert detail["model"] == "helpdesk.ticket" and detail["alias"] == "info@customer.test"
+    # the same mail through SES (no fallback there) is simply a duplicate of the first
+    c.raw_store.put("raw/ses/x", raw)
+    assert inbound.ingest(c, "raw/ses/x", source="ses").key == record.key
+
+
+def test_a_server_that_keeps_no_original_gets_events_without_the_raw_link_but_the_raw_stays():
+    from mailgate.domain import IncomingServer
+    from mailgate.services import inbound
+
+    c = stack()
+    c.config.put_incoming(IncomingServer("office", "imap", "imap.customer.test", 993, "me", keep_original=False))
+    c.raw_store.put("raw/fetch/y.eml", mail(to="sales@example.test"))
+    record = inbound.ingest(c, "raw/fetch/y.eml", source="imap:office")
+    [detail] = [d for t, d in c.events.published if t == "Record To Create"]
+    assert "raw_key" not in detail and record.raw_key == "raw/fetch/y.eml"
+    assert c.raw_store.exists(record.raw_key)

@@ -33,7 +33,7 @@ from typing import Any, Iterable, Protocol
 
 from .. import message as message_mod
 from .. import routing, tokens
-from ..domain import AliasDomain, MessageRecord, Thread, new_id
+from ..domain import Alias, AliasDomain, MessageRecord, Thread, new_id
 from ..errors import NotFound, TransientError
 from ..message import ParsedMessage
 
@@ -247,6 +247,7 @@ def _ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str],
         created = _commit_plain(c, record, replay=replay_of is not None)
         return (record if created else c.messages.get(record.key) or record), created
 
+    route = _apply_server_options(c, route, record)
     record.outcome, record.reason, record.thread_id = route.kind, route.reason, route.thread_id
     record.detail["route"] = route.to_dict()
 
@@ -297,6 +298,34 @@ def _ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str],
     return record, True
 
 
+def _apply_server_options(c, route: routing.Route, record: MessageRecord) -> routing.Route:
+    """The options of the incoming server a fetched message came from (Odoo's fetchmail.server):
+
+    - "fallback model": mail that matches no alias opens a record of that model instead of going
+      unanswered;
+    - "keep original" off: the application's events do not point at the original .eml (it is
+      still stored, so nothing is lost and `mailgate replay` works).
+    """
+    protocol, _, name = (record.source or "").partition(":")
+    if protocol not in ("imap", "pop") or not name:
+        return route
+    server = c.config.get_incoming(name)
+    if server is None:
+        return route
+    if not server.keep_original:
+        record.detail["keep_original"] = False
+    if route.kind != "unknown-recipient" or not server.fallback_model:
+        return route
+    mailbox = server.user if "@" in server.user else f"{server.name}@{server.host}"
+    local, _, domain = mailbox.rpartition("@")
+    route.kind = "new-record"
+    route.alias = Alias(domain=domain, name=local, model=server.fallback_model)
+    route.answer, route.answer_to, route.answer_text = False, "", ""
+    route.reason = (f"fetched from {name} ({mailbox}) and matching no alias: a new "
+                    f"{server.fallback_model} record (the server's fallback model)")
+    return route
+
+
 def _commit_plain(c, record: MessageRecord, *, replay: bool) -> bool:
     if replay:
         c.messages.update(record)
@@ -341,8 +370,21 @@ def _note_alive(c, sender: str) -> None:
     bounce_policy.note_inbound_from(c, sender)
 
 
+class _Publisher:
+    """c.events, minus the link to the original when its server says not to keep it."""
+
+    def __init__(self, c, record: MessageRecord) -> None:
+        self.c, self.hide = c, record.detail.get("keep_original") is False
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        if self.hide:
+            detail = {k: v for k, v in detail.items() if k != "raw_key"}
+        self.c.events.publish(detail_type, detail)
+
+
 def _effects(c, record: MessageRecord, parsed: ParsedMessage, route: routing.Route, raw: bytes,
              new_thread: Thread | None) -> None:
+    events = _Publisher(c, record)
     if route.kind == "bounce":
         _handle_bounce(c, record, raw)
         return
@@ -351,16 +393,16 @@ def _effects(c, record: MessageRecord, parsed: ParsedMessage, route: routing.Rou
     if route.kind == "thread":
         thread = route.thread if route.thread is not None else (
             c.threads.get_thread(route.thread_id) if route.thread_id else None)
-        c.events.publish(DT_THREAD, thread_event(record, parsed, thread))
+        events.publish(DT_THREAD, thread_event(record, parsed, thread))
         _notify_followers(c, record, parsed, route, thread)
         return
     if route.kind == "new-record":
-        c.events.publish(DT_RECORD, record_event(record, parsed, route))
+        events.publish(DT_RECORD, record_event(record, parsed, route))
         return
     answered = None
     if route.answer:
         answered = _answer(c, record, parsed, route)
-    c.events.publish(DT_OUTCOME, outcome_event(record, route, answered))
+    events.publish(DT_OUTCOME, outcome_event(record, route, answered))
 
 
 def _cut(text: str, limit: int) -> tuple[str, bool]:
