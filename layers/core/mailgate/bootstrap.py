@@ -63,10 +63,14 @@ _container: Container | None = None
 
 def from_settings(settings: Settings) -> Container:
     """Real adapters: DynamoDB, S3, EventBridge, SQS, Secrets Manager."""
+    import botocore.session
+
     from .adapters import aws, dynamo
 
-    session = aws.Clients(settings)
-    table = dynamo.bind_models(settings)
+    # One botocore session for boto3's clients and pynamodb: service models load once.
+    shared = botocore.session.get_session()
+    session = aws.Clients(settings, shared)
+    table = dynamo.bind_models(settings, shared)
     c = Container(
         settings=settings,
         raw_store=aws.S3RawMailStore(session, settings.bucket_name),

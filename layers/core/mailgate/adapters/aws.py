@@ -22,14 +22,22 @@ _TRANSIENT_CODES = {"Throttling", "ThrottlingException", "ProvisionedThroughputE
 
 
 class Clients:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, botocore_session=None) -> None:
         self.settings = settings
+        self.botocore_session = botocore_session
+
+    @cached_property
+    def session(self):
+        import boto3
+
+        # One boto3 Session per botocore session: a second one would register boto3's S3
+        # customizations on it twice ("Cannot inject class attribute upload_file").
+        return boto3.Session(botocore_session=self.botocore_session) if self.botocore_session else boto3
 
     def client(self, service: str):
-        import boto3
         from botocore.config import Config
 
-        return boto3.client(
+        return self.session.client(
             service, region_name=self.settings.region, endpoint_url=self.settings.endpoint_url,
             config=Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30),
         )

@@ -121,14 +121,23 @@ class KvItem(Item, discriminator="kv"):
 MODELS = (Item, DomainItem, AliasItem, ServerItem, ThreadItem, MessageIdItem, MessageItem, CounterItem, KvItem)
 
 
-def bind_models(settings: Settings) -> type[Item]:
-    """Point every model at the configured table, region and (locally) endpoint."""
+def bind_models(settings: Settings, botocore_session=None) -> type[Item]:
+    """Point every model at the configured table, region and (locally) endpoint.
+
+    All item kinds share one connection (they are one table), and with `botocore_session` the
+    boto3 clients' session too: pynamodb would otherwise make a botocore session per model class
+    and load the service models again for each, which a cold start pays for.
+    """
     for model in MODELS:
         model.Meta.table_name = settings.table_name
         model.Meta.region = settings.region
         model.Meta.host = settings.endpoint_url
-        # pynamodb caches its connection per class; drop it so the new settings take effect.
-        model._connection = None
+        if model is not Item and "_connection" in model.__dict__:
+            delattr(model, "_connection")  # inherit Item's connection
+    Item._connection = None
+    conn = Item._get_connection()
+    if botocore_session is not None:
+        conn.connection._local.session = botocore_session
     return Item
 
 

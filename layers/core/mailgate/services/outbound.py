@@ -127,7 +127,8 @@ class Senders:
         if server is None:
             from ..adapters.ses import SesSender, ses_client
 
-            client = c.extras.get("ses_client") or ses_client(c.settings)
+            clients = getattr(c.raw_store, "clients", None)  # the container's shared AWS session
+            client = c.extras.get("ses_client") or (clients.client("sesv2") if clients else ses_client(c.settings))
             return SesSender(client, configuration_set=c.settings.ses_configuration_set)
         from ..adapters.smtp import SmtpSender, ssl_context_for
 
