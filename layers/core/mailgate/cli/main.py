@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import MailgateError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or bad usage already explained on stderr
+        return int(exc.code or 0)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
