@@ -26,13 +26,16 @@ def cmd_dev(args) -> int:
     from ..local.stack import LocalStack, Ports
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for noisy in ("botocore", "urllib3", "mail.log", "werkzeug"):
+    for noisy in ("botocore", "urllib3", "mail.log", "werkzeug", "pynamodb"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     stack = LocalStack(state_dir=pathlib.Path(args.state_dir),
                        ports=Ports(aws=args.aws_port, smtp=args.smtp_port, sink=args.sink_port),
                        fetch_every=args.fetch_every, gateway_domain=args.domain)
     stop = threading.Event()
+    # Ctrl-C and a service manager's TERM both stop cleanly (set explicitly: a shell starts
+    # background jobs with SIGINT ignored).
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     print("starting the local stack (AWS emulator, template deployment, SMTP listeners)...", flush=True)
     stack.start()
     try:

@@ -242,7 +242,7 @@ class LocalStack:
             f"s3://{st.bucket_name}/raw/ses/ -> inbound handler",
             f"  outbound SMTP sink       127.0.0.1:{self.ports.sink}   writes to {self.state_dir / 'outbox'}/",
             f"  fetch schedule           every {self.fetch_every:.0f} s -> fetch dispatcher -> fetch worker",
-            f"  outbound queue consumer  {st.outbound_queue_url}",
+            f"  outbound queue consumer  {st.outbound_queue_url.rsplit('/', 1)[-1]} -> outbound handler",
             f"  demo alias domain        {self.gateway_domain}: catchall@, bounce@, sales@ (crm.lead)",
             "Try: python -c \"import smtplib; smtplib.SMTP('127.0.0.1', %d).sendmail('you@client.test', "
             "['sales@%s'], b'Subject: hello\\r\\n\\r\\nHi')\"" % (self.ports.smtp, self.gateway_domain),
