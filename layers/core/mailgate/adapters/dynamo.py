@@ -567,7 +567,6 @@ class DynamoInboundStore:
         return {(i.pk, i.sk): i for i in Item.batch_get(keys)}
 
     def commit(self, record: MessageRecord, *, new_thread, index, follower, counter, contact) -> bool:
-        from pynamodb.connection import Connection
         from pynamodb.exceptions import TransactWriteError
         from pynamodb.transactions import TransactWrite
 
@@ -575,7 +574,7 @@ class DynamoInboundStore:
         from ..services.inbound import contact_key
 
         now = self.clock()
-        conn = Connection(region=Item.Meta.region, host=Item.Meta.host)
+        conn = Item._get_connection().connection  # the table's client: no new session per message
         try:
             with TransactWrite(connection=conn) as tx:
                 # First: the record, only if new. A duplicate delivery cancels the whole transaction.
