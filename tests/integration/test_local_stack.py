@@ -118,3 +118,57 @@ def test_a_second_stack_on_the_same_ports_says_which_port_is_taken(stack, tmp_pa
 
     with pytest.raises(ConfigError, match=f"port {stack.ports.aws} .* already in use"):
         LocalStack(state_dir=tmp_path, ports=stack.ports).start()
+
+
+def test_a_reply_to_the_reply_address_joins_the_thread_and_the_follower_is_notified_signed(stack, app_events):
+    import email
+    import email.policy
+
+    from mailgate import tokens
+
+    c = stack.container()
+    raw = (b"From: Dora <dora@client.test>\r\nTo: sales@example.test\r\nSubject: Desks\r\n"
+           b"Message-ID: <desks-1@client.test>\r\n\r\nTen desks, please.\r\n")
+    send(stack, raw, ["sales@example.test"], "dora@client.test")
+    first = wait_for(lambda: next((r for r in c.messages.list() if r.message_id == "desks-1@client.test"), None))
+    c.threads.add_follower(first.thread_id, "rep@staff.test")
+    app_events(1)  # the Record To Create
+    reply_to = tokens.reply_address(c.token_key, "catchall", "example.test", first.thread_id)
+    reply = (f"From: Dora <dora@client.test>\r\nTo: {reply_to}\r\nSubject: Re: Desks\r\n"
+             f"Message-ID: <desks-2@client.test>\r\nIn-Reply-To: <desks-1@client.test>\r\n\r\n"
+             f"Make it twelve.\r\n\r\nOn Monday Dora wrote:\r\n> Ten desks, please.\r\n").encode()
+    send(stack, reply, [reply_to], "dora@client.test")
+    second = wait_for(lambda: next((r for r in c.messages.list() if r.message_id == "desks-2@client.test"), None))
+    assert second.outcome == "thread" and second.thread_id == first.thread_id
+    [event] = app_events(1)
+    assert event["detail-type"] == "Message Routed To Thread"
+    assert event["detail"]["reply_text"].strip() == "Make it twelve."
+    # The follower (not the author) is notified through the outbound queue, DKIM-signed, with
+    # the thread's reply address to answer to.
+    delivered = wait_for(lambda: [m for m in stack.sink.messages if "rep@staff.test" in m["rcpt_tos"]], timeout=30)
+    notice = email.message_from_bytes(delivered[0]["raw"], policy=email.policy.default)
+    assert notice["DKIM-Signature"] and "Make it twelve." in notice.get_body(("plain",)).get_content()
+    assert tokens.parse_reply_address(c.token_key, notice["Reply-To"].addresses[0].addr_spec) == first.thread_id
+    assert not [m for m in stack.sink.messages if "dora@client.test" in m["rcpt_tos"]]
+
+
+def test_concurrent_invocations_of_one_ses_event_make_one_result(stack):
+    import threading
+
+    from mailgate.local.invoker import invoke
+    from mailgate.local.ses_receiver import build_ses_event, ses_message_id
+
+    c = stack.container()
+    raw = (b"From: eve@client.test\r\nTo: sales@example.test\r\nSubject: Race\r\n"
+           b"Message-ID: <race@client.test>\r\n\r\nsame event, four invocations\r\n")
+    ses_id = ses_message_id()
+    c.raw_store.put(c.settings.ses_raw_prefix + ses_id, raw)
+    event = build_ses_event(raw, mail_from="eve@client.test", recipients=["sales@example.test"],
+                            message_id=ses_id, function_arn="arn:aws:lambda:us-east-1:123456789012:function:x")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(invoke("inbound", event))) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    keys = {r["results"][0]["key"] for r in results}
+    assert len(results) == 4 and len(keys) == 1
+    assert [r.message_id for r in c.messages.list(limit=500)].count("race@client.test") == 1

@@ -105,6 +105,8 @@ class SendRequest:
     record: tuple[str, str] | None = None
     headers: tuple[tuple[str, str], ...] = ()
     notification: bool = False
+    #: an automatic answer to a received message (RFC 3834 §5.2: Auto-Submitted: auto-replied)
+    auto_reply: bool = False
     alias_domain: str | None = None
     in_reply_to: str | None = None
     reply_to_name: str | None = None
@@ -282,6 +284,7 @@ def parse_request(data: Any) -> SendRequest:
         idempotency_key=key, author=author, to=to, cc=cc, bcc=bcc, subject=subject, text=text, html=html,
         attachments=tuple(attachments), thread_id=thread_id, record=record, headers=tuple(headers),
         notification=bool(data.get("notification", False)),
+        auto_reply=bool(data.get("auto_reply", False)),
         alias_domain=alias_domain.lower() if alias_domain else None,
         in_reply_to=in_reply_to, reply_to_name=reply_to_name,
     )
@@ -451,7 +454,9 @@ def compose(req: SendRequest, *, author: Mailbox, message_id: str, ref: str,
         f"X-Mailgate-Id: {ref}",  # SES rewrites Message-ID; ours survives here for threading
         *([f"In-Reply-To: {in_reply_to}"] if in_reply_to else []),
         *(["References: " + _fold_words(refs, len("References: "))] if refs else []),
-        *(["Auto-Submitted: auto-generated"] if req.notification else []),  # RFC 3834 §5
+        # RFC 3834 §5: auto-replied for an answer to a message, auto-generated for notifications
+        *(["Auto-Submitted: auto-replied"] if req.auto_reply else
+          ["Auto-Submitted: auto-generated"] if req.notification else []),
         *(encode_unstructured(n, v, utf8=utf8) for n, v in req.headers),
         "MIME-Version: 1.0",
     ]

@@ -53,6 +53,9 @@ MAX_RECORD_RECIPIENTS = 200
 ANSWER_WINDOW_SECONDS = 24 * 3600
 DOMAIN_CACHE_SECONDS = 60
 
+#: a Message-ID the outbound request schema accepts as in_reply_to (others are left out)
+_SIMPLE_MSGID = re.compile(r"[^<>\s\"()\\,;:]{1,200}@[^<>\s\"()\\,;:@]{1,250}")
+
 DT_THREAD = "Message Routed To Thread"
 DT_RECORD = "Record To Create"
 DT_OUTCOME = "Message Outcome"
@@ -458,7 +461,6 @@ def _notify_followers(c, record: MessageRecord, parsed: ParsedMessage, route: ro
     domain = _notify_domain(c, route)
     store = store_for(c)
     own = set(store.domains()) if hasattr(store, "domains") else set()
-    reply_to = tokens.reply_address(c.token_key, domain.catchall, domain.name, thread.thread_id)
     sender = parsed.sender.lower()
     text, _ = _cut(parsed.reply_text or parsed.text or message_mod.html_to_text(parsed.html), MAX_NOTIFY_TEXT)
     html, html_cut = _cut(parsed.html, MAX_NOTIFY_HTML)
@@ -469,8 +471,8 @@ def _notify_followers(c, record: MessageRecord, parsed: ParsedMessage, route: ro
         c.outbound_queue.send({
             "idempotency_key": f"{record.key}:notify:{follower}", "from": from_, "to": [follower],
             "subject": parsed.subject, "text": text, "html": None if html_cut else (html or None),
+            # Reply-To is the thread's reply address: outbound sets it from thread_id.
             "thread_id": thread.thread_id, "notification": True,
-            "headers": {"Reply-To": reply_to},
         }, dedup_id=hashlib.sha256(f"{record.key}:notify:{follower}".encode()).hexdigest()[:64])
 
 
@@ -484,14 +486,15 @@ def _answer(c, record: MessageRecord, parsed: ParsedMessage, route: routing.Rout
         return False
     domain = route.domain or _notify_domain(c, route)
     subject = parsed.subject if parsed.subject.lower().startswith("re:") else f"Re: {parsed.subject}".strip()
-    headers = {"Auto-Submitted": "auto-replied"}  # RFC 3834 §5: so that responders do not answer us
-    if parsed.message_id:
-        headers["In-Reply-To"] = headers["References"] = f"<{parsed.message_id}>"
-    c.outbound_queue.send({
+    request = {
         "idempotency_key": f"{record.key}:answer", "from": domain.default_from_address, "to": [to],
-        "subject": subject[:250], "text": route.answer_text, "html": None, "thread_id": "",
-        "notification": False, "headers": headers,
-    }, dedup_id=hashlib.sha256(f"{record.key}:answer".encode()).hexdigest()[:64])
+        "subject": subject[:250], "text": route.answer_text, "html": None,
+        # RFC 3834 §5.2: Auto-Submitted: auto-replied, so that responders do not answer us
+        "auto_reply": True,
+    }
+    if _SIMPLE_MSGID.fullmatch(parsed.message_id or ""):
+        request["in_reply_to"] = f"<{parsed.message_id}>"
+    c.outbound_queue.send(request, dedup_id=hashlib.sha256(f"{record.key}:answer".encode()).hexdigest()[:64])
     record.detail["answer"] = f"sent to {to}"
     c.messages.update(record)
     return True
