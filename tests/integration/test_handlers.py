@@ -56,13 +56,16 @@ def test_outbound_handler_refuses_to_send_unsigned_mail_and_says_how_to_fix_it(d
     assert "mailgate dkim keygen example.test" in record.reason
 
 
-def test_outbound_handler_sends_the_sample_request_signed_through_ses(deployed):
+def test_outbound_handler_sends_the_sample_request_signed_through_ses(deployed, dns_server):
     import boto3
+    import dkim as dkimpy
 
     from mailgate import dkim
+    from tests.fixtures.dns import publish_dkim_key
 
-    deployed.secrets.put(dkim.secret_id(deployed.settings, "example.test", "mailgate"),
-                         dkim.private_pem(dkim.generate_key("rsa", 2048)))
+    key = dkim.generate_key("rsa", 2048)
+    deployed.secrets.put(dkim.secret_id(deployed.settings, "example.test", "mailgate"), dkim.private_pem(key))
+    lookup = publish_dkim_key(dns_server, "example.test", "mailgate", key)
     boto3.client("ses", endpoint_url=deployed.settings.endpoint_url,
                  region_name="us-east-1").verify_domain_identity(Domain="example.test")
     result = invoke("outbound", sample("sqs-outbound.json"))
@@ -71,6 +74,8 @@ def test_outbound_handler_sends_the_sample_request_signed_through_ses(deployed):
     assert record.outcome == "sent", record.reason
     raw = deployed.raw_store.get(record.raw_key)
     assert raw.startswith(b"DKIM-Signature:")
+    assert dkimpy.verify(raw, dnsfunc=lookup)  # with the key published in the local DNS server
+    assert not dkimpy.verify(raw.replace(b"\r\n\r\n", b"\r\n\r\nX", 1), dnsfunc=lookup)
 
 
 def test_feedback_handler_counts_the_sample_ses_bounce_and_ignores_its_replay(deployed):

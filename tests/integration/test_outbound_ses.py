@@ -1,67 +1,26 @@
-"""Outbound through SES v2 on the AWS emulator (moto server over HTTP), read back from the emulator."""
+"""Outbound through SES v2 on the AWS emulator (the shared moto server), read back from the emulator.
 
+The emulator lives for the whole session and SES identities are account-wide there, so each test
+sends from a domain of its own: what another test verified or sent cannot leak into this one.
+"""
+
+import dataclasses
 import json
-import subprocess
 import urllib.request
+import uuid
 
 import dkim
 import pytest
 
-from mailgate import bootstrap, tokens
+from mailgate import tokens
 from mailgate import dkim as D
 from mailgate.adapters.ses import SesSender, ses_client
 from mailgate.adapters.smtp import Envelope
 from mailgate.domain import AliasDomain
 from mailgate.services import outbound
-from mailgate.settings import Settings
-from tests.fixtures._ports import free_port, wait_listening
+from tests.fixtures.dns import publish_dkim_key
 
 pytestmark = pytest.mark.integration
-
-MOTO_SERVER = "/work/main/.venv/bin/moto_server"
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    """A moto server of our own (to be replaced by the shared AWS emulator fixture)."""
-    port = free_port()
-    proc = subprocess.Popen([MOTO_SERVER, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_listening(port, timeout=30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-@pytest.fixture
-def aws_env(moto_url, monkeypatch):
-    # boto3 reads AWS_ENDPOINT_URL itself: the adapter has no endpoint code of its own
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")).read()
-    return moto_url
-
-
-@pytest.fixture(autouse=True)
-def every_accepted_message_is_dkim_verified(request, rsa_key):
-    url = request.getfixturevalue("moto_url") if "aws_env" in request.fixturenames else None
-    yield
-    if url:
-        lookup = D.dnsfunc_for({"mg._domainkey.example.test": D.public_txt(rsa_key)})
-        for m in accepted(url):
-            raw = m["raw_data"].encode()
-            assert dkim.verify(raw, dnsfunc=lookup)
-            assert not dkim.verify(raw.replace(b"\r\n\r\n", b"\r\n\r\nX", 1), dnsfunc=lookup)
-
-
-def accepted(moto_url) -> list[dict]:
-    """What the emulator's SES accepted: its raw messages with their destinations."""
-    data = json.load(urllib.request.urlopen(f"{moto_url}/moto-api/data.json"))
-    return data["ses"]["RawMessage"]
 
 
 @pytest.fixture(scope="module")
@@ -70,69 +29,103 @@ def rsa_key():
 
 
 @pytest.fixture
-def world(aws_env, rsa_key):
-    c = bootstrap.in_memory(Settings(table_name="memory", bucket_name="memory", gateway_domain="example.test",
-                                     ses_configuration_set="mailgate-outbound"))
-    c.config.put_domain(AliasDomain("example.test", dkim_selector="mg"))
-    c.secrets.put("mailgate/dkim/example.test/mg", D.private_pem(rsa_key))
-    client = ses_client(c.settings)
-    client.create_configuration_set(ConfigurationSetName="mailgate-outbound")
-    c.extras["ses_client"] = client
-    return c
+def domain():
+    return f"d{uuid.uuid4().hex[:10]}.example.test"
 
 
-def verify_domain(c, domain="example.test"):
+@pytest.fixture
+def lookup(rsa_key, dns_server, domain):
+    """dkimpy's key lookup, over the wire to the local DNS server that publishes the public key."""
+    return publish_dkim_key(dns_server, domain, "mg", rsa_key)
+
+
+def accepted(moto_endpoint, domain) -> list[dict]:
+    """What the emulator's SES accepted from `domain`: its raw messages with their destinations."""
+    data = json.load(urllib.request.urlopen(f"{moto_endpoint}/moto-api/data.json"))
+    return [m for m in data["ses"].get("RawMessage", []) if m["source"].endswith("@" + domain)]
+
+
+@pytest.fixture(autouse=True)
+def every_accepted_message_is_dkim_verified(request, lookup, domain, dns_server):
+    """After each test that used the emulator: every message SES accepted from the test's domain
+    verifies with the key published in DNS, and a tampered copy fails."""
+    yield
+    if "aws" not in request.fixturenames:
+        return
+    got = accepted(request.getfixturevalue("moto_endpoint"), domain)
+    for m in got:
+        raw = m["raw_data"].encode()
+        assert dkim.verify(raw, dnsfunc=lookup)
+        assert not dkim.verify(raw.replace(b"\r\n\r\n", b"\r\n\r\nX", 1), dnsfunc=lookup)
+    if got:  # the key really came from the DNS server
+        assert dns_server.count(f"mg._domainkey.{domain}", "TXT") >= 1
+
+
+@pytest.fixture
+def world(aws, rsa_key, domain):
+    """A Container on fresh emulator resources with an alias domain that has a DKIM key, and a
+    configuration set of its own."""
+    aws.settings = dataclasses.replace(aws.settings, ses_configuration_set=f"mailgate-outbound-{domain.split('.')[0]}")
+    aws.config.put_domain(AliasDomain(domain, dkim_selector="mg"))
+    aws.secrets.put(D.secret_id(aws.settings, domain, "mg"), D.private_pem(rsa_key))
+    client = ses_client(aws.settings)
+    client.create_configuration_set(ConfigurationSetName=aws.settings.ses_configuration_set)
+    aws.extras["ses_client"] = client
+    return aws
+
+
+def verify_domain(c, domain):
     c.extras["ses_client"].create_email_identity(EmailIdentity=domain)
 
 
-def req(**over):
-    base = {"idempotency_key": "welcome-bob", "from": "Team <team@example.test>",
+def req(domain, **over):
+    base = {"idempotency_key": "welcome-bob", "from": f"Team <team@{domain}>",
             "to": ["bob@example.org", "carol@example.org"], "subject": "Welcome", "text": "Hello!",
             "html": "<p>Hello!</p>", "record": {"model": "res.partner", "id": "7"}}
     base.update(over)
     return base
 
 
-def test_message_sent_through_ses_is_the_dkim_signed_raw_message_one_call_per_recipient(world, aws_env, rsa_key):
-    verify_domain(world)
-    out = outbound.send(world, req())
+def test_message_sent_through_ses_is_the_dkim_signed_raw_message_one_call_per_recipient(
+        world, domain, moto_endpoint, lookup):
+    verify_domain(world, domain)
+    out = outbound.send(world, req(domain))
     assert out["status"] == "sent" and out["transport"] == "ses"
-    got = accepted(aws_env)
+    got = accepted(moto_endpoint, domain)
     assert len(got) == 2
-    lookup = D.dnsfunc_for({"mg._domainkey.example.test": D.public_txt(rsa_key)})
     stored = world.raw_store.get(world.messages.get("out:" + out["ref"]).raw_key)
     for m in got:
         raw = m["raw_data"].encode()
         assert raw == stored
         assert dkim.verify(raw, dnsfunc=lookup)
         assert not dkim.verify(raw.replace(b"Hello!", b"Hello?"), dnsfunc=lookup)
-        assert m["source"] == "team@example.test"
+        assert m["source"] == f"team@{domain}"
     assert [r["status"] for r in out["recipients"]] == ["sent", "sent"]
     record = world.messages.get("out:" + out["ref"])
     transport_ids = {r["transport_id"] for r in record.detail["recipients"]}
     assert transport_ids == {m["id"] for m in got}
 
 
-def test_ses_call_names_the_verp_bounce_address_and_configuration_set(world):
+def test_ses_call_names_the_verp_bounce_address_and_configuration_set(world, domain):
     calls = []
     client = world.extras["ses_client"]
     client.meta.events.register("provide-client-params.sesv2.SendEmail", lambda params, **kw: calls.append(params))
-    verify_domain(world)
-    out = outbound.send(world, req(to=["bob@example.org"]))
+    verify_domain(world, domain)
+    out = outbound.send(world, req(domain, to=["bob@example.org"]))
     assert out["status"] == "sent"
     (params,) = calls
-    assert params["ConfigurationSetName"] == "mailgate-outbound"
+    assert params["ConfigurationSetName"] == world.settings.ses_configuration_set != ""
     assert params["Destination"] == {"ToAddresses": ["bob@example.org"]}
     assert tokens.parse_verp_address(world.token_key, params["FeedbackForwardingEmailAddress"]) == (out["ref"], 0)
 
 
-def test_unverified_domain_is_a_permanent_failure_recorded_per_recipient(world, aws_env):
-    out = outbound.send(world, req())
+def test_unverified_domain_is_a_permanent_failure_recorded_per_recipient(world, domain, moto_endpoint):
+    out = outbound.send(world, req(domain))
     assert out["status"] == "failed"
     assert {r["error"] for r in out["recipients"]} == {"ses-rejected"}
     assert "MessageRejected" in out["recipients"][0]["detail"]
-    assert accepted(aws_env) == []
-    assert outbound.send(world, req())["status"] == "duplicate"
+    assert accepted(moto_endpoint, domain) == []
+    assert outbound.send(world, req(domain))["status"] == "duplicate"
 
 
 def test_ses_throttling_is_deferred_for_a_later_try_and_rejection_is_final():

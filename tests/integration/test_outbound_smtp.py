@@ -2,7 +2,6 @@
 
 import email
 import email.policy
-import ssl
 
 import dkim
 import pytest
@@ -14,6 +13,7 @@ from mailgate.adapters.smtp import Envelope, SmtpSender
 from mailgate.checks import all_ok
 from mailgate.domain import AliasDomain, OutgoingServer
 from mailgate.services import outbound
+from tests.fixtures.dns import publish_dkim_key
 
 pytestmark = pytest.mark.integration
 
@@ -24,21 +24,25 @@ def rsa_key():
 
 
 @pytest.fixture
-def lookup(rsa_key):
-    return D.dnsfunc_for({"mg._domainkey.example.test": D.public_txt(rsa_key)})
+def lookup(rsa_key, dns_server):
+    """dkimpy's key lookup, over the wire to the local DNS server that publishes the public key."""
+    return publish_dkim_key(dns_server, "example.test", "mg", rsa_key)
 
 
 @pytest.fixture(autouse=True)
-def every_delivered_message_is_dkim_verified(request, lookup):
-    """After each test: every message a test server accepted verifies, and a tampered copy fails."""
+def every_delivered_message_is_dkim_verified(request, lookup, dns_server):
+    """After each test: every message a test server accepted verifies with the key published in
+    DNS, and a tampered copy fails."""
     sinks = [request.getfixturevalue(name) for name in ("smtp_server", "smtp_server_tls")
              if name in request.fixturenames]
     yield
-    for sink in sinks:
-        for m in sink.messages:
-            assert dkim.verify(m.data, dnsfunc=lookup), m.data[:300]
-            tampered = m.data.replace(b"\r\n\r\n", b"\r\n\r\nX", 1)
-            assert not dkim.verify(tampered, dnsfunc=lookup)
+    delivered = [m for sink in sinks for m in sink.messages]
+    for m in delivered:
+        assert dkim.verify(m.data, dnsfunc=lookup), m.data[:300]
+        tampered = m.data.replace(b"\r\n\r\n", b"\r\n\r\nX", 1)
+        assert not dkim.verify(tampered, dnsfunc=lookup)
+    if delivered:  # the key really came from the DNS server
+        assert dns_server.count("mg._domainkey.example.test", "TXT") >= 1
 
 
 def signed_raw(rsa_key, i=0) -> bytes:
@@ -111,6 +115,16 @@ def test_wrong_password_fails_the_send_with_the_fix_and_delivers_nothing(world, 
 
 def test_untrusted_certificate_is_refused_by_default(world, smtp_server):
     world.extras.pop("smtp_ssl_context")  # the system's CAs: they do not know the test CA
+    out = outbound.send(world, req())
+    assert out["status"] == "failed"
+    assert {r["error"] for r in out["recipients"]} == {"tls-untrusted"}
+    assert "not trusted" in out["recipients"][0]["detail"]
+    assert smtp_server.messages == []
+
+
+def test_certificate_signed_by_a_ca_the_client_does_not_trust_is_refused(world, smtp_server,
+                                                                         smtp_untrusted_context):
+    world.extras["smtp_ssl_context"] = smtp_untrusted_context  # trusts another local CA only
     out = outbound.send(world, req())
     assert out["status"] == "failed"
     assert {r["error"] for r in out["recipients"]} == {"tls-untrusted"}
@@ -248,14 +262,16 @@ def test_missing_password_is_reported_before_connecting(world):
     assert [(s.name, s.ok) for s in steps] == [("credentials", False)]
 
 
-def test_module_level_test_connection_accepts_an_explicit_context(smtp_server, smtp_client_context):
+def test_module_level_test_connection_accepts_an_explicit_context(smtp_server, smtp_client_context,
+                                                                  smtp_untrusted_context):
     steps = smtp_adapter.test_connection(relay_for(smtp_server), smtp_server.password,
                                          mail_from="x@example.test", rcpt_to="y@example.org",
                                          ssl_context=smtp_client_context)
     assert all_ok(steps)
     bad = smtp_adapter.test_connection(relay_for(smtp_server), smtp_server.password, mail_from="x@example.test",
-                                       rcpt_to="y@example.org", ssl_context=ssl.create_default_context())
+                                       rcpt_to="y@example.org", ssl_context=smtp_untrusted_context)
     assert not all_ok(bad)
+    assert ("tls", False) == (bad[-1].name, bad[-1].ok) and "not trusted" in bad[-1].detail
 
 
 def test_messages_prepared_while_the_server_works_arrive_signed_and_in_order(

@@ -301,3 +301,16 @@ def dnsfunc_for(records: dict[str, str]) -> Callable[..., bytes | None]:
         return value.encode() if value is not None else None
 
     return lookup
+
+
+def dnsfunc_from_resolver(resolver) -> Callable[..., bytes | None]:
+    """A dkimpy `dnsfunc` that asks a `mailgate.dnsadvice.resolver.Resolver` (e.g. a
+    DnspythonResolver pointed at one nameserver) for the key record. The record's character-strings
+    are joined into one value (RFC 6376 §3.6.2.2); no record, or a failed lookup, gives None, which
+    dkimpy reports as a missing key."""
+
+    def lookup(name, timeout=5):
+        answer = resolver.query(name.decode() if isinstance(name, bytes) else name, "TXT")
+        return answer.records[0].encode() if answer.ok and answer.records else None
+
+    return lookup

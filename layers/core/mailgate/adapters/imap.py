@@ -10,30 +10,20 @@ from __future__ import annotations
 
 import imaplib
 import re
-import socket
-import ssl
 from typing import Iterator
 
 from ..domain import IncomingServer
 from ..errors import MailgateError, PermanentError, TransientError
 from .netmail import (
-    MailItem, SocketFactory, Timeouts, auth_failed, check_security, classify, compact_set,
-    open_socket, tls_context,
+    MailItem, NetMailbox, PresetSocket, SocketFactory, Timeouts, auth_failed, classify, compact_set,
 )
 
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 
 
-class _IMAP4(imaplib.IMAP4):
+class _IMAP4(PresetSocket, imaplib.IMAP4):
     """imaplib over a socket we opened ourselves (our timeouts, our TLS context, the test seam)."""
-
-    def __init__(self, sock: socket.socket, host: str):
-        self._presock = sock
-        super().__init__(host, 0, timeout=sock.gettimeout())
-
-    def _create_socket(self, timeout):  # noqa: D401 - imaplib hook
-        return self._presock
 
 
 def quote(name: str) -> str:
@@ -45,30 +35,26 @@ def quote(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class ImapMailbox:
+class ImapMailbox(NetMailbox):
     protocol = "imap"
+    protocol_errors = (imaplib.IMAP4.error,)
 
     def __init__(self, server: IncomingServer, password: str, *, cafile: str | None = None,
                  timeouts: Timeouts = Timeouts(), socket_factory: SocketFactory | None = None):
-        self.server = server
-        self.password = password
-        self.cafile = cafile
-        self.timeouts = timeouts
-        self.socket_factory = socket_factory
+        super().__init__(server, password, cafile=cafile, timeouts=timeouts, socket_factory=socket_factory)
         self.imap: _IMAP4 | None = None
         self.capabilities: set[str] = set()
         self.uidvalidity: int = 0
         self.uidnext: int | None = None
-        self.exists: int = 0
-        self._stage = "connect"
+
+    @property
+    def session(self):
+        return self.imap
 
     # -- the steps (Test Connection reports each) -------------------------------------------
     def connect(self) -> None:
         """TCP, TLS (implicit on 993, STARTTLS on 143) and the greeting."""
-        check_security(self.server)
-        ctx = tls_context(self.server, self.cafile)
-        sock = open_socket(self.server, factory=self.socket_factory, timeouts=self.timeouts, ctx=ctx)
-        self._stage = "greeting"
+        sock, ctx = self._open()
         self.imap = self._call(lambda: _IMAP4(sock, self.server.host), self.timeouts.connect)
         if self.server.security == "starttls":
             if "STARTTLS" not in self.imap.capabilities:
@@ -191,11 +177,6 @@ class ImapMailbox:
             self._ok(*self._call(lambda: self.imap.expunge(), t), "EXPUNGE")
 
     # -- plumbing ----------------------------------------------------------------------------
-    def set_timeout(self, seconds: float) -> None:
-        """Bound the next operations (the worker shrinks this as its deadline nears)."""
-        self.timeouts = Timeouts(connect=min(self.timeouts.connect, seconds),
-                                 login=min(self.timeouts.login, seconds), command=seconds)
-
     def close(self) -> None:
         if self.imap is None:
             return
@@ -211,31 +192,13 @@ class ImapMailbox:
             except Exception:  # noqa: BLE001
                 pass
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _call(self, fn, timeout: float, raw_errors: bool = False):
-        if self.imap is not None and self.imap.sock is not None:
-            self.imap.sock.settimeout(timeout)
-        try:
-            return fn()
-        except MailgateError:
-            raise
-        except imaplib.IMAP4.readonly as exc:
-            raise PermanentError(f"folder {self.server.folder!r} is read-only on "
-                                 f"{self.server.host}; use ack leave", code="folder-missing") from exc
-        except imaplib.IMAP4.abort as exc:
-            raise classify(exc, server=self.server, stage=self._stage, timeout=timeout) from exc
-        except imaplib.IMAP4.error as exc:
-            if raw_errors:
-                raise
-            raise PermanentError(f"{self.server.host} rejected {self._stage}: {exc}",
-                                 code="protocol") from exc
-        except (OSError, ssl.SSLError, EOFError, ValueError) as exc:
-            raise classify(exc, server=self.server, stage=self._stage, timeout=timeout) from exc
+    def special_error(self, exc: BaseException, timeout: float) -> MailgateError | None:
+        if isinstance(exc, imaplib.IMAP4.readonly):
+            return PermanentError(f"folder {self.server.folder!r} is read-only on "
+                                  f"{self.server.host}; use ack leave", code="folder-missing")
+        if isinstance(exc, imaplib.IMAP4.abort):  # the connection broke, not a refusal
+            return classify(exc, server=self.server, stage=self._stage, timeout=timeout)
+        return None
 
     def _ok(self, typ, data, what: str, fix: str = ""):
         if typ != "OK":

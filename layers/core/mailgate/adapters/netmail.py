@@ -1,4 +1,5 @@
-"""What the IMAP and POP3 adapters share: TLS contexts, sockets with timeouts, error classes.
+"""What the IMAP and POP3 adapters share: TLS contexts, sockets with timeouts, error classes, and
+the NetMailbox base (constructor, connect up to the greeting, per-call timeouts, error mapping).
 
 Every failure a mailbox can meet is turned into a MailgateError with a short code and a message
 that names the cause and the fix, so health records and `mailgate server test` read alike:
@@ -167,3 +168,90 @@ def compact_set(numbers: list[int]) -> str:
         out.append(str(nums[i]) if i == j else f"{nums[i]}:{nums[j]}")
         i = j + 1
     return ",".join(out)
+
+
+class PresetSocket:
+    """Mixin for imaplib.IMAP4 / poplib.POP3: run over a socket we opened ourselves (our timeouts,
+    our TLS context, the test seam) instead of letting the library connect."""
+
+    def __init__(self, sock: socket.socket, host: str):
+        self._presock = sock
+        super().__init__(host, 0, timeout=sock.gettimeout())
+
+    def _create_socket(self, timeout):  # noqa: D401 - imaplib/poplib hook
+        return self._presock
+
+
+class NetMailbox:
+    """What ImapMailbox and PopMailbox share: the constructor, the connection up to the greeting,
+    per-operation timeouts and the mapping of library errors to MailgateErrors.
+
+    A subclass names its library session (`session`), the library's protocol error classes
+    (`protocol_errors`) and how their text reads (`error_text`)."""
+
+    protocol = ""
+    protocol_errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, server: IncomingServer, password: str, *, cafile: str | None = None,
+                 timeouts: Timeouts = Timeouts(), socket_factory: SocketFactory | None = None):
+        self.server = server
+        self.password = password
+        self.cafile = cafile
+        self.timeouts = timeouts
+        self.socket_factory = socket_factory
+        self.exists = 0
+        self._stage = "connect"
+
+    @property
+    def session(self):  # the imaplib/poplib object, None when not connected
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _open(self) -> tuple[socket.socket, ssl.SSLContext]:
+        """Security checked, TCP connected (TLS done for "ssl"); the caller reads the greeting."""
+        check_security(self.server)
+        ctx = tls_context(self.server, self.cafile)
+        sock = open_socket(self.server, factory=self.socket_factory, timeouts=self.timeouts, ctx=ctx)
+        self._stage = "greeting"
+        return sock, ctx
+
+    def set_timeout(self, seconds: float) -> None:
+        """Bound the next operations (the worker shrinks this as its deadline nears)."""
+        self.timeouts = Timeouts(connect=min(self.timeouts.connect, seconds),
+                                 login=min(self.timeouts.login, seconds), command=seconds)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def error_text(self, exc: BaseException) -> str:
+        return str(exc)
+
+    def special_error(self, exc: BaseException, timeout: float) -> MailgateError | None:
+        """A protocol error that means something else than "the server refused the command"."""
+        return None
+
+    def _call(self, fn, timeout: float, raw_errors: bool = False):
+        """Run one library call within `timeout`; errors become MailgateErrors, except protocol
+        errors when `raw_errors` (the caller reads them itself: a refused login, a missing message)."""
+        session = self.session
+        if session is not None and session.sock is not None:
+            session.sock.settimeout(timeout)
+        try:
+            return fn()
+        except MailgateError:
+            raise
+        except self.protocol_errors as exc:
+            special = self.special_error(exc, timeout)
+            if special is not None:
+                raise special from exc
+            if raw_errors:
+                raise
+            raise PermanentError(f"{self.server.host} rejected {self._stage}: {self.error_text(exc)}",
+                                 code="protocol") from exc
+        except (OSError, ssl.SSLError, EOFError, ValueError) as exc:
+            raise classify(exc, server=self.server, stage=self._stage, timeout=timeout) from exc

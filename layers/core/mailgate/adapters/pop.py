@@ -8,51 +8,37 @@ section 6, UPDATE state). "seen" and "move" are treated as "leave".
 from __future__ import annotations
 
 import poplib
-import socket
-import ssl
 from typing import Iterator
 
 from ..domain import IncomingServer
-from ..errors import MailgateError, PermanentError
-from .netmail import (
-    MailItem, SocketFactory, Timeouts, auth_failed, check_security, classify, open_socket,
-    tls_context,
-)
+from ..errors import PermanentError
+from .netmail import MailItem, NetMailbox, PresetSocket, SocketFactory, Timeouts, auth_failed, classify
 
 # poplib refuses lines over 2048 octets; RFC 5322 allows 998 but real mail (HTML without line
 # breaks) goes far beyond. A cap still protects memory; the message size cap applies as well.
 poplib._MAXLINE = max(poplib._MAXLINE, 1 << 20)
 
 
-class _POP3(poplib.POP3):
-    def __init__(self, sock: socket.socket, host: str):
-        self._presock = sock
-        super().__init__(host, 0, timeout=sock.gettimeout())
-
-    def _create_socket(self, timeout):  # noqa: D401 - poplib hook
-        return self._presock
+class _POP3(PresetSocket, poplib.POP3):
+    """poplib over a socket we opened ourselves."""
 
 
-class PopMailbox:
+class PopMailbox(NetMailbox):
     protocol = "pop"
+    protocol_errors = (poplib.error_proto,)
 
     def __init__(self, server: IncomingServer, password: str, *, cafile: str | None = None,
                  timeouts: Timeouts = Timeouts(), socket_factory: SocketFactory | None = None):
-        self.server = server
-        self.password = password
-        self.cafile = cafile
-        self.timeouts = timeouts
-        self.socket_factory = socket_factory
+        super().__init__(server, password, cafile=cafile, timeouts=timeouts, socket_factory=socket_factory)
         self.pop: _POP3 | None = None
-        self.exists = 0
-        self._stage = "connect"
         self._deleted = False
 
+    @property
+    def session(self):
+        return self.pop
+
     def connect(self) -> None:
-        check_security(self.server)
-        ctx = tls_context(self.server, self.cafile)
-        sock = open_socket(self.server, factory=self.socket_factory, timeouts=self.timeouts, ctx=ctx)
-        self._stage = "greeting"
+        sock, ctx = self._open()
         self.pop = self._call(lambda: _POP3(sock, self.server.host), self.timeouts.connect)
         if self.server.security == "starttls":
             self._stage = "STLS"  # RFC 2595 section 4
@@ -138,10 +124,6 @@ class PopMailbox:
         except (OSError, poplib.error_proto, EOFError) as exc:
             raise classify(exc, server=self.server, stage="QUIT") from exc
 
-    def set_timeout(self, seconds: float) -> None:
-        self.timeouts = Timeouts(connect=min(self.timeouts.connect, seconds),
-                                 login=min(self.timeouts.login, seconds), command=seconds)
-
     def close(self) -> None:
         """Leave without committing deletions (an aborted run must not delete anything)."""
         if self.pop is None:
@@ -152,26 +134,8 @@ class PopMailbox:
         except Exception:  # noqa: BLE001
             pass
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _call(self, fn, timeout: float, raw_errors: bool = False):
-        if self.pop is not None and self.pop.sock is not None:
-            self.pop.sock.settimeout(timeout)
-        try:
-            return fn()
-        except MailgateError:
-            raise
-        except poplib.error_proto as exc:
-            if raw_errors:
-                raise
-            raise PermanentError(f"{self.server.host} rejected {self._stage}: {_text(exc)}",
-                                 code="protocol") from exc
-        except (OSError, ssl.SSLError, EOFError, ValueError) as exc:
-            raise classify(exc, server=self.server, stage=self._stage, timeout=timeout) from exc
+    def error_text(self, exc: BaseException) -> str:
+        return _text(exc)
 
 
 def _bytes(exc: Exception) -> bytes:

@@ -75,9 +75,8 @@ def _usage(message: str) -> int:
     return common.EXIT_USAGE
 
 
-def cmd_records(args) -> int:
-    from ..dnsadvice import records_for_plan, zone_lines
-    from ..dnsadvice.spf import is_spf
+def _resolver_and_plan(args):
+    """(resolver, plan) for the command, or the exit code of a usage error or an unusable domain."""
     from ..errors import MailgateError
 
     try:
@@ -85,9 +84,19 @@ def cmd_records(args) -> int:
     except _Usage as exc:
         return _usage(str(exc))
     try:
-        plan = _plan(args)
+        return resolver, _plan(args)
     except (MailgateError, ValueError) as exc:
         return common.fail(str(exc))
+
+
+def cmd_records(args) -> int:
+    from ..dnsadvice import records_for_plan, zone_lines
+    from ..dnsadvice.spf import is_spf
+
+    got = _resolver_and_plan(args)
+    if isinstance(got, int):
+        return got
+    resolver, plan = got
     notes = []
     existing = None
     if args.existing_spf:
@@ -115,16 +124,11 @@ def cmd_records(args) -> int:
 
 def cmd_check(args) -> int:
     from ..dnsadvice import check_domain
-    from ..errors import MailgateError
 
-    try:
-        resolver = _resolver(args)
-    except _Usage as exc:
-        return _usage(str(exc))
-    try:
-        plan = _plan(args)
-    except (MailgateError, ValueError) as exc:
-        return common.fail(str(exc))
+    got = _resolver_and_plan(args)
+    if isinstance(got, int):
+        return got
+    resolver, plan = got
     report = check_domain(plan, resolver)
     common.emit(args, report.to_dict(), render(report))
     return common.EXIT_OK if report.ok else common.EXIT_FAILED

@@ -1,9 +1,10 @@
 """A local SMTP server (aiosmtpd) that records what it receives: the outbound sink.
 
 Used by the integration tests (tests/fixtures/smtp.py), the benchmark and the local stack. It
-speaks STARTTLS (587-style) or implicit TLS (465-style) with a certificate from its own CA,
-requires AUTH PLAIN/LOGIN, and can be told to misbehave: answer a given recipient with any
-reply (421, 451, 550...), or drop the connection once it has accepted N messages.
+speaks STARTTLS (587-style) or implicit TLS (465-style) with a certificate from a local CA
+(mailgate.local.tls.make_ca), requires AUTH PLAIN/LOGIN, and can be told to misbehave: answer a
+given recipient with any reply (421, 451, 550...), or drop the connection once it has accepted N
+messages.
 
 Run standalone: `python -m mailgate.local.smtp_sink --port 2587 --dir /tmp/sink` prints the CA
 path and serves until interrupted.
@@ -12,9 +13,6 @@ path and serves until interrupted.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
-import pathlib
 import ssl
 import threading
 import warnings
@@ -22,52 +20,8 @@ from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-
-@dataclass(frozen=True)
-class TlsFiles:
-    ca: pathlib.Path
-    cert: pathlib.Path
-    key: pathlib.Path
-
-
-def make_tls_files(directory: str | pathlib.Path, *, names=("localhost",), ips=("127.0.0.1",)) -> TlsFiles:
-    """A throw-away CA and a server certificate it signed for `names` and `ips` (PEM files)."""
-    d = pathlib.Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailgate test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    san = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else ips[0])]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(san), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    files = TlsFiles(d / "ca.pem", d / "server.pem", d / "server.key")
-    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()))
-    return files
+from .tls import LocalCA, make_ca
 
 
 @dataclass
@@ -186,14 +140,14 @@ class _Controller(Controller):
 class SmtpSink:
     """aiosmtpd on 127.0.0.1 with TLS ("starttls" or "ssl") and AUTH; `.messages` records mail."""
 
-    def __init__(self, tls_files: TlsFiles, *, port: int, security: str = "starttls",
+    def __init__(self, tls: LocalCA, *, port: int, security: str = "starttls",
                  users: dict[str, str] | None = None, host: str = "127.0.0.1",
                  hostname: str = "sink.mailgate.test") -> None:
-        self.tls_files, self.port, self.security, self.host = tls_files, port, security, host
+        self.tls, self.port, self.security, self.host = tls, port, security, host
         self.users = dict(users or {"mailgate": "s3cret"})
         self.handler = RecordingHandler()
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(str(tls_files.cert), str(tls_files.key))
+        ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
         common = dict(hostname=host, port=port, server_hostname=hostname, authenticator=_Auth(self.users),
                       auth_required=True, enable_SMTPUTF8=True, ready_timeout=10)
         if security == "ssl":
@@ -206,7 +160,7 @@ class SmtpSink:
                                           auth_require_tls=True, **common)
         else:
             raise ValueError(f"security must be starttls or ssl, not {security!r}")
-        self.controller._cafile = tls_files.ca
+        self.controller._cafile = tls.ca_file
 
     @property
     def messages(self) -> list[Received]:
@@ -214,7 +168,7 @@ class SmtpSink:
 
     @property
     def ca_path(self) -> str:
-        return str(self.tls_files.ca)
+        return str(self.tls.ca_file)
 
     def start(self) -> "SmtpSink":
         self.controller.start()
@@ -243,9 +197,9 @@ def main(argv=None) -> int:  # pragma: no cover - manual tool
     p.add_argument("--user", default="mailgate")
     p.add_argument("--password", default="s3cret")
     a = p.parse_args(argv)
-    files = make_tls_files(a.dir)
-    sink = SmtpSink(files, port=a.port, security=a.security, users={a.user: a.password}).start()
-    print(f"listening on 127.0.0.1:{a.port} ({a.security}); CA {files.ca}", flush=True)
+    tls = make_ca(a.dir)
+    sink = SmtpSink(tls, port=a.port, security=a.security, users={a.user: a.password}).start()
+    print(f"listening on 127.0.0.1:{a.port} ({a.security}); CA {tls.ca_file}", flush=True)
     try:
         while True:
             time.sleep(3600)

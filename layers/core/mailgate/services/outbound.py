@@ -130,19 +130,10 @@ class Senders:
             clients = getattr(c.raw_store, "clients", None)  # the container's shared AWS session
             client = c.extras.get("ses_client") or (clients.client("sesv2") if clients else ses_client(c.settings))
             return SesSender(client, configuration_set=c.settings.ses_configuration_set)
-        from ..adapters.smtp import SmtpSender, ssl_context_for
+        from ..adapters.smtp import SmtpSender
 
-        password = None
-        if server.user:
-            sid = server.secret_id or f"{c.settings.server_secret_prefix}{server.name}"
-            try:
-                password = c.secrets.get(sid)
-            except NotFound:
-                raise ConfigError(f"no password stored for outgoing server {server.name} (secret {sid}); "
-                                  f"store it with `mailgate server add-smtp {server.name} ...`",
-                                  code="password-missing") from None
-        ctx = c.extras.get("smtp_ssl_context") or ssl_context_for(server, cafile=c.extras.get("smtp_cafile"))
-        return SmtpSender(server, password, ssl_context=ctx, connect=c.extras.get("smtp_connect"))
+        return SmtpSender(server, _server_password(c, server), ssl_context=_ssl_context(c, server),
+                          connect=c.extras.get("smtp_connect"))
 
     def close(self) -> None:
         for s in self._owned:
@@ -154,6 +145,26 @@ class Senders:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _server_password(c, server: OutgoingServer) -> str | None:
+    """The relay's password from the secret store (None when the server takes no AUTH)."""
+    if not server.user:
+        return None
+    sid = server.secret_id or f"{c.settings.server_secret_prefix}{server.name}"
+    try:
+        return c.secrets.get(sid)
+    except NotFound:
+        raise ConfigError(f"no password stored for outgoing server {server.name} (secret {sid}); "
+                          f"store it with `mailgate server add-smtp {server.name} ...`",
+                          code="password-missing") from None
+
+
+def _ssl_context(c, server: OutgoingServer):
+    """The test seam's context when given, else one that verifies (system CAs or `smtp_cafile`)."""
+    from ..adapters.smtp import ssl_context_for
+
+    return c.extras.get("smtp_ssl_context") or ssl_context_for(server, cafile=c.extras.get("smtp_cafile"))
 
 
 def _event(c, detail: dict) -> dict:
@@ -486,14 +497,10 @@ def test_connection(c, server: OutgoingServer, *, rcpt_to: str | None = None) ->
     """Odoo's Test Connection for an SMTP server, step by step (nothing is sent)."""
     from ..adapters import smtp as smtp_adapter
 
-    password = None
-    if server.user:
-        sid = server.secret_id or f"{c.settings.server_secret_prefix}{server.name}"
-        try:
-            password = c.secrets.get(sid)
-        except NotFound:
-            return [Step("credentials", False, f"no password stored for {server.name} (secret {sid}); store it "
-                                               f"with `mailgate server add-smtp {server.name} ...`")]
+    try:
+        password = _server_password(c, server)
+    except ConfigError as exc:
+        return [Step("credentials", False, str(exc))]
     domains = c.config.list_domains()
     filters = _filters(server)
     if filters and "@" in filters[0]:
@@ -508,6 +515,5 @@ def test_connection(c, server: OutgoingServer, *, rcpt_to: str | None = None) ->
     if rcpt_to is None:
         d = c.config.get_domain(mail_from.rpartition("@")[2])
         rcpt_to = d.bounce_address if d else f"postmaster@{mail_from.rpartition('@')[2]}"
-    ctx = c.extras.get("smtp_ssl_context") or smtp_adapter.ssl_context_for(server, cafile=c.extras.get("smtp_cafile"))
-    return smtp_adapter.test_connection(server, password, mail_from=mail_from, rcpt_to=rcpt_to, ssl_context=ctx,
-                                        connect=c.extras.get("smtp_connect"))
+    return smtp_adapter.test_connection(server, password, mail_from=mail_from, rcpt_to=rcpt_to,
+                                        ssl_context=_ssl_context(c, server), connect=c.extras.get("smtp_connect"))
