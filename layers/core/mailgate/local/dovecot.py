@@ -234,16 +234,29 @@ class DovecotServer:
                                   stdout=out, stderr=subprocess.STDOUT, timeout=30)
         if proc.returncode != 0:
             raise ConfigError(f"Dovecot did not start: {(root / 'startup.log').read_text().strip()}\n{self.log()}")
-        self.pid = int((root / "run" / "master.pid").read_text().strip())
         self.imap_port, self.imaps_port = ports["imap"], ports["imaps"]
         self.pop3_port, self.pop3s_port = ports["pop3"], ports["pop3s"]
+        # The daemonized master writes its pid file a moment after `dovecot` returns.
+        self.pid = self._read_pid()
         try:
+            if self.pid is None:
+                raise ConfigError(f"Dovecot wrote no pid file under {root / 'run'}:\n{self.log()}")
             for port in ports.values():
                 _wait_listening(self.host, port)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _read_pid(self, timeout: float = 10.0) -> int | None:
+        path = self.root / "run" / "master.pid"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                return int(path.read_text().strip())
+            except (FileNotFoundError, ValueError):
+                time.sleep(0.05)
+        return None
 
     def _check_reachable_by_mail_user(self) -> None:
         """As root, the mail processes run as "mail": every directory above the state dir must let
