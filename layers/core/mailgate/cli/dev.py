@@ -19,6 +19,9 @@ def register(sub) -> None:
                    help="how often the fetch schedule fires (default 60 s; Lambda's default is 5 min)")
     p.add_argument("--domain", default="example.test", help="the demo alias domain (default example.test)")
     p.add_argument("--state-dir", default=".local", help="where the local stack keeps its state (.local)")
+    p.add_argument("--imap", action="store_true",
+                   help="also start a private Dovecot with a demo mailbox and an incoming server fetching it "
+                        "(needs dovecot-imapd dovecot-pop3d)")
     p.set_defaults(func=cmd_dev)
 
 
@@ -30,7 +33,7 @@ def cmd_dev(args) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     stack = LocalStack(state_dir=pathlib.Path(args.state_dir),
                        ports=Ports(aws=args.aws_port, smtp=args.smtp_port, sink=args.sink_port),
-                       fetch_every=args.fetch_every, gateway_domain=args.domain)
+                       fetch_every=args.fetch_every, gateway_domain=args.domain, imap=args.imap)
     stop = threading.Event()
     # Ctrl-C and a service manager's TERM both stop cleanly (set explicitly: a shell starts
     # background jobs with SIGINT ignored).

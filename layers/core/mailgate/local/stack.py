@@ -3,7 +3,12 @@
 - the AWS API emulator (moto server) with template.yaml deployed into it;
 - an SMTP listener that plays SES receiving and invokes the inbound handler;
 - the fetch schedule and the SQS consumers (fetch worker, outbound) that Lambda would run;
-- an SMTP sink that plays the customer's outgoing server, writing what it gets to .local/outbox.
+- an SMTP sink that plays the customer's outgoing server, writing what it gets to .local/outbox;
+- optionally (`imap=True`, `mailgate dev --imap`) a private Dovecot with a demo mailbox and an
+  incoming server configured for it, and (`dns=True`) a local authoritative DNS server.
+
+`consumers=False` leaves the SQS queues and the fetch schedule alone: the caller (the demo, a
+test) processes them synchronously with `drain()`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ log = logging.getLogger("mailgate.local")
 
 DEMO_DOMAIN = "example.test"
 STACK_NAME = "mailgate"
+IMAP_SERVER = "local-imap"
+IMAP_USER = "demo"
+IMAP_PASSWORD = "demo-password"  # a local demo mailbox on 127.0.0.1 only
 
 
 @dataclass
@@ -60,6 +68,12 @@ class LocalStack:
     gateway_domain: str = DEMO_DOMAIN
     seed: bool = True
     asynchronous: bool = True
+    #: run the SQS pollers and the fetch schedule in threads (False: the caller drains the queues)
+    consumers: bool = True
+    #: a private Dovecot with the mailbox IMAP_USER and the incoming server IMAP_SERVER for it
+    imap: bool = False
+    #: a local authoritative DNS server (empty; load zones into `self.dns_server`)
+    dns: bool = False
 
     def __post_init__(self) -> None:
         self._moto: subprocess.Popen | None = None
@@ -70,6 +84,9 @@ class LocalStack:
         self.settings: Settings | None = None
         self.receiver = None
         self.sink = None
+        self.sqs = None
+        self.dovecot = None
+        self.dns_server = None
 
     @property
     def endpoint(self) -> str:
@@ -92,6 +109,10 @@ class LocalStack:
             if self.seed:
                 self.seed_demo()
             self._start_smtp()
+            if self.imap:
+                self.start_imap()
+            if self.dns:
+                self.start_dns()
             self._start_consumers()
             self._write_state()
         except BaseException:
@@ -210,6 +231,8 @@ class LocalStack:
 
         sqs = boto3.client("sqs", endpoint_url=self.endpoint, region_name="us-east-1")
         self.sqs = sqs
+        if not self.consumers:
+            return
         for url, function in ((self.settings.outbound_queue_url, "outbound"),
                               (self.settings.fetch_queue_url, "fetch_worker")):
             if url:
@@ -228,6 +251,43 @@ class LocalStack:
         t.start()
         self._threads.append(t)
 
+    def drain(self, function: str = "outbound") -> int:
+        """Process what is in the outbound (or fetch_worker) queue now, in this thread, as Lambda's
+        SQS poller would; returns how many queue messages were handled."""
+        from .invoker import drain
+
+        url = {"outbound": self.settings.outbound_queue_url, "fetch_worker": self.settings.fetch_queue_url}[function]
+        return drain(self.sqs, url, function)
+
+    # -- optional parts ----------------------------------------------------------------------------
+
+    def start_imap(self, *, password: str = IMAP_PASSWORD):
+        """A private Dovecot under <state>/dovecot with the mailbox IMAP_USER, and the incoming
+        server IMAP_SERVER (IMAPS, verified against Dovecot's CA) configured for it. Raises
+        ConfigError, naming the apt command, when Dovecot is not installed."""
+        from ..domain import IncomingServer
+        from .dovecot import DovecotServer
+
+        if self.dovecot is None:
+            self.dovecot = DovecotServer(self.state_dir / "dovecot").start()
+            self.dovecot.add_user(IMAP_USER, password)
+        c = self.container()
+        server = IncomingServer(IMAP_SERVER, "imap", self.dovecot.host, self.dovecot.imaps_port, IMAP_USER,
+                                security="ssl", secret_id=f"{c.settings.server_secret_prefix}{IMAP_SERVER}",
+                                interval_minutes=1)
+        c.secrets.put(server.secret_id, password)
+        c.config.put_incoming(server)
+        # The fetch worker of this process trusts Dovecot's CA (other processes: SSL_CERT_FILE).
+        c.extras["fetch_cafile"] = str(self.dovecot.ca_file)
+        return server
+
+    def start_dns(self):
+        from ..dnsadvice.localserver import LocalDnsServer
+
+        if self.dns_server is None:
+            self.dns_server = LocalDnsServer().start()
+        return self.dns_server
+
     def _write_state(self) -> None:
         state = {"endpoint": self.endpoint, "ca_bundle": str(self.tls.ca_file.resolve()), "region": "us-east-1", "outputs": dict(self.outputs,
                  GatewayDomain=self.gateway_domain), "ports": self.ports.__dict__, "pid": os.getpid()}
@@ -244,10 +304,26 @@ class LocalStack:
             f"  fetch schedule           every {self.fetch_every:.0f} s -> fetch dispatcher -> fetch worker",
             f"  outbound queue consumer  {st.outbound_queue_url.rsplit('/', 1)[-1]} -> outbound handler",
             f"  demo alias domain        {self.gateway_domain}: catchall@, bounce@, sales@ (crm.lead)",
+            *self._describe_imap(),
             "Try: python -c \"import smtplib; smtplib.SMTP('127.0.0.1', %d).sendmail('you@client.test', "
             "['sales@%s'], b'Subject: hello\\r\\n\\r\\nHi')\"" % (self.ports.smtp, self.gateway_domain),
             "then `mailgate messages list`. Ctrl-C stops everything.",
         ])
+
+    def _describe_imap(self) -> list[str]:
+        dv = self.dovecot
+        if dv is None:
+            return []
+        return [
+            f"  private Dovecot (IMAP)   IMAPS {dv.host}:{dv.imaps_port}, IMAP+STARTTLS {dv.host}:{dv.imap_port}, "
+            f"POP3S {dv.host}:{dv.pop3s_port}",
+            f"                           user {IMAP_USER!r}, password {IMAP_PASSWORD!r} (local demo only), "
+            f"CA {dv.ca_file}",
+            f"                           incoming server {IMAP_SERVER!r} fetches it on each schedule tick "
+            "(put mail in it with any IMAP client trusting the CA)",
+            f"                           `mailgate fetch now {IMAP_SERVER}` from another shell needs "
+            f"SSL_CERT_FILE={dv.ca_file}",
+        ]
 
     # -- stop ----------------------------------------------------------------------------------
 
@@ -265,6 +341,12 @@ class LocalStack:
             self.receiver.close()
         for t in self._threads:
             t.join(timeout=5)
+        if self.dovecot is not None:
+            self.dovecot.stop()
+            self.dovecot = None
+        if self.dns_server is not None:
+            self.dns_server.stop()
+            self.dns_server = None
         if self._moto and self._moto.poll() is None:
             self._moto.terminate()
             try:
