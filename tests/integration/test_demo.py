@@ -19,16 +19,6 @@ from mailgate.local import dovecot as dovecot_mod
 
 pytestmark = pytest.mark.integration
 
-# Known bug on main (services/inbound.py, not this branch's to change): the follower notification
-# and the polite answer put Reply-To / Auto-Submitted / In-Reply-To / References in the send
-# request's "headers", which the outbound request parser refuses as gateway-owned
-# (compose.PROTECTED_HEADERS), so both are rejected and never sent. The tests below tolerate
-# exactly that failure (xfail, naming it) and nothing else; once it is fixed they simply pass.
-INBOUND_BUG = ("inbound's notification/answer requests carry gateway-owned headers that outbound "
-               "rejects (Send Result: rejected, invalid-request)")
-BUG_SIGNATURE = "Send Result of its request: rejected (invalid-request: headers."
-
-
 @pytest.fixture(scope="module")
 def demo():
     out = io.StringIO()
@@ -50,12 +40,6 @@ def failed_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.lstrip().startswith("FAILED:")]
 
 
-def xfail_if_only_the_known_inbound_bug(text: str) -> None:
-    failed = failed_lines(text)
-    if failed and all(BUG_SIGNATURE in line for line in failed):
-        pytest.xfail(INBOUND_BUG)
-
-
 def assert_step_ok(text: str, step: str, *facts: str) -> None:
     part = section(text, step)
     assert "FAILED" not in part, part
@@ -67,8 +51,6 @@ def assert_step_ok(text: str, step: str, *facts: str) -> None:
 
 def test_demo_exits_0_and_says_every_step_is_ok(demo):
     code, text = demo
-    if code != 0:
-        xfail_if_only_the_known_inbound_bug(text)
     assert code == 0, text
     assert re.search(r"^demo ok in \d+ s: inbound ok, outbound ok, bounces ok, dns ok, fetch ok$", text, re.M), text
 
@@ -78,7 +60,6 @@ def test_inbound_step_opens_a_record_threads_the_reply_notifies_and_answers_unkn
     for fact in ('opened a record: "Record To Create", model crm.lead', "boss@partner.test follows the thread",
                  "landed in the thread", '"Message Routed To Thread" published', "a second one is not answered again"):
         assert any(fact in line for line in part.splitlines() if line.startswith("  ok: ")), part
-    xfail_if_only_the_known_inbound_bug(part)
     assert_step_ok(demo[1], "inbound",
                    "the follower was notified",
                    "DKIM-signed (d=example.test) and verifies",
