@@ -135,3 +135,11 @@ def test_plan_of_the_gateway_domain_itself_publishes_its_key_as_txt():
     plan = make_plan(AliasDomain("gw.example.net"), [], region="us-east-1", gateway_domain="gw.example.net",
                      dkim_keys={"gw.example.net": rsa_pem()})
     assert plan.dkim_mode == "txt" and plan.dkim_key is not None
+
+
+def test_an_smtp_host_given_as_an_address_is_authorized_with_ip4_or_ip6_not_a():
+    from mailgate.dnsadvice.records import smtp_spf_term
+
+    assert smtp_spf_term("127.0.0.1") == "ip4:127.0.0.1"
+    assert smtp_spf_term("[2001:db8::25]") == "ip6:2001:db8::25"
+    assert smtp_spf_term("mail.example.com") == "a:mail.example.com"

@@ -44,7 +44,7 @@ def settings_from_outputs(outputs: dict[str, str], *, region: str, endpoint: str
     )
 
 
-def local_settings() -> Settings:
+def local_state() -> dict:
     path = state_path()
     try:
         state = json.loads(path.read_text())
@@ -53,6 +53,11 @@ def local_settings() -> Settings:
                           "in another terminal, or name a deployed stack with --stack NAME") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path} is unreadable ({exc}); restart the local stack") from None
+    return state
+
+
+def local_settings(state: dict | None = None) -> Settings:
+    state = state if state is not None else local_state()
     # The local stack's credentials are the emulator's; never send real ones there.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -105,4 +110,10 @@ def settings_for_args(args) -> Settings:
 def container_for_args(args):
     from .. import bootstrap
 
-    return bootstrap.from_settings(settings_for_args(args))
+    if getattr(args, "stack", None):
+        return bootstrap.from_settings(settings_for_args(args))
+    state = local_state()
+    c = bootstrap.from_settings(local_settings(state))
+    if state.get("fetch_cafile"):
+        c.extras["fetch_cafile"] = state["fetch_cafile"]  # the local Dovecot's own CA
+    return c

@@ -7,6 +7,7 @@ is published), so the advice and the verdict cannot disagree.
 from __future__ import annotations
 
 import base64
+import ipaddress
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Mapping
 
@@ -45,7 +46,14 @@ def smtp_spf_term(host: str) -> str:
     host = norm(host)
     if host.startswith("email-smtp.") and host.endswith(".amazonaws.com"):
         return SES_SPF  # the SES SMTP interface sends from SES's addresses
-    return KNOWN_SMTP_SPF.get(host, f"a:{host}")
+    if host in KNOWN_SMTP_SPF:
+        return KNOWN_SMTP_SPF[host]
+    # An address literal is authorized with ip4:/ip6: (RFC 7208 §5.6); `a:` takes a domain name.
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return f"a:{host}"
+    return f"ip{ip.version}:{ip}"
 
 
 def transports_for(domain: str, servers: list[OutgoingServer]) -> list[OutgoingServer]:

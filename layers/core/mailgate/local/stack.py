@@ -277,7 +277,7 @@ class LocalStack:
                                 interval_minutes=1)
         c.secrets.put(server.secret_id, password)
         c.config.put_incoming(server)
-        # The fetch worker of this process trusts Dovecot's CA (other processes: SSL_CERT_FILE).
+        # The fetch worker of this process trusts Dovecot's CA (other processes: stack.json's fetch_cafile).
         c.extras["fetch_cafile"] = str(self.dovecot.ca_file)
         return server
 
@@ -289,8 +289,12 @@ class LocalStack:
         return self.dns_server
 
     def _write_state(self) -> None:
-        state = {"endpoint": self.endpoint, "ca_bundle": str(self.tls.ca_file.resolve()), "region": "us-east-1", "outputs": dict(self.outputs,
-                 GatewayDomain=self.gateway_domain), "ports": self.ports.__dict__, "pid": os.getpid()}
+        state = {"endpoint": self.endpoint, "ca_bundle": str(self.tls.ca_file.resolve()), "region": "us-east-1",
+                 "outputs": dict(self.outputs, GatewayDomain=self.gateway_domain),
+                 "ports": self.ports.__dict__, "pid": os.getpid()}
+        if getattr(self, "dovecot", None) is not None:
+            # `mailgate fetch now` / `server test` from another terminal trust the local Dovecot's CA.
+            state["fetch_cafile"] = str(pathlib.Path(self.dovecot.ca_file).resolve())
         (self.state_dir / "stack.json").write_text(json.dumps(state, indent=2))
 
     def describe(self) -> str:
@@ -321,8 +325,7 @@ class LocalStack:
             f"CA {dv.ca_file}",
             f"                           incoming server {IMAP_SERVER!r} fetches it on each schedule tick "
             "(put mail in it with any IMAP client trusting the CA)",
-            f"                           `mailgate fetch now {IMAP_SERVER}` from another shell needs "
-            f"SSL_CERT_FILE={dv.ca_file}",
+            f"                           or now: `mailgate fetch now {IMAP_SERVER}` (it trusts this CA through .local/stack.json)",
         ]
 
     # -- stop ----------------------------------------------------------------------------------
