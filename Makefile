@@ -15,6 +15,7 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest
 
 demo: $(STAMP)
+	-@scripts/system-deps.sh  # Dovecot for the fetch step; without it that step is skipped
 	$(VENV)/bin/mailgate demo
 
 venv: $(STAMP)
@@ -45,7 +46,8 @@ lint: $(LINT)/.installed
 build: $(LINT)/.installed
 	SAM_CLI_TELEMETRY=0 $(LINT)/bin/sam build --template template.yaml
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
