@@ -44,7 +44,9 @@ lint: $(LINT)/.installed
 	$(LINT)/bin/checkov --quiet --compact --skip-download -f template.yaml --framework cloudformation
 
 build: $(LINT)/.installed
-	SAM_CLI_TELEMETRY=0 $(LINT)/bin/sam build --template template.yaml
+	@# sam build looks for python3.12 on PATH (the Lambda runtime); pyenv machines keep it aside.
+	py=$$(scripts/find-python.sh) || exit 1; \
+	  PATH="$$(dirname $$py):$$PATH" SAM_CLI_TELEMETRY=0 $(LINT)/bin/sam build --template template.yaml
 
 bench: $(STAMP) system-deps
 	$(PY) -m pip install -q -e '.[dev,bench]'
