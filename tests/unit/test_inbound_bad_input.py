@@ -117,3 +117,23 @@ def test_big_base64_text_body_and_attached_message_are_read_back_whole():
     assert parsed.text == body_text
     [att] = parsed.attachments
     assert base64.b64decode(att.data().split(b"\n\n", 1)[1]) == b"z" * 600_000
+
+
+def test_a_store_that_refuses_the_route_for_good_records_the_message_as_failed_and_replay_redoes_it():
+    """Contract with the DynamoDB store: PermanentError from commit means "these items will never
+    fit" (not "try again"), so the message is recorded as failed rather than retried and lost."""
+    from mailgate.errors import PermanentError
+    from mailgate.services import inbound
+
+    c = stack()
+
+    class Refusing(inbound.PortsInboundStore):
+        def commit(self, record, **kw):
+            raise PermanentError("recording message was refused: item too large", code="dynamodb-validation")
+
+    c.extras["inbound_store"] = Refusing(c)
+    record = deliver(c, mail(subject="refused"), key="raw/ses/refused")
+    assert record.outcome == "failed" and "recording the route (new-record) failed" in record.reason
+    assert c.messages.get(record.key).outcome == "failed" and not c.events.published
+    c.extras["inbound_store"] = inbound.PortsInboundStore(c)  # after the fix
+    assert inbound.replay(c, record.key).outcome == "new-record"

@@ -35,6 +35,9 @@ MAX_REFERENCES = 32
 #: folded header may be longer, but nothing we route on needs more).
 MAX_HEADER_CHARS = 8192
 MAX_ADDRESSES = 10_000
+#: RFC 5321 §4.5.3.1: a path is at most 256 octets, local part 64 + domain 255 at most; longer
+#: "addresses" are dropped (they also could not be keys in the table: DynamoDB sort keys <= 1 KB)
+MAX_ADDRESS_CHARS = 320
 
 _MSGID_RE = re.compile(r"<([^<>\s]{1,500})>")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
@@ -110,7 +113,9 @@ def _addresses(values: list[str]) -> list[tuple[str, str]]:
     for value in values:
         m = _SIMPLE_ADDR.fullmatch(value)
         if m:  # the common case, "Name <a@b>" or "a@b": no need for the full RFC 5322 parser
-            pairs.append(((m.group(1) or "").strip(), (m.group(2) or m.group(3)).lower()))
+            addr = (m.group(2) or m.group(3)).lower()
+            if len(addr) <= MAX_ADDRESS_CHARS:
+                pairs.append(((m.group(1) or "").strip(), addr))
             continue
         try:
             found = email.utils.getaddresses([value])
@@ -118,7 +123,7 @@ def _addresses(values: list[str]) -> list[tuple[str, str]]:
             found = [("", a) for a in re.findall(r"[^\s<>,;\"]+@[^\s<>,;\"]+", value)]
         for name, addr in found:
             addr = addr.strip().strip("<>").lower()
-            if "@" in addr and " " not in addr and len(addr) <= 320:
+            if "@" in addr and " " not in addr and len(addr) <= MAX_ADDRESS_CHARS:
                 pairs.append((decode_header_value(name) if name else "", addr))
                 if len(pairs) >= MAX_ADDRESSES:
                     return pairs
@@ -500,7 +505,7 @@ def _read_body(msg: Message, p: ParsedMessage, body: list) -> None:
         if is_body_text and ctype == "text/html" and not body[1]:
             body[1] = _text_of(part, elided)
             continue
-        content_id = clean_header(_to_text(part.get("content-id", ""))).strip("<>")
+        content_id = clean_header(_to_text(part.get("content-id", "")), 500).strip("<>")
         if ctype.startswith("message/") or part.is_multipart():
             size = len(_as_bytes_body(part)) if ctype == "message/rfc822" else 0
         else:

@@ -308,8 +308,11 @@ class DynamoThreadRepository:
 
 def message_id_item(message_id: str, thread_id: str, when: float | None = None) -> MessageIdItem:
     """An index item; gsi1 lists a thread's message ids by time (References of a reply)."""
+    # The sort key only orders by time; its tail is cut so that a long non-ASCII Message-ID (up
+    # to 500 characters, 2,000 bytes) stays under DynamoDB's 1,024-byte limit for sort keys.
+    tail = message_id.encode("utf-8", "replace")[:900].decode("utf-8", "ignore")
     return MessageIdItem(f"msgid#{message_id}", "msgid", message_id=message_id, thread_id=thread_id,
-                         gsi1pk=f"thread-msgs#{thread_id}", gsi1sk=f"{_iso(when or time.time())}#{message_id}")
+                         gsi1pk=f"thread-msgs#{thread_id}", gsi1sk=f"{_iso(when or time.time())}#{tail}")
 
 
 def _thread(item: ThreadItem) -> Thread:
@@ -324,6 +327,42 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: A ledger item keeps the whole record as one JSON string, and DynamoDB items are at most 400 KB.
+MAX_RECORD_JSON = 350_000
+
+
+def _fit_record(data: dict[str, Any]) -> dict[str, Any]:
+    """The record as stored: when its JSON would not fit in an item, the bulkiest lists of
+    `detail` (a thousand attachments, say) keep their first entries and the rest are counted in
+    detail["omitted"]; other bulky values are dropped, named there. The record in hand (and the
+    events made from it) keep everything; attachments themselves are in S3 regardless."""
+    excess = len(json.dumps(data)) - MAX_RECORD_JSON
+    detail = data.get("detail")
+    if excess <= 0 or not isinstance(detail, dict):
+        return data
+    omitted: dict[str, Any] = {}
+    sizes = {name: len(json.dumps(value)) for name, value in detail.items()}
+    for name in sorted(sizes, key=sizes.get, reverse=True):
+        if excess <= 0:
+            break
+        value, before = detail[name], sizes[name]
+        if isinstance(value, list):
+            budget, used, n = before - excess, 2, 0
+            for entry in value:
+                used += len(json.dumps(entry)) + 2
+                if used > budget:
+                    break
+                n += 1
+            detail[name] = value[:n]
+            omitted[name] = f"{len(value) - n} of {len(value)} entries not kept (the ledger item would exceed 400 KB)"
+        else:
+            detail[name] = None
+            omitted[name] = f"{before} bytes not kept (the ledger item would exceed 400 KB)"
+        excess -= before - len(json.dumps(detail[name]))
+    detail["omitted"] = omitted
+    return data
+
+
 class DynamoMessageRepository:
     def __init__(self, table: type[Item] = Item) -> None:
         self.table = table
@@ -333,7 +372,7 @@ class DynamoMessageRepository:
         return MessageItem(f"msg#{record.key}", "msg", gsi1pk=f"messages#{record.direction}",
                            gsi1sk=f"{_iso(record.received_at)}#{record.key}", key=record.key,
                            direction=record.direction, outcome=record.outcome,
-                           received_at=record.received_at, data=_clean(asdict(record)))
+                           received_at=record.received_at, data=_fit_record(_clean(asdict(record))))
 
     def claim(self, record: MessageRecord) -> bool:
         try:
@@ -570,7 +609,7 @@ class DynamoInboundStore:
         from pynamodb.exceptions import TransactWriteError
         from pynamodb.transactions import TransactWrite
 
-        from ..errors import TransientError
+        from ..errors import PermanentError, TransientError
         from ..services.inbound import contact_key
 
         now = self.clock()
@@ -604,5 +643,10 @@ class DynamoInboundStore:
             first = reasons[0] if reasons else None
             if first is not None and getattr(first, "code", "") == "ConditionalCheckFailed":
                 return False
+            if "ValidationException" in f"{getattr(exc, 'cause_response_code', '')} {exc}":
+                # The items themselves are refused (a key or an item too large): a retry would
+                # fail the same way, so the caller records the message as failed instead.
+                raise PermanentError(f"recording message {record.key} was refused: {exc.cause or exc}",
+                                     code="dynamodb-validation") from exc
             raise TransientError(f"recording message {record.key} failed: {exc}", code="aws-transient") from exc
         return True

@@ -57,6 +57,8 @@ def _describe(r) -> str:
         lines.append(f"Note:       {note}")
     for a in r.detail.get("attachments", []):
         lines.append(f"Attachment: {a.get('filename')} ({a.get('content_type')}, {a.get('size')} bytes) -> {a.get('key')}")
+    for name, what in (r.detail.get("omitted") or {}).items():
+        lines.append(f"Omitted:    {name}: {what}")
     if r.detail.get("answer"):
         lines.append(f"Answer:     {r.detail['answer']}")
     if r.detail.get("effects_error"):

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Protocol
 from .. import message as message_mod
 from .. import routing, tokens
 from ..domain import Alias, AliasDomain, MessageRecord, Thread, new_id
-from ..errors import NotFound, TransientError
+from ..errors import NotFound, PermanentError, TransientError
 from ..message import ParsedMessage
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ ATTACHMENT_PREFIX = "att/"
 #: EventBridge entries are limited to 256 KB: text fields are cut (UTF-8 worst case 4 bytes/char)
 #: and flagged; the full message stays in S3 under raw_key.
 MAX_EVENT_TEXT, MAX_EVENT_HTML, MAX_EVENT_REPLY = 16_000, 16_000, 8_000
+#: attachments listed in an event (the rest are in S3 under att/<message key>/, and counted)
+MAX_EVENT_ATTACHMENTS = 50
 #: SQS messages are limited to 256 KB as well.
 MAX_NOTIFY_TEXT, MAX_NOTIFY_HTML = 60_000, 60_000
 MAX_RECORD_RECIPIENTS = 200
@@ -277,8 +279,19 @@ def _ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str],
         for mid, tid in index:
             c.threads.index_message_id(mid, tid)
     else:
-        created = store.commit(record, new_thread=new_thread, index=index, follower=follower,
-                               counter=counter, contact=contact)
+        try:
+            created = store.commit(record, new_thread=new_thread, index=index, follower=follower,
+                                   counter=counter, contact=contact)
+        except PermanentError as exc:
+            # The store refuses these items for good (hostile sizes): retrying would lose the
+            # message for ever, so record a plain "failed" outcome that `mailgate replay` can redo.
+            log.exception("recording the route of %s failed", raw_key)
+            record.outcome, record.thread_id = "failed", ""
+            record.reason = f"recording the route ({route.kind}) failed: {exc}"[:1000]
+            record.detail = {"verdicts": dict(verdicts or {}), "defects": parsed.defects[:10],
+                             "error": getattr(exc, "code", "error")}
+            created = c.messages.claim(record)
+            return (record if created else c.messages.get(record.key) or record), created
     if not created:
         existing = c.messages.get(record.key) or record
         if existing.detail.get("effects_error") and replay_of is None:
@@ -416,13 +429,14 @@ def message_payload(record: MessageRecord, parsed: ParsedMessage) -> dict[str, A
     text, text_cut = _cut(parsed.text or message_mod.html_to_text(parsed.html), MAX_EVENT_TEXT)
     html, html_cut = _cut(parsed.html, MAX_EVENT_HTML)
     reply, reply_cut = _cut(parsed.reply_text, MAX_EVENT_REPLY)
+    attachments = record.detail.get("attachments", [])
     return {
         "message_key": record.key, "raw_key": record.raw_key, "message_id": parsed.message_id,
         "from": parsed.sender, "from_name": parsed.sender_name, "to": parsed.to[:50], "cc": parsed.cc[:50],
         "subject": parsed.subject, "date": parsed.date, "in_reply_to": parsed.in_reply_to,
         "reply_text": reply, "text": text, "html": html or None,
-        "truncated": text_cut or html_cut or reply_cut,
-        "attachments": record.detail.get("attachments", []), "spam": bool(record.detail.get("route", {}).get("spam")),
+        "truncated": text_cut or html_cut or reply_cut or len(attachments) > MAX_EVENT_ATTACHMENTS,
+        "attachments": attachments[:MAX_EVENT_ATTACHMENTS], "attachments_total": len(attachments), "spam": bool(record.detail.get("route", {}).get("spam")),
     }
 
 
