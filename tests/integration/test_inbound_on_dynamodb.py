@@ -43,3 +43,29 @@ def test_the_same_message_twice_is_one_record(c):
     a = deliver(c, mail(7), "raw/ses/d1")
     b = deliver(c, mail(7), "raw/ses/d2")
     assert a.key == b.key and len(c.messages.list()) == 1
+
+
+def test_a_domain_saved_with_a_zero_minute_loop_window_still_routes_its_mail(aws):
+    aws.config.put_domain(AliasDomain("example.test", loop_window_minutes=0))
+    aws.config.put_alias(Alias("example.test", "sales", "crm.lead"))
+    assert [deliver(aws, mail(i), f"raw/ses/z{i}").outcome for i in range(2)] == ["new-record", "new-record"]
+
+
+def test_domain_add_refuses_a_zero_loop_window_naming_the_fix(capsys):
+    from mailgate.cli import main
+
+    assert main.main(["domain", "add", "example.test", "--loop-window", "0"]) == 2
+    assert "--loop-window must be at least 1" in capsys.readouterr().err
+
+
+def test_replay_after_adding_the_alias_opens_the_record_and_makes_the_author_a_known_contact(c):
+    c.config.put_alias(Alias("example.test", "vip", "crm.lead", contact_policy="partners"))
+    first = deliver(c, mail(1, "kim@client.test", to="support@example.test"), "raw/ses/r1", to="support@example.test")
+    assert first.outcome == "unknown-recipient"
+    c.config.put_alias(Alias("example.test", "support", "helpdesk.ticket"))
+    c.extras["inbound_store"]._domains._domains = None  # as a new container would
+    again = inbound.replay(c, first.key)
+    assert again.outcome == "new-record" and c.threads.get_thread(again.thread_id).model == "helpdesk.ticket"
+    # partners-only alias: kim opened a record, so she is a known contact now
+    assert deliver(c, mail(2, "kim@client.test", to="vip@example.test"), "raw/ses/r2",
+                   to="vip@example.test").outcome == "new-record"

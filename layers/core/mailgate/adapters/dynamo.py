@@ -511,6 +511,9 @@ def _window_bucket(key: str, window: int, now: float) -> tuple[str, str, float]:
     `window` seconds" without conditional writes, so the increment can join the message's
     transaction; and it does not depend on DynamoDB's TTL deletion, which is only eventual.
     """
+    # A domain saved with a 0-minute window (the model does not forbid it) counts per second
+    # rather than dividing by zero and failing every message's routing.
+    window = max(int(window), 1)
     bucket = int(now // window)
     return (f"counter#{key}#{bucket}", f"counter#{key}#{bucket - 1}", (now % window) / window)
 

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from ..domain import AliasDomain
 from ..validate import domain_name, local_part
-from .common import EXIT_OK, add_json_flag, emit, fail, get_container, table
+from .common import EXIT_OK, UsageError, add_json_flag, emit, fail, get_container, table
 
 
 def register(sub) -> None:
@@ -44,6 +44,9 @@ def register(sub) -> None:
 
 
 def cmd_add(args) -> int:
+    if args.loop_limit < 1 or args.loop_window < 1:
+        raise UsageError("--loop-limit and --loop-window must be at least 1 (a limit of 0 would make every "
+                         "message a loop; to exempt a sender, use --allow ADDR)")
     d = AliasDomain(
         name=domain_name(args.name), catchall=local_part(args.catchall), bounce=local_part(args.bounce),
         default_from=local_part(args.default_from), loop_limit=args.loop_limit,

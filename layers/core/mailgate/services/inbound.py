@@ -278,6 +278,8 @@ def _ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str],
             c.threads.put_thread(new_thread)
         for mid, tid in index:
             c.threads.index_message_id(mid, tid)
+        if contact:  # as the first delivery's commit would have: the author is now a known contact
+            c.kv.put_item(contact_key(contact), {"address": contact, "since": time.time()}, if_absent=True)
     else:
         try:
             created = store.commit(record, new_thread=new_thread, index=index, follower=follower,
