@@ -141,3 +141,21 @@ def test_ses_throttling_is_deferred_for_a_later_try_and_rejection_is_final():
                                           Envelope("bounce+y@example.test", "b@example.org")], b"Subject: x\r\n\r\nx")
     assert [(r.status, r.error) for r in results] == [("deferred", "ses-throttled"), ("failed", "ses-rejected")]
     assert "Maximum sending rate exceeded" in results[0].detail
+
+
+def test_a_reply_quoting_the_message_id_ses_gave_our_mail_joins_its_thread(world, domain):
+    """SES overrides the Message-ID of what it sends ("Amazon SES header fields"), so replies quote
+    <SES message id@email.amazonses.com> (us-east-1), never our <ref@domain>."""
+    from mailgate.services import inbound
+
+    verify_domain(world, domain)
+    out = outbound.send(world, req(domain, to=["bob@example.org"]))
+    sent = world.messages.get("out:" + out["ref"])
+    assert out["status"] == "sent" and sent.thread_id
+    ses_id = sent.detail["recipients"][0]["transport_id"] + "@email.amazonses.com"
+    reply = (f"From: Bob <bob@example.org>\r\nTo: Team <team@{domain}>\r\nSubject: Re: Welcome\r\n"
+             f"Message-ID: <r1.{domain}@example.org>\r\nIn-Reply-To: <{ses_id}>\r\nReferences: <{ses_id}>\r\n"
+             "\r\nThanks!\r\n").encode()
+    world.raw_store.put(f"raw/ses/r1-{domain}", reply)
+    got = inbound.ingest(world, f"raw/ses/r1-{domain}", source="ses", envelope_recipients=[f"team@{domain}"])
+    assert (got.outcome, got.thread_id) == ("thread", sent.thread_id), got.reason

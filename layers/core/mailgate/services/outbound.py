@@ -226,6 +226,14 @@ def thread_message_ids(c, thread_id: str) -> list[str]:
     return [f"<{m}>" for m in c.threads.recent_message_ids(thread_id, THREAD_IDS_KEPT)]
 
 
+def ses_message_id(transport_id: str, region: str) -> str:
+    """The Message-ID SES gives the mail it sends (it overrides ours: SES developer guide,
+    "Amazon SES header fields"), without angle brackets: <id@email.amazonses.com> in us-east-1,
+    <id@REGION.amazonses.com> elsewhere."""
+    host = "email.amazonses.com" if (region or "us-east-1") == "us-east-1" else f"{region}.amazonses.com"
+    return f"{transport_id}@{host}"
+
+
 def _remember_in_thread(c, thread_id: str, message_id: str) -> None:
     # The index holds ids without angle brackets, as the inbound parser reads them from
     # In-Reply-To/References (message.message_ids): one form, so replies find their thread.
@@ -434,6 +442,10 @@ def _deliver(c, record: MessageRecord, raw: bytes, senders: Senders) -> dict:
             res = RecipientResult(row["address"], "deferred", None, f"unexpected error: {e}", "internal")
         row.update(status=res.status, code=res.code, error=res.error, detail=res.detail,
                    transport_id=res.transport_id)
+        if record.thread_id and res.status == "sent" and res.transport_id and getattr(sender, "kind", "") == "ses":
+            # SES replaces our Message-ID with its own, which is what a reply's In-Reply-To and
+            # References quote: index that one in the thread too.
+            c.threads.index_message_id(ses_message_id(res.transport_id, c.settings.region), record.thread_id)
     status = _overall(rows)
     record.outcome = status
     c.messages.update(record)
