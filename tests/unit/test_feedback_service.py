@@ -280,3 +280,30 @@ def test_published_events_have_exactly_the_fields_of_the_documented_samples():
                for p in (EVENTS / "eventbridge").glob("*.json")}
     for detail_type, detail in c.events.published:
         assert set(detail) == set(samples[detail_type]), detail_type
+
+
+def test_a_store_failing_mid_way_fails_the_invocation_and_its_retry_counts_the_bounce():
+    """SNS retries a failed (asynchronous) invocation: the dedup markers this one wrote must not
+    make the retry a "duplicate" that counts nothing."""
+    import pytest
+
+    from mailgate.errors import TransientError
+
+    c = _container()
+    event = json.loads((EVENTS / "sns-ses-bounce.json").read_text())
+    _sent(c, ["nobody@customer.example"], ref="k5xq3b7yzm2a4c6e8g0i")
+    put = c.kv.put_item
+
+    def throttled(key, value, **kw):
+        if key.startswith("bscore#"):
+            raise TransientError("DynamoDB: ProvisionedThroughputExceededException", code="aws-transient")
+        return put(key, value, **kw)
+
+    c.kv.put_item = throttled
+    with pytest.raises(TransientError):
+        handle_sns_event(c, event)
+    assert suppression.is_suppressed(c.kv, DOMAIN, "nobody@customer.example") is None
+    c.kv.put_item = put  # the table is back; SNS retries the invocation
+    again = handle_sns_event(c, copy.deepcopy(event))
+    assert again["results"][0]["outcome"] == "bounced"
+    assert suppression.is_suppressed(c.kv, DOMAIN, "nobody@customer.example")["source"] == "hard-bounce"

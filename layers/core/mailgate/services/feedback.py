@@ -22,6 +22,7 @@ from typing import Any
 from .. import bounce_policy, suppression, tokens
 from ..bounces import BounceRecipient, BounceReport, classify, classify_ses_notification
 from ..domain import MessageRecord
+from ..errors import PermanentError, TransientError
 
 #: how long an SES feedback id / a (message, recipient, kind) bounce is remembered for dedup
 DEDUP_TTL = 30 * 24 * 3600
@@ -178,6 +179,18 @@ def _apply(c, report: BounceReport, entry: BounceRecipient, address: str, domain
     dedup = f"bdedup#{ref or 'noref'}#{index}#{kind}#{entry.action}#{int(entry.permanent)}"
     if ref and not c.kv.put_item(dedup, {"at": time.time()}, ttl_seconds=DEDUP_TTL, if_absent=True):
         return {"address": address, "action": "duplicate", "why": "this bounce of this message was already counted"}
+    try:
+        outcome = _count(c, report, entry, address, domain, kind, source)
+    except Exception as exc:
+        if ref and _is_transient(exc):
+            _forget(c, dedup)  # nothing was counted: the retry must count it
+        raise
+    return _publish(c, report, entry, address, domain, sent, ref, index, kind, outcome, via=via, source=source,
+                    feedback_id=feedback_id)
+
+
+def _count(c, report: BounceReport, entry: BounceRecipient, address: str, domain: str, kind: str,
+           source: str) -> dict[str, Any]:
     policy = _policy(c)
     if kind == "complaint":
         outcome = bounce_policy.record_complaint(c.kv, domain, address, feedback_type=report.feedback_type,
@@ -192,6 +205,12 @@ def _apply(c, report: BounceReport, entry: BounceRecipient, address: str, domain
     else:
         outcome = bounce_policy.record_bounce(c.kv, domain, address, permanent=entry.permanent, reason=entry.reason,
                                               status=entry.status, source=source, policy=policy)
+    return outcome
+
+
+def _publish(c, report: BounceReport, entry: BounceRecipient, address: str, domain: str,
+             sent: MessageRecord | None, ref: str, index: int, kind: str, outcome: dict[str, Any], *,
+             via: str, source: str, feedback_id: str) -> dict[str, Any]:
     detail = {
         "domain": domain, "address": address, "message_ref": ref, "recipient_index": index,
         "thread_id": sent.thread_id if sent is not None else "",
@@ -224,7 +243,8 @@ def handle_sns_event(c, event: dict[str, Any]) -> dict[str, Any]:
     """Lambda event from SNS carrying SES bounce / complaint / delivery notifications.
 
     Idempotent: each notification is processed once, keyed by SES's feedbackId (else the SES
-    message id and type). Bad records are reported, not raised, so one cannot block the others.
+    message id and type). Bad records are reported, not raised, so one cannot block the others;
+    trouble of the stores raises TransientError (the invocation is retried).
     """
     results = []
     records = event.get("Records") if isinstance(event, dict) else None
@@ -232,8 +252,32 @@ def handle_sns_event(c, event: dict[str, Any]) -> dict[str, Any]:
         try:
             results.append(_handle_sns_record(c, rec))
         except Exception as exc:  # one broken record must not lose the rest of the batch
+            if _is_transient(exc):
+                # The table or the event bus is in trouble, not the record: fail the invocation so
+                # that SNS's asynchronous invocation retries it, instead of dropping the bounce.
+                raise exc if isinstance(exc, TransientError) else TransientError(
+                    f"processing an SES notification failed: {type(exc).__name__}: {exc}"[:300],
+                    code="aws-transient") from exc
             results.append({"outcome": "failed", "reason": f"{type(exc).__name__}: {exc}"[:300]})
     return {"processed": len(results), "results": results}
+
+
+def _is_transient(exc: Exception) -> bool:
+    """Trouble of the stores rather than of the record: ours say so; the table's adapters raise
+    pynamodb's errors, where only a refused item (ValidationException) is the record's fault."""
+    if isinstance(exc, (TransientError, PermanentError)):
+        return isinstance(exc, TransientError)
+    from pynamodb.exceptions import PynamoDBException
+
+    return isinstance(exc, PynamoDBException) and getattr(exc, "cause_response_code", None) != "ValidationException"
+
+
+def _forget(c, key: str) -> None:
+    """Remove a dedup marker this invocation wrote, so that its retry is not taken for a duplicate."""
+    try:
+        c.kv.delete_item(key)
+    except Exception:  # noqa: BLE001 - best effort: the store is already failing
+        pass
 
 
 def _handle_sns_record(c, rec: Any) -> dict[str, Any]:
@@ -255,6 +299,15 @@ def _handle_sns_record(c, rec: Any) -> dict[str, Any]:
     if not c.kv.put_item(key, {"at": time.time(), "kind": report.kind}, ttl_seconds=DEDUP_TTL, if_absent=True):
         return {"outcome": "duplicate", "kind": report.kind, "feedback_id": feedback_id,
                 "reason": "this SES notification was already processed"}
+    try:
+        return _process_ses(c, report, body, mail, feedback_id)
+    except Exception as exc:
+        if _is_transient(exc):
+            _forget(c, key)
+        raise
+
+
+def _process_ses(c, report: BounceReport, body: dict, mail: dict, feedback_id: str) -> dict[str, Any]:
     sent = _ledger(c, report.original_mailgate_id.lower())
     ref = sent.key[4:] if sent is not None else ""
     source_addr = str(mail.get("source") or "")
