@@ -69,3 +69,24 @@ def test_replay_after_adding_the_alias_opens_the_record_and_makes_the_author_a_k
     # partners-only alias: kim opened a record, so she is a known contact now
     assert deliver(c, mail(2, "kim@client.test", to="vip@example.test"), "raw/ses/r2",
                    to="vip@example.test").outcome == "new-record"
+
+
+def test_mail_arriving_while_the_table_throttles_reads_is_retried_not_recorded_as_failed(c):
+    from botocore.exceptions import ClientError
+
+    from mailgate.adapters.dynamo import Item
+    from mailgate.errors import TransientError
+
+    def throttle(**kwargs):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                     "Message": "Rate of requests exceeds the allowed throughput."}}, "BatchGetItem")
+
+    events = Item._get_connection().connection.client.meta.events
+    events.register("before-call.dynamodb.BatchGetItem", throttle)
+    try:
+        with pytest.raises(TransientError):  # the Lambda invocation fails: SES/the fetcher try again
+            deliver(c, mail(40), "raw/ses/t40")
+    finally:
+        events.unregister("before-call.dynamodb.BatchGetItem", throttle)
+    assert c.messages.list() == []
+    assert deliver(c, mail(40), "raw/ses/t40").outcome == "new-record"

@@ -31,7 +31,7 @@ from pynamodb.attributes import (
     BooleanAttribute, DiscriminatorAttribute, JSONAttribute, ListAttribute, NumberAttribute,
     UnicodeAttribute,
 )
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -606,7 +606,15 @@ class DynamoInboundStore:
         if not keys:
             return {}
         # pynamodb sends BatchGetItem in chunks of 100 and retries unprocessed keys.
-        return {(i.pk, i.sk): i for i in Item.batch_get(keys)}
+        try:
+            return {(i.pk, i.sk): i for i in Item.batch_get(keys)}
+        except PynamoDBException as exc:
+            if getattr(exc, "cause_response_code", None) == "ValidationException":
+                raise  # a key the table refuses: the message's fault, recorded as failed
+            from ..errors import TransientError
+
+            # throttled or unreachable: the invocation is retried (services.inbound re-raises it)
+            raise TransientError(f"reading the routing facts failed: {exc.cause or exc}", code="aws-transient") from exc
 
     def commit(self, record: MessageRecord, *, new_thread, index, follower, counter, contact) -> bool:
         from pynamodb.exceptions import TransactWriteError
