@@ -159,3 +159,27 @@ def test_a_reply_quoting_the_message_id_ses_gave_our_mail_joins_its_thread(world
     world.raw_store.put(f"raw/ses/r1-{domain}", reply)
     got = inbound.ingest(world, f"raw/ses/r1-{domain}", source="ses", envelope_recipients=[f"team@{domain}"])
     assert (got.outcome, got.thread_id) == ("thread", sent.thread_id), got.reason
+
+
+def test_a_dsn_to_the_verp_address_of_one_recipient_suppresses_exactly_that_recipient(world, domain):
+    """Outbound through SES, the DSN through inbound, all on DynamoDB: carol bounced, bob did not."""
+    from mailgate import suppression
+    from mailgate.services import inbound
+
+    verify_domain(world, domain)
+    out = outbound.send(world, req(domain))  # bob (index 0), carol (index 1)
+    verp = tokens.verp_address(world.token_key, "bounce", domain, out["ref"], 1)
+    dsn = (f"From: MAILER-DAEMON@mx.example.org\r\nTo: {verp}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+           f"Message-ID: <dsn.{domain}@mx.example.org>\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/report; report-type=delivery-status; boundary=R\r\n\r\n"
+           "--R\r\nContent-Type: text/plain\r\n\r\nI could not deliver your message.\r\n"
+           "--R\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+           "Final-Recipient: rfc822; carol@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+           "Diagnostic-Code: smtp; 550 5.1.1 <carol@example.org>: Recipient address rejected: User unknown\r\n"
+           "--R--\r\n").encode()
+    world.raw_store.put(f"raw/ses/dsn-{domain}", dsn)
+    got = inbound.ingest(world, f"raw/ses/dsn-{domain}", source="ses", envelope_recipients=[verp])
+    assert got.outcome == "bounce" and "carol@example.org: suppressed" in got.reason
+    assert [e["address"] for e in suppression.list_suppressed(world.kv, domain)] == ["carol@example.org"]
+    again = outbound.send(world, req(domain, idempotency_key="welcome-again"))
+    assert [r["status"] for r in again["recipients"]] == ["sent", "suppressed"]
