@@ -301,9 +301,40 @@ def _fetch_imap(c, server, mb, res, **kw) -> None:
     _process(c, server, mb, res, pending, save, begin=begin, may_exist=may_exist, **kw)
 
 
+#: a POP3 cursor keeps the UIDLs it has taken inline up to this size (JSON bytes); beyond, in
+#: the raw store: a mailbox that keeps its mail (ack seen/leave) would outgrow a DynamoDB item
+#: (400 KB) after some thousand messages, as RFC 1939 allows UIDLs of up to 70 characters
+SEEN_INLINE_BYTES = 64 * 1024
+SEEN_STATE_PREFIX = "state/fetch/"
+
+
+def _load_seen(c, server, value: dict) -> set[str]:
+    key = value.get("seen_key")
+    if not key:
+        return set(value.get("seen") or [])
+    try:
+        return set(json.loads(c.raw_store.get(key)))
+    except NotFound:
+        # Re-reading the mailbox is safe (content-addressed store, ingest's dedup), only slower.
+        log.warning("fetch %s: the list of messages taken (%s) is missing; re-reading the mailbox",
+                    server.name, key)
+        return set()
+
+
+def _seen_fields(c, server, seen: set[str]) -> dict:
+    ordered = sorted(seen)
+    if len(json.dumps(ordered)) <= SEEN_INLINE_BYTES:
+        return {"seen": ordered, "seen_key": None, "seen_count": len(ordered)}
+    # One object per server, overwritten: whatever a (late) worker writes there lists only
+    # messages it has stored and routed, so at worst a message is read again, never lost.
+    key = f"{SEEN_STATE_PREFIX}{server.name}/pop-seen.json"
+    c.raw_store.put(key, json.dumps(ordered).encode(), content_type="application/json")
+    return {"seen": [], "seen_key": key, "seen_count": len(ordered)}
+
+
 def _fetch_pop(c, server, mb, res, **kw) -> None:
     cursor = _Cursor(c, server, kw["now"])
-    seen = set(cursor.value.get("seen") or [])
+    seen = _load_seen(c, server, cursor.value)
     inflight = set(cursor.value.get("inflight") or [])
     everything = mb.list_all()
     present = {i.ident for i in everything}
@@ -316,12 +347,12 @@ def _fetch_pop(c, server, mb, res, **kw) -> None:
     state = {"seen": seen & present}
 
     def begin(chunk: list[MailItem]) -> None:
-        cursor.write(protocol="pop", seen=sorted(state["seen"]), inflight=[i.ident for i in chunk])
+        cursor.write(protocol="pop", **_seen_fields(c, server, state["seen"]), inflight=[i.ident for i in chunk])
 
     def save(done: list[MailItem]) -> None:
         if done:
             state["seen"] |= {i.ident for i in done}
-            cursor.write(protocol="pop", seen=sorted(state["seen"]))
+            cursor.write(protocol="pop", **_seen_fields(c, server, state["seen"]))
 
     pending = [i for i in everything if i.ident not in seen]
     _process(c, server, mb, res, pending, save, begin=begin, may_exist=lambda i: i.ident in inflight, **kw)
