@@ -46,8 +46,9 @@ def test_fetch_on_dynamodb_takes_each_message_once_over_runs(aws, dovecot, mailb
     res = run(c)
     assert (res.status, res.fetched) == ("ok", 0), res
     assert c.kv.get_item("lease#shop") is None
-    print(c.kv.get_item("cursor#shop"))
-    print(fetch.health(c, "shop"))
+    assert fetch.health(c, "shop")["consecutive_failures"] == 0
+    routed = [r for r in c.messages.list(limit=100) if r.direction == "in"]
+    assert len(routed) == 8 and {r.source for r in routed} == {f"{protocol}:shop"}
 
 
 def test_dispatcher_on_dynamodb_respects_interval(aws, dovecot, mailbox_user):
