@@ -1,4 +1,4 @@
-"""`mailgate server add-imap|add-pop|add-smtp|list|remove|test`: external mail servers.
+"""`mailgate server add-imap|add-pop|add-smtp|list|remove|test|enable|disable`: external mail servers.
 
 Passwords come from a prompt, standard input (--password-stdin) or an environment variable
 (--password-env NAME); they go to Secrets Manager and are never printed or logged.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from ..domain import IncomingServer, OutgoingServer
 from ..validate import host_name
@@ -73,6 +73,13 @@ def register(sub) -> None:
     t.add_argument("name")
     add_json_flag(t)
     t.set_defaults(func=cmd_test)
+
+    en = s.add_parser("enable", help="fetch an incoming server again (after it was disabled for failing)")
+    en.add_argument("name")
+    en.set_defaults(func=cmd_enable, enabled=True)
+    dis = s.add_parser("disable", help="stop fetching an incoming server (its settings and password are kept)")
+    dis.add_argument("name")
+    dis.set_defaults(func=cmd_enable, enabled=False)
 
 
 def _password(args) -> str | None:
@@ -185,3 +192,24 @@ def cmd_test(args) -> int:
     text += f"\n{args.name}: {'connection works' if ok else 'connection FAILED'}"
     emit(args, {"server": args.name, "ok": ok, "steps": [s.to_dict() for s in steps]}, text)
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_enable(args) -> int:
+    from ..services import fetch
+
+    c = get_container(args)
+    server = c.config.get_incoming(args.name)
+    if server is None:
+        if c.config.get_outgoing(args.name) is not None:
+            return fail(f"{args.name} is an outgoing server: only incoming servers are enabled or disabled "
+                        "(remove an outgoing one with `mailgate server remove`)")
+        return fail(f"no incoming server {args.name!r} (see `mailgate server list`)")
+    c.config.put_incoming(replace(server, enabled=args.enabled))
+    if args.enabled:
+        # A fresh start: the days it failed before no longer count toward disabling it again.
+        fetch.reset_failures(c, server.name)
+        print(f"enabled server {server.name}: fetched on the next schedule, or now with "
+              f"`mailgate fetch now {server.name}`")
+    else:
+        print(f"disabled server {server.name}: not fetched until `mailgate server enable {server.name}`")
+    return EXIT_OK

@@ -199,7 +199,9 @@ def fetch_mailbox(c, server_name: str, *, deadline: float, max_messages: int,
         return res
     if not server.enabled:
         res.status = "disabled"
-        res.notes.append("server is disabled; enable it after fixing the cause")
+        res.notes.append(f"server is disabled; fix the cause (`mailgate fetch status` shows the last error), "
+                         f"check with `mailgate server test {server_name}`, then run "
+                         f"`mailgate server enable {server_name}`")
         return res
     lease = _acquire_lease(c, server_name, ttl=max(1.0, deadline - clock()) + LEASE_MARGIN_SECONDS,
                            now=now())
@@ -583,6 +585,18 @@ def _record_success(c, server, res: FetchResult, t: float) -> None:
     c.kv.put_item(key, h)
 
 
+def reset_failures(c, server_name: str) -> None:
+    """Forget a server's run of failures (it was fixed and enabled again by a person)."""
+    key = HEALTH_PREFIX + server_name
+    h = c.kv.get_item(key)
+    if not h:
+        return
+    h.update(consecutive_failures=0, failing_since=None)
+    h.pop("disabled_at", None)
+    h.pop("version", None)
+    c.kv.put_item(key, h)
+
+
 def _record_failure(c, server, res: FetchResult, t: float) -> None:
     key = HEALTH_PREFIX + server.name
     h = c.kv.get_item(key) or {}
@@ -598,7 +612,8 @@ def _record_failure(c, server, res: FetchResult, t: float) -> None:
         detail = {"server": server.name, "failing_since": since, "consecutive_failures":
                   h["consecutive_failures"], "last_error": h["last_error"],
                   "last_error_code": res.error_code,
-                  "fix": "fix the cause, then `mailgate server test NAME` and enable the server"}
+                  "fix": f"fix the cause, check with `mailgate server test {server.name}`, then "
+                         f"`mailgate server enable {server.name}`"}
         c.events.publish(DETAIL_SERVER_DISABLED, detail)
         res.notes.append("server failed for 5 days and is now disabled")
         log.error("fetch %s disabled after failing since %s: %s", server.name, since, h["last_error"])
