@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import sys
 from dataclasses import asdict, replace
 
@@ -101,7 +102,14 @@ def _password(args) -> str | None:
     return value
 
 
+#: the name goes into the password's secret name, which Secrets Manager limits to these characters
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
 def _check_security(args) -> tuple[str, int]:
+    if not _NAME.match(args.name):
+        raise UsageError(f"{args.name!r} is not a usable server name: use up to 64 letters, digits, '.', '_' "
+                         "or '-' (e.g. office-inbox)")
     host = host_name(args.host)
     if args.encryption == "none" and not args.allow_plaintext:
         raise UsageError("--encryption none sends the password in clear: add --allow-plaintext to mean it")
