@@ -102,7 +102,8 @@ def _password(args) -> str | None:
     return value
 
 
-#: the name goes into the password's secret name, which Secrets Manager limits to these characters
+#: the name becomes part of the password's secret name (Secrets Manager takes letters, digits and
+#: /_+=.@- only) and of S3 keys and table keys: a plain subset, which needs no escaping anywhere
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
