@@ -127,3 +127,30 @@ def test_pop_mailbox_that_keeps_thousands_of_messages_is_still_fetched_on_dynamo
     last = run(c, mailbox_factory=lambda s, p: box, ingest=ingest)
     assert (last.status, last.fetched) == ("ok", 1), last
     assert len(taken) == 151
+
+
+def test_backlog_is_drained_by_continuation_messages_on_the_fetch_queue(aws, dovecot, mailbox_user):
+    import boto3
+
+    c = aws
+    add_server(c, dovecot, mailbox_user, ack="seen")
+    for n in range(5):
+        dovecot.deliver(mailbox_user, make_raw(n, tag="backlog"))
+    sqs = boto3.client("sqs", endpoint_url=c.settings.endpoint_url, region_name="us-east-1")
+    url = c.settings.fetch_queue_url
+    assert fetch.dispatch(c) == 1
+    rounds, fetched = 0, 0
+    while rounds < 10:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1).get("Messages", [])
+        if not got:
+            break
+        m = got[0]
+        rounds += 1
+        before = len([r for r in c.messages.list(limit=100) if r.direction == "in"])
+        out = fetch.handle_sqs_batch(c, {"Records": [{"messageId": m["MessageId"], "body": m["Body"]}]},
+                                     deadline=time.monotonic() + 60, max_messages=2)
+        assert out == {"batchItemFailures": []}
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        fetched += len([r for r in c.messages.list(limit=100) if r.direction == "in"]) - before
+    assert (fetched, rounds) == (5, 3)
+    assert all("\\Seen" in f for f in flags_by_message_id(dovecot, mailbox_user).values())
