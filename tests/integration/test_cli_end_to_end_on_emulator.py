@@ -148,3 +148,44 @@ def test_server_disabled_after_days_of_failures_is_enabled_again_by_the_command_
     assert fetch.health(aws, "office").get("failing_since") is None
     code, out, err = cli("fetch", "now", "office", "--json")
     assert code == 0 and json.loads(out)[0]["fetched"] == 1, out + err
+
+
+def test_ed25519_key_made_by_the_cli_is_advised_checked_and_verifies_at_the_receiver(
+        cli, aws, smtp_server, smtp_tls, dns_server, monkeypatch):
+    """`dkim keygen --type ed25519` adds a second signature (RFC 8463) to every message: `dns
+    records` must say where its key goes and `dns check` must see it, or receivers see a signature
+    that fails on every message."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(smtp_tls.ca_file))
+    assert cli("domain", "add", "example.test")[0] == 0
+    assert cli("dkim", "keygen", "example.test")[0] == 0
+    code, out, err = cli("dkim", "keygen", "example.test", "--type", "ed25519", "--json")
+    assert code == 0, err
+    made = json.loads(out)
+    assert made["selector"] == "mailgate-ed25519"
+    assert cli("server", "add-smtp", "relay", "--host", "127.0.0.1", "--port", str(smtp_server.port),
+               "--user", smtp_server.user, "--from-filter", "example.test", "--password-stdin",
+               stdin=smtp_server.password + "\n")[0] == 0
+    code, out, err = cli("dns", "records", "example.test", "--offline", "--json")
+    assert code == 0, err
+    advice = json.loads(out)
+    assert (made["record_name"], "TXT", made["value"]) in [(r["name"], r["rtype"], r["value"])
+                                                          for r in advice["records"]]
+    # published without the Ed25519 record, the check says what is missing
+    dns_server.load(advice["zone"].replace(made["record_name"] + ".", "unrelated._domainkey.example.test."))
+    dns_server.set_zone("amazonses.com", AMAZONSES)
+    code, out, err = cli("dns", "check", "example.test", "--nameserver", dns_server.nameserver)
+    assert code == 1 and made["record_name"] in out, out
+    dns_server.reset()
+    dns_server.load(advice["zone"])
+    dns_server.set_zone("amazonses.com", AMAZONSES)
+    code, out, err = cli("dns", "check", "example.test", "--nameserver", dns_server.nameserver)
+    assert code == 0, out + err
+    code, out, err = cli("send", "--from", "billing@example.test", "--to", "bob@example.org",
+                         "--subject", "Invoice 8", "--text", "Invoice 8.", "--now")
+    assert code == 0, out + err
+    data = smtp_server.messages[0].data
+    lookup = D.dnsfunc_from_resolver(DnspythonResolver.for_nameserver(dns_server.nameserver))
+    verifier = dkim.DKIM(data)
+    # a receiver checks every signature: the RSA one and the Ed25519 one both verify
+    assert [verifier.verify(idx=i, dnsfunc=lookup) for i in range(2)] == [True, True]
+    assert data.count(b"a=ed25519-sha256") == 1 and data.count(b"a=rsa-sha256") == 1
