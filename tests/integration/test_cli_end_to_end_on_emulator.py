@@ -189,3 +189,25 @@ def test_ed25519_key_made_by_the_cli_is_advised_checked_and_verifies_at_the_rece
     # a receiver checks every signature: the RSA one and the Ed25519 one both verify
     assert [verifier.verify(idx=i, dnsfunc=lookup) for i in range(2)] == [True, True]
     assert data.count(b"a=ed25519-sha256") == 1 and data.count(b"a=rsa-sha256") == 1
+
+
+def test_an_incoming_server_named_like_an_outgoing_one_does_not_replace_it_or_its_password(cli, aws):
+    """Servers share one name space (one table item and one secret per name)."""
+    assert cli("server", "add-smtp", "relay", "--host", "smtp.example.test", "--user", "u", "--password-stdin",
+               stdin="smtp-pass\n")[0] == 0
+    code, out, err = cli("server", "add-imap", "relay", "--host", "imap.example.test", "--user", "u",
+                         "--password-stdin", stdin="imap-pass\n")
+    assert code == 2 and "relay" in err and "outgoing" in err and "mailgate server remove relay" in err, err
+    assert aws.config.get_outgoing("relay") is not None
+    assert aws.secrets.get(aws.settings.server_secret_prefix + "relay") == "smtp-pass"
+    # and the other way round
+    assert cli("server", "add-pop", "inbox", "--host", "pop.example.test", "--user", "u", "--password-stdin",
+               stdin="pop-pass\n")[0] == 0
+    code, out, err = cli("server", "add-smtp", "inbox", "--host", "smtp.example.test", "--user", "u",
+                         "--password-stdin", stdin="x\n")
+    assert code == 2 and "incoming" in err, err
+    assert aws.config.get_incoming("inbox") is not None
+    # re-adding a server of the same kind still updates it
+    assert cli("server", "add-smtp", "relay", "--host", "smtp2.example.test", "--user", "u", "--password-stdin",
+               stdin="new-pass\n")[0] == 0
+    assert aws.config.get_outgoing("relay").host == "smtp2.example.test"

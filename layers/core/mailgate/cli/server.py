@@ -120,6 +120,16 @@ def _check_security(args) -> tuple[str, int]:
     return host, port
 
 
+def _check_name_free(c, name: str, direction: str) -> None:
+    """One name space for both kinds (one table item, one password secret per name): adding an IMAP
+    server under an SMTP server's name would replace that server and overwrite its password."""
+    other = c.config.get_outgoing(name) if direction == "in" else c.config.get_incoming(name)
+    if other is not None:
+        kind = "an outgoing (SMTP)" if direction == "in" else "an incoming (IMAP/POP)"
+        raise UsageError(f"{name} is already {kind} server: choose another name, or remove it first with "
+                         f"`mailgate server remove {name}`")
+
+
 def _store_password(c, name: str, password: str | None) -> str:
     if password is None:
         return ""
@@ -134,6 +144,7 @@ def cmd_add_incoming(args) -> int:
         raise UsageError("--ack move needs --move-to FOLDER")
     password = _password(args)
     c = get_container(args)
+    _check_name_free(c, args.name, "in")
     server = IncomingServer(
         name=args.name, protocol=args.protocol, host=host, port=port, user=args.user,
         security=args.encryption, secret_id=_store_password(c, args.name, password), folder=args.folder,
@@ -151,6 +162,7 @@ def cmd_add_outgoing(args) -> int:
     host, port = _check_security(args)
     password = _password(args)
     c = get_container(args)
+    _check_name_free(c, args.name, "out")
     server = OutgoingServer(
         name=args.name, host=host, port=port, user=args.user, security=args.encryption,
         secret_id=_store_password(c, args.name, password), from_filter=args.from_filter.strip().lower(),
