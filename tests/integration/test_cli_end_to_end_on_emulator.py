@@ -211,3 +211,50 @@ def test_an_incoming_server_named_like_an_outgoing_one_does_not_replace_it_or_it
     assert cli("server", "add-smtp", "relay", "--host", "smtp2.example.test", "--user", "u", "--password-stdin",
                stdin="new-pass\n")[0] == 0
     assert aws.config.get_outgoing("relay").host == "smtp2.example.test"
+
+
+@pytest.mark.parametrize("protocol,ack", [("imap", "leave"), ("pop", "delete")])
+def test_server_pointed_at_another_mailbox_fetches_that_mailbox_from_the_start(cli, aws, dovecot, tmp_path,
+                                                                               protocol, ack):
+    """An operator re-adds `office` for a new account (or removes and adds it again): the old
+    mailbox's cursor must not hide the new one's mail. UIDVALIDITY is only unique per mailbox name
+    on one server (RFC 3501 2.3.1.1): Dovecot derives it from the clock, others count from 1."""
+    from tests.integration.test_fetch_dovecot import make_raw, person
+
+    state = json.loads((tmp_path / "stack.json").read_text())
+    state["fetch_cafile"] = str(dovecot.ca_pem)
+    (tmp_path / "stack.json").write_text(json.dumps(state))
+    old, new = dovecot.add_user(), dovecot.add_user()
+    for n in range(2):
+        dovecot.deliver(old, make_raw(n, tag="old"))
+    for n in range(3):
+        dovecot.deliver(new, make_raw(n, tag="new"))
+    m = person(dovecot, old)
+    uidvalidity = m.status("INBOX", "(UIDVALIDITY)")[1][0].split()[-1].strip(b")").decode()
+    m.logout()
+    person(dovecot, new).logout()
+    dovecot.doveadm("mailbox", "update", "-u", new, "--uid-validity", uidvalidity, "INBOX")
+    m = person(dovecot, new)
+    assert m.status("INBOX", "(UIDVALIDITY)")[1][0].split()[-1].strip(b")").decode() == uidvalidity
+    m.logout()
+
+    def add(user):
+        port = dovecot.imaps_port if protocol == "imap" else dovecot.pop3s_port
+        return cli("server", f"add-{protocol}", "office", "--host", "127.0.0.1", "--port", str(port),
+                   "--user", user, "--ack", ack, "--password-stdin", stdin="secret\n")[0]
+
+    assert add(old) == 0
+    code, out, err = cli("fetch", "now", "office", "--json")
+    assert json.loads(out)[0]["fetched"] == 2, out + err
+    assert add(new) == 0
+    code, out, err = cli("fetch", "now", "office", "--json")
+    assert json.loads(out)[0]["fetched"] == 3, out + err
+    # removed and added again: a fresh start too
+    assert cli("server", "remove", "office")[0] == 0
+    assert add(new) == 0
+    code, out, err = cli("fetch", "status", "--json")
+    assert json.loads(out)[0].get("last_success") is None, out
+    assert aws.kv.get_item("cursor#office") is None
+    if ack == "delete":  # every message of both mailboxes was stored before it was deleted
+        assert sorted(r.message_id for r in aws.messages.list(limit=100)) == sorted(
+            [f"old-{n}@example.org" for n in range(2)] + [f"new-{n}@example.org" for n in range(3)])

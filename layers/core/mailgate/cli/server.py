@@ -192,6 +192,10 @@ def cmd_remove(args) -> int:
     c.config.delete_server(args.name)
     if server.secret_id:
         c.secrets.delete(server.secret_id)
+    if isinstance(server, IncomingServer):
+        from ..services import fetch
+
+        fetch.forget(c, args.name)
     print(f"removed server {args.name}")
     return EXIT_OK
 

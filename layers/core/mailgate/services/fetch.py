@@ -266,6 +266,13 @@ class _Cursor:
         self.value, self.version = value, self.version + 1
 
 
+def account_of(server: IncomingServer) -> str:
+    """The mailbox a cursor belongs to. UIDs and UIDLs mean something on that mailbox only, and
+    UIDVALIDITY is unique per folder name on one server, not across accounts (RFC 3501 2.3.1.1):
+    a server item pointed at another account (re-added under the same name) starts afresh."""
+    return f"{server.user}@{server.host.strip().lower()}"
+
+
 def _fetch_imap(c, server, mb, res, **kw) -> None:
     cursor = _Cursor(c, server, kw["now"])
     cur = cursor.value
@@ -273,20 +280,21 @@ def _fetch_imap(c, server, mb, res, **kw) -> None:
     inflight = int(cur.get("inflight_upto") or 0)
     reset_upto = int(cur.get("reset_upto") or 0)
     folder = server.folder or "INBOX"
+    account = account_of(server)
     reset = bool(cur) and (int(cur.get("uidvalidity") or 0) != mb.uidvalidity
-                           or cur.get("folder", folder) != folder)
+                           or cur.get("folder", folder) != folder or cur.get("account", account) != account)
     if reset:
         # RFC 3501 2.3.1.1: a new UIDVALIDITY means old UIDs mean nothing; take everything again.
         # Content-addressed storage and ingest's dedup make the second pass store nothing twice.
         res.uidvalidity_reset = True
-        res.notes.append(f"UIDVALIDITY changed ({cur.get('uidvalidity')} -> {mb.uidvalidity}) "
-                         f"or folder changed: re-reading {folder} from the start")
+        res.notes.append(f"UIDVALIDITY changed ({cur.get('uidvalidity')} -> {mb.uidvalidity}), folder "
+                         f"changed or another account: re-reading {folder} from the start")
         state["last_uid"], inflight = 0, 0
     pending = mb.list_since(state["last_uid"])
     if reset:
         # Everything up to here may be in the store already (under its old UID).
         reset_upto = max((i.ref for i in pending), default=0)
-    base = {"protocol": "imap", "folder": folder, "uidvalidity": mb.uidvalidity,
+    base = {"protocol": "imap", "folder": folder, "uidvalidity": mb.uidvalidity, "account": account,
             "reset_upto": reset_upto}
 
     def begin(chunk: list[MailItem]) -> None:
@@ -336,8 +344,15 @@ def _seen_fields(c, server, seen: set[str]) -> dict:
 
 def _fetch_pop(c, server, mb, res, **kw) -> None:
     cursor = _Cursor(c, server, kw["now"])
-    seen = _load_seen(c, server, cursor.value)
-    inflight = set(cursor.value.get("inflight") or [])
+    account = account_of(server)
+    if cursor.value.get("account", account) != account:
+        # Another mailbox: its UIDLs may equal the old one's (Dovecot's are UID + UIDVALIDITY), and
+        # "seen" must never delete (ack delete) or skip a message this mailbox has not given us.
+        res.notes.append(f"the server now names another account ({account}): reading it from the start")
+        seen, inflight = set(), set()
+    else:
+        seen = _load_seen(c, server, cursor.value)
+        inflight = set(cursor.value.get("inflight") or [])
     everything = mb.list_all()
     present = {i.ident for i in everything}
     if server.ack == "delete":
@@ -349,12 +364,13 @@ def _fetch_pop(c, server, mb, res, **kw) -> None:
     state = {"seen": seen & present}
 
     def begin(chunk: list[MailItem]) -> None:
-        cursor.write(protocol="pop", **_seen_fields(c, server, state["seen"]), inflight=[i.ident for i in chunk])
+        cursor.write(protocol="pop", account=account, **_seen_fields(c, server, state["seen"]),
+                     inflight=[i.ident for i in chunk])
 
     def save(done: list[MailItem]) -> None:
         if done:
             state["seen"] |= {i.ident for i in done}
-            cursor.write(protocol="pop", **_seen_fields(c, server, state["seen"]))
+            cursor.write(protocol="pop", account=account, **_seen_fields(c, server, state["seen"]))
 
     pending = [i for i in everything if i.ident not in seen]
     _process(c, server, mb, res, pending, save, begin=begin, may_exist=lambda i: i.ident in inflight, **kw)
@@ -583,6 +599,13 @@ def _record_success(c, server, res: FetchResult, t: float) -> None:
         h["skipped_messages"] = int(h.get("skipped_messages") or 0) + res.skipped
     h.pop("version", None)
     c.kv.put_item(key, h)
+
+
+def forget(c, server_name: str) -> None:
+    """Drop what the fetcher keeps about a server (it was removed): a server added later under the
+    same name starts with no cursor, health or schedule of its own."""
+    for prefix in (CURSOR_PREFIX, HEALTH_PREFIX, SCHED_PREFIX, LEASE_PREFIX):
+        c.kv.delete_item(prefix + server_name)
 
 
 def reset_failures(c, server_name: str) -> None:
