@@ -154,3 +154,39 @@ def test_backlog_is_drained_by_continuation_messages_on_the_fetch_queue(aws, dov
         fetched += len([r for r in c.messages.list(limit=100) if r.direction == "in"]) - before
     assert (fetched, rounds) == (5, 3)
     assert all("\\Seen" in f for f in flags_by_message_id(dovecot, mailbox_user).values())
+
+
+def test_reply_fetched_from_a_mailbox_finds_the_thread_of_mail_sent_through_the_relay(
+        aws, dovecot, mailbox_user, smtp_server, smtp_tls, monkeypatch):
+    """Sent on DynamoDB through the SMTP relay, answered by a customer whose mail client quotes only
+    our Message-ID (no reply token: the answer went to the shop's own mailbox), fetched by IMAP."""
+    import email
+    import email.policy
+
+    from mailgate import dkim as D
+    from mailgate.domain import OutgoingServer
+    from mailgate.services import outbound
+
+    c = aws
+    monkeypatch.setenv("SSL_CERT_FILE", str(smtp_tls.ca_file))
+    c.config.put_domain(AliasDomain(name="example.net"))
+    c.secrets.put(D.secret_id(c.settings, "example.net", "mailgate"), D.private_pem(D.generate_key("rsa", 2048)))
+    c.secrets.put(c.settings.server_secret_prefix + "relay", smtp_server.password)
+    c.config.put_outgoing(OutgoingServer(name="relay", host="127.0.0.1", port=smtp_server.port,
+                                         user=smtp_server.user, from_filter="example.net",
+                                         secret_id=c.settings.server_secret_prefix + "relay"))
+    sent = outbound.send(c, {"idempotency_key": "order-7", "from": "Shop <shop@example.net>",
+                             "to": ["carol@example.org"], "subject": "Your order 7", "text": "Shipped.",
+                             "record": {"model": "sale.order", "id": "7"}})
+    assert sent["status"] == "sent", sent
+    got = email.message_from_bytes(smtp_server.messages[0].data, policy=email.policy.default)
+    reply = (f"From: Carol <carol@example.org>\r\nTo: shop@example.net\r\nSubject: Re: Your order 7\r\n"
+             f"Message-ID: <reply-7@example.org>\r\nIn-Reply-To: {got['Message-ID']}\r\n"
+             f"References: {got['Message-ID']}\r\nDate: Thu, 26 Nov 2026 11:00:00 +0000\r\n\r\n"
+             f"Thanks!\r\n").encode()
+    dovecot.deliver(mailbox_user, reply)
+    add_server(c, dovecot, mailbox_user, ack="seen")
+    res = run(c)
+    assert (res.status, res.ingested) == ("ok", 1), res
+    (record,) = [r for r in c.messages.list(limit=10) if r.direction == "in"]
+    assert record.thread_id == sent["thread_id"], (record.outcome, record.reason)
