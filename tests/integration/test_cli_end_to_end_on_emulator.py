@@ -258,3 +258,32 @@ def test_server_pointed_at_another_mailbox_fetches_that_mailbox_from_the_start(c
     if ack == "delete":  # every message of both mailboxes was stored before it was deleted
         assert sorted(r.message_id for r in aws.messages.list(limit=100)) == sorted(
             [f"old-{n}@example.org" for n in range(2)] + [f"new-{n}@example.org" for n in range(3)])
+
+
+def test_dkim_key_rotation_to_a_new_selector_can_be_completed_from_the_cli(
+        cli, aws, smtp_server, smtp_tls, dns_server, monkeypatch):
+    """docs/outbound.md: `dkim keygen DOMAIN --selector s2026`, publish, then switch the domain."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(smtp_tls.ca_file))
+    assert cli("domain", "add", "example.test")[0] == 0
+    assert cli("dkim", "keygen", "example.test")[0] == 0
+    code, out, err = cli("dkim", "keygen", "example.test", "--selector", "s2026", "--json")
+    assert code == 0, err
+    new = json.loads(out)
+    code, out, err = cli("dkim", "keygen", "example.test")  # the old key exists: the message says what to do
+    assert code == 1 and "--dkim-selector" in err, err
+    code, out, err = cli("domain", "add", "example.test", "--dkim-selector", "s2026")
+    assert code == 0, err
+    assert cli("domain", "add", "example.test", "--loop-limit", "30")[0] == 0  # an update keeps the selector
+    assert aws.config.get_domain("example.test").dkim_selector == "s2026"
+    code, out, err = cli("dns", "records", "example.test", "--offline", "--json")
+    advice = json.loads(out)
+    assert (new["record_name"], new["value"]) in [(r["name"], r["value"]) for r in advice["records"]]
+    dns_server.load(advice["zone"])
+    assert cli("server", "add-smtp", "relay", "--host", "127.0.0.1", "--port", str(smtp_server.port),
+               "--user", smtp_server.user, "--password-stdin", stdin=smtp_server.password + "\n")[0] == 0
+    assert cli("send", "--from", "billing@example.test", "--to", "bob@example.org", "--subject", "Hi",
+               "--text", "Hello", "--now")[0] == 0
+    data = smtp_server.messages[0].data
+    assert b"s=s2026" in data
+    lookup = D.dnsfunc_from_resolver(DnspythonResolver.for_nameserver(dns_server.nameserver))
+    assert dkim.verify(data, dnsfunc=lookup)
