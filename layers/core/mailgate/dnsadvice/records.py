@@ -130,7 +130,8 @@ class Plan:
         plans = [self]
         if self.ed25519:
             selector, mode, key = self.ed25519
-            plans.append(replace(self, dkim_selector=selector, dkim_mode=mode, dkim_key=key, ed25519=None))
+            plans.append(replace(self, dkim_selector=selector, dkim_mode=mode, dkim_key=key, ed25519=None,
+                                 ses_dkim_tokens=()))  # SES's own CNAMEs belong to the first plan only
         return plans
 
     @property
