@@ -43,6 +43,12 @@ def test_conditional_puts_versions_and_expiry_behave_the_same(store):
     assert not kv.put_item("sched#s", {"last": 2, "version": 1}, if_version=0)
     assert kv.put_item("sched#s", {"last": 2, "version": 2}, if_version=1)
     assert kv.get_item("sched#s") == {"last": 2, "version": 2}
+    # an expired item is version 0 for the next writer, as it reads as no item
+    assert kv.put_item("bscore#a", {"n": 1, "version": 3}, ttl_seconds=10)
+    clock.t += 11
+    assert kv.get_item("bscore#a") is None
+    assert kv.put_item("bscore#a", {"n": 2, "version": 1}, if_version=0)
+    assert kv.get_item("bscore#a") == {"n": 2, "version": 1}
     # a plain value reads back exactly as written (no field added)
     kv.put_item("health#s", {"consecutive_failures": 0, "nested": {"a": [1, 2.5]}})
     assert kv.get_item("health#s") == {"consecutive_failures": 0, "nested": {"a": [1, 2.5]}}

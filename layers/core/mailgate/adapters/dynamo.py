@@ -440,7 +440,8 @@ class DynamoKeyValueRepository:
         if if_version is not None:
             vc = KvItem.version == if_version
             if if_version == 0:
-                vc = vc | KvItem.version.does_not_exist()
+                # Version 0 is "no item"; an expired item reads as none (as in the fake), so it counts too.
+                vc = vc | KvItem.version.does_not_exist() | Item.pk.does_not_exist() | (KvItem.ttl <= int(now))
             condition = vc if condition is None else condition & vc
         data = _clean(value)
         version = int(value.get("version", if_version if if_version is not None else 0) or 0)
