@@ -138,3 +138,18 @@ def test_any_dns_state_gives_findings_with_a_fix_never_an_exception(data, via_cn
         assert f.status in ("ok", "warn", "error")
         assert f.found and f.expected
         assert f.status == "ok" or f.fix
+
+
+def test_an_ed25519_key_adds_its_own_dkim_record_and_check_but_not_the_ses_tokens_twice():
+    from mailgate import dkim as D
+    from mailgate.dnsadvice import records_for_plan
+
+    rsa = D.private_pem(D.generate_key("rsa", 1024))
+    ed = D.private_pem(D.generate_key("ed25519"))
+    p = make_plan(AliasDomain("example.com"), [], region="us-east-1", gateway_domain="gw.example.net",
+                  dkim_keys={"gw.example.net": rsa}, ed25519_keys={"gw.example.net": ed}, ses_dkim_tokens=["t1"])
+    recs = [(r.name, r.rtype) for r in records_for_plan(p) if r.purpose == "dkim"]
+    assert recs == [("mailgate._domainkey.example.com", "CNAME"), ("mailgate._domainkey.gw.example.net", "TXT"),
+                    ("mailgate-ed25519._domainkey.example.com", "CNAME"),
+                    ("mailgate-ed25519._domainkey.gw.example.net", "TXT"), ("t1._domainkey.example.com", "CNAME")]
+    assert [q.ses_dkim_tokens for q in p.dkim_plans] == [("t1",), ()]

@@ -72,6 +72,8 @@ class MemoryConfigRepository:
         return sorted(self.incoming.values(), key=lambda s: s.name)
 
     def put_incoming(self, server: IncomingServer) -> None:
+        # One name space for both kinds, as in the table (one item per server name).
+        self.outgoing.pop(server.name, None)
         self.incoming[server.name] = server
 
     def get_outgoing(self, name: str) -> OutgoingServer | None:
@@ -81,6 +83,7 @@ class MemoryConfigRepository:
         return sorted(self.outgoing.values(), key=lambda s: (s.priority, s.name))
 
     def put_outgoing(self, server: OutgoingServer) -> None:
+        self.incoming.pop(server.name, None)
         self.outgoing[server.name] = server
 
     def delete_server(self, name: str) -> bool:

@@ -165,7 +165,10 @@ class SecretsManagerStore:
         except Exception as exc:
             if _code(exc) != "ResourceNotFoundException":
                 raise translate(exc, f"storing secret {secret_id!r}") from exc
-            sm.create_secret(Name=secret_id, SecretString=value)
+            try:
+                sm.create_secret(Name=secret_id, SecretString=value)
+            except Exception as exc2:  # e.g. a name Secrets Manager refuses: one clear line, no traceback
+                raise translate(exc2, f"creating secret {secret_id!r}") from exc2
         self._cache.pop(secret_id, None)
 
     def delete(self, secret_id: str) -> None:

@@ -458,8 +458,15 @@ class DynamoKeyValueRepository:
             return None
         if not self._live(item):
             return None
+        return self._value(item)
+
+    @staticmethod
+    def _value(item: KvItem) -> dict[str, Any]:
+        """The value as written (as the in-memory fake returns it); the version the conditions
+        compare with is added only when it is not 0 and the value does not carry it."""
         value = dict(item.data or {})
-        value.setdefault("version", int(item.version or 0))
+        if "version" not in value and item.version:
+            value["version"] = int(item.version)
         return value
 
     def put_item(self, key: str, value: dict[str, Any], *, ttl_seconds: int | None = None,
@@ -472,7 +479,8 @@ class DynamoKeyValueRepository:
         if if_version is not None:
             vc = KvItem.version == if_version
             if if_version == 0:
-                vc = vc | KvItem.version.does_not_exist()
+                # Version 0 is "no item"; an expired item reads as none (as in the fake), so it counts too.
+                vc = vc | KvItem.version.does_not_exist() | Item.pk.does_not_exist() | (KvItem.ttl <= int(now))
             condition = vc if condition is None else condition & vc
         data = _clean(value)
         version = int(value.get("version", if_version if if_version is not None else 0) or 0)
@@ -494,9 +502,7 @@ class DynamoKeyValueRepository:
         out = []
         for item in rows:
             if self._live(item):
-                value = dict(item.data or {})
-                value.setdefault("version", int(item.version or 0))
-                out.append((item.gsi1sk, value))
+                out.append((item.gsi1sk, self._value(item)))
         return out
 
 

@@ -50,7 +50,9 @@ def cmd_keygen(args) -> int:
         exists = False
     if exists and not args.force:
         return common.fail(f"a key already exists for {selector}._domainkey.{domain} (secret {sid}); pass --force "
-                           "to replace it, or choose another --selector to rotate without a gap")
+                           "to replace it, or rotate without a gap: `mailgate dkim keygen "
+                           f"{domain} --selector NEW`, publish its record, then `mailgate domain add {domain} "
+                           "--dkim-selector NEW`")
     key = D.generate_key(args.type, args.bits)
     c.secrets.put(sid, D.private_pem(key))
     c.extras.pop("dkim_key_cache", None)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 
 from ..domain import AliasDomain
 from ..validate import domain_name, local_part
 from .common import EXIT_OK, UsageError, add_json_flag, emit, fail, get_container, table
+
+#: a DKIM selector is a DNS label here (RFC 6376 3.1 allows dotted ones; one label is what we publish)
+_SELECTOR = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
 def register(sub) -> None:
@@ -26,6 +30,9 @@ def register(sub) -> None:
     add.add_argument("--inbound", choices=["mx", "redirect"], default="mx",
                      help="mx: the domain's MX points at the gateway; redirect: catchall@ is forwarded to it")
     add.add_argument("--dmarc-rua", default="", help="address for DMARC aggregate reports")
+    add.add_argument("--dkim-selector", metavar="SELECTOR",
+                     help="the DKIM selector outbound mail is signed with (default: the domain's current one, "
+                          "else mailgate); switch to a new one after `mailgate dkim keygen DOMAIN --selector NEW`")
     add_json_flag(add)
     add.set_defaults(func=cmd_add)
 
@@ -47,13 +54,22 @@ def cmd_add(args) -> int:
     if args.loop_limit < 1 or args.loop_window < 1:
         raise UsageError("--loop-limit and --loop-window must be at least 1 (a limit of 0 would make every "
                          "message a loop; to exempt a sender, use --allow ADDR)")
+    name = domain_name(args.name)
+    selector = (args.dkim_selector or "").strip()
+    if args.dkim_selector is not None and not _SELECTOR.match(selector):
+        raise UsageError(f"--dkim-selector {args.dkim_selector!r}: use letters, digits and '-' (e.g. s2026)")
+    c = get_container(args)
+    if not selector:  # an update keeps the selector the domain signs with
+        current = c.config.get_domain(name)
+        selector = current.dkim_selector if current else "mailgate"
     d = AliasDomain(
-        name=domain_name(args.name), catchall=local_part(args.catchall), bounce=local_part(args.bounce),
+        name=name, catchall=local_part(args.catchall), bounce=local_part(args.bounce),
         default_from=local_part(args.default_from), loop_limit=args.loop_limit,
         loop_window_minutes=args.loop_window, loop_allowlist=tuple(a.lower() for a in args.allow),
         bounce_text=args.bounce_text, inbound=args.inbound, dmarc_rua=args.dmarc_rua.strip().lower(),
+        dkim_selector=selector,
     )
-    get_container(args).config.put_domain(d)
+    c.config.put_domain(d)
     emit(args, asdict(d), f"alias domain {d.name}: catchall {d.catchall_address}, bounces to "
                           f"{d.bounce_address}, default sender {d.default_from_address}")
     return EXIT_OK

@@ -38,7 +38,8 @@ def cmd_now(args) -> int:
     else:
         names = [s.name for s in c.config.list_incoming() if s.enabled]
         if not names:
-            return common.fail("no enabled incoming server; add one with `mailgate server add`")
+            return common.fail("no enabled incoming server; add one with `mailgate server add-imap` or "
+                               "`mailgate server add-pop` (or enable one with `mailgate server enable NAME`)")
     results = []
     for name in names:
         res = fetch.fetch_mailbox(c, name, deadline=time.monotonic() + args.budget,

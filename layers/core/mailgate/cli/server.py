@@ -1,4 +1,4 @@
-"""`mailgate server add-imap|add-pop|add-smtp|list|remove|test`: external mail servers.
+"""`mailgate server add-imap|add-pop|add-smtp|list|remove|test|enable|disable`: external mail servers.
 
 Passwords come from a prompt, standard input (--password-stdin) or an environment variable
 (--password-env NAME); they go to Secrets Manager and are never printed or logged.
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from ..domain import IncomingServer, OutgoingServer
 from ..validate import host_name
@@ -74,6 +75,13 @@ def register(sub) -> None:
     add_json_flag(t)
     t.set_defaults(func=cmd_test)
 
+    en = s.add_parser("enable", help="fetch an incoming server again (after it was disabled for failing)")
+    en.add_argument("name")
+    en.set_defaults(func=cmd_enable, enabled=True)
+    dis = s.add_parser("disable", help="stop fetching an incoming server (its settings and password are kept)")
+    dis.add_argument("name")
+    dis.set_defaults(func=cmd_enable, enabled=False)
+
 
 def _password(args) -> str | None:
     if args.no_password:
@@ -94,7 +102,15 @@ def _password(args) -> str | None:
     return value
 
 
+#: the name becomes part of the password's secret name (Secrets Manager takes letters, digits and
+#: /_+=.@- only) and of S3 keys and table keys: a plain subset, which needs no escaping anywhere
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
 def _check_security(args) -> tuple[str, int]:
+    if not _NAME.match(args.name):
+        raise UsageError(f"{args.name!r} is not a usable server name: use up to 64 letters, digits, '.', '_' "
+                         "or '-' (e.g. office-inbox)")
     host = host_name(args.host)
     if args.encryption == "none" and not args.allow_plaintext:
         raise UsageError("--encryption none sends the password in clear: add --allow-plaintext to mean it")
@@ -102,6 +118,16 @@ def _check_security(args) -> tuple[str, int]:
     if not 0 < port < 65536:
         raise UsageError(f"port {port} is out of range")
     return host, port
+
+
+def _check_name_free(c, name: str, direction: str) -> None:
+    """One name space for both kinds (one table item, one password secret per name): adding an IMAP
+    server under an SMTP server's name would replace that server and overwrite its password."""
+    other = c.config.get_outgoing(name) if direction == "in" else c.config.get_incoming(name)
+    if other is not None:
+        kind = "an outgoing (SMTP)" if direction == "in" else "an incoming (IMAP/POP)"
+        raise UsageError(f"{name} is already {kind} server: choose another name, or remove it first with "
+                         f"`mailgate server remove {name}`")
 
 
 def _store_password(c, name: str, password: str | None) -> str:
@@ -118,6 +144,7 @@ def cmd_add_incoming(args) -> int:
         raise UsageError("--ack move needs --move-to FOLDER")
     password = _password(args)
     c = get_container(args)
+    _check_name_free(c, args.name, "in")
     server = IncomingServer(
         name=args.name, protocol=args.protocol, host=host, port=port, user=args.user,
         security=args.encryption, secret_id=_store_password(c, args.name, password), folder=args.folder,
@@ -135,6 +162,7 @@ def cmd_add_outgoing(args) -> int:
     host, port = _check_security(args)
     password = _password(args)
     c = get_container(args)
+    _check_name_free(c, args.name, "out")
     server = OutgoingServer(
         name=args.name, host=host, port=port, user=args.user, security=args.encryption,
         secret_id=_store_password(c, args.name, password), from_filter=args.from_filter.strip().lower(),
@@ -164,6 +192,10 @@ def cmd_remove(args) -> int:
     c.config.delete_server(args.name)
     if server.secret_id:
         c.secrets.delete(server.secret_id)
+    if isinstance(server, IncomingServer):
+        from ..services import fetch
+
+        fetch.forget(c, args.name)
     print(f"removed server {args.name}")
     return EXIT_OK
 
@@ -185,3 +217,24 @@ def cmd_test(args) -> int:
     text += f"\n{args.name}: {'connection works' if ok else 'connection FAILED'}"
     emit(args, {"server": args.name, "ok": ok, "steps": [s.to_dict() for s in steps]}, text)
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_enable(args) -> int:
+    from ..services import fetch
+
+    c = get_container(args)
+    server = c.config.get_incoming(args.name)
+    if server is None:
+        if c.config.get_outgoing(args.name) is not None:
+            return fail(f"{args.name} is an outgoing server: only incoming servers are enabled or disabled "
+                        "(remove an outgoing one with `mailgate server remove`)")
+        return fail(f"no incoming server {args.name!r} (see `mailgate server list`)")
+    c.config.put_incoming(replace(server, enabled=args.enabled))
+    if args.enabled:
+        # A fresh start: the days it failed before no longer count toward disabling it again.
+        fetch.reset_failures(c, server.name)
+        print(f"enabled server {server.name}: fetched on the next schedule, or now with "
+              f"`mailgate fetch now {server.name}`")
+    else:
+        print(f"disabled server {server.name}: not fetched until `mailgate server enable {server.name}`")
+    return EXIT_OK

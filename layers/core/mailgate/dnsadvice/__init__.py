@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..errors import NotFound
 from .check import ERROR, OK, WARN, Finding, Report, check_domain, parse_tags
 from .records import (
-    DkimKey, Plan, Record, dkim_key_from_pem, make_plan, records_for_plan, required_records,
+    ED25519_SUFFIX, DkimKey, Plan, Record, dkim_key_from_pem, make_plan, records_for_plan, required_records,
     ses_feedback_host, ses_inbound_host, smtp_spf_term, transports_for, zone_lines,
 )
 from .resolver import Answer, DnspythonResolver, Resolver, parse_nameserver
@@ -29,17 +29,17 @@ __all__ = [
 ]
 
 
-def dkim_keys_for(c, domain) -> dict[str, str]:
-    """The DKIM private keys (PEM) in the secret store for this domain's selector: the domain's own
-    and the gateway's shared one (BRIEF contract: DKIM_PREFIX + domain/selector). Missing ones are
-    left out; the plan then says the key must be created."""
+def dkim_keys_for(c, domain, selector: str | None = None) -> dict[str, str]:
+    """The DKIM private keys (PEM) in the secret store for this domain's selector (or `selector`):
+    the domain's own and the gateway's shared one (BRIEF contract: DKIM_PREFIX + domain/selector).
+    Missing ones are left out; the plan then says the key must be created."""
     keys: dict[str, str] = {}
     prefix = c.settings.dkim_secret_prefix
     for owner in (domain.name, c.settings.gateway_domain):
         if not owner:
             continue
         try:
-            keys[owner] = c.secrets.get(f"{prefix}{owner}/{domain.dkim_selector}")
+            keys[owner] = c.secrets.get(f"{prefix}{owner.lower()}/{selector or domain.dkim_selector}")
         except NotFound:
             continue
     return keys
@@ -56,4 +56,5 @@ def plan_for(c, domain_name: str, *, region: str | None = None, inbound: str = "
     return make_plan(domain, transports, region=region or c.settings.region,
                      gateway_domain=c.settings.gateway_domain or domain.name,
                      dkim_keys=dkim_keys_for(c, domain), inbound=inbound,
-                     mail_from_domain=mail_from_domain, ses_dkim_tokens=ses_dkim_tokens, dmarc_rua=dmarc_rua)
+                     mail_from_domain=mail_from_domain, ses_dkim_tokens=ses_dkim_tokens, dmarc_rua=dmarc_rua,
+                     ed25519_keys=dkim_keys_for(c, domain, domain.dkim_selector + ED25519_SUFFIX))

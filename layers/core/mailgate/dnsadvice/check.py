@@ -72,6 +72,8 @@ def check_domain(plan: Plan, resolver: Resolver) -> Report:
     spf_ok = _check_spf(plan, resolver, add)
     mail_from_ok = _check_mail_from(plan, resolver, add) if plan.ses and plan.mail_from_domain else False
     dkim_ok = _check_dkim(plan, resolver, add)
+    for extra in plan.dkim_plans[1:]:  # the Ed25519 key: its signature must verify too
+        _check_dkim(extra, resolver, add)
     _check_dmarc(plan, resolver, add, dkim_ok=dkim_ok, spf_ok=spf_ok, mail_from_ok=mail_from_ok)
     _check_mx(plan, resolver, add)
     report.queries = resolver.queries - before

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal, Mapping
 
 from ..domain import AliasDomain, OutgoingServer
 from . import spf
 from .resolver import norm
+
+#: where an Ed25519 key lives: `<selector>-ed25519` (as mailgate.dkim.ED25519_SUFFIX)
+ED25519_SUFFIX = "-ed25519"
 
 Inbound = Literal["mx", "redirect"]
 
@@ -117,6 +120,19 @@ class Plan:
     dkim_key: DkimKey | None = None         # the key we sign with (None: not in Secrets Manager)
     ses_dkim_tokens: tuple[str, ...] = ()
     dmarc_rua: str = ""
+    #: the Ed25519 key that adds a second signature where one is stored (dkim.signing_keys):
+    #: (selector, mode, key) of `<selector>-ed25519`, published like the main key
+    ed25519: tuple[str, str, DkimKey] | None = None
+
+    @property
+    def dkim_plans(self) -> list["Plan"]:
+        """One plan per DKIM key we sign with: the main one, then the Ed25519 one if any."""
+        plans = [self]
+        if self.ed25519:
+            selector, mode, key = self.ed25519
+            plans.append(replace(self, dkim_selector=selector, dkim_mode=mode, dkim_key=key, ed25519=None,
+                                 ses_dkim_tokens=()))  # SES's own CNAMEs belong to the first plan only
+        return plans
 
     @property
     def name(self) -> str:
@@ -147,28 +163,40 @@ class Plan:
         return f"v=DMARC1; p=none; rua={self.dmarc_rua}; adkim=r; aspf=r"
 
 
-def make_plan(domain: AliasDomain, transports: list[OutgoingServer], *, region: str, gateway_domain: str,
-              dkim_keys: Mapping[str, str] | None = None, inbound: Inbound = "mx", ses: bool = True,
-              mail_from_domain: str | None = None, ses_dkim_tokens: tuple[str, ...] | list[str] = (),
-              dmarc_rua: str | None = None) -> Plan:
-    """`dkim_keys` maps a domain (the alias domain's own, or the gateway domain) to a PEM key.
-    The alias domain's own key is published as a TXT record; else the domain CNAMEs to the
-    gateway's key, as Odoo's odoo._domainkey CNAME does. `mail_from_domain` defaults to
-    BOUNCE.DOMAIN when SES sends (SES's own MAIL FROM never aligns with the From domain)."""
-    name = norm(domain.name)
-    gateway = norm(gateway_domain or name)
-    keys = {norm(k): v for k, v in (dkim_keys or {}).items()}
+def _pick_key(name: str, gateway: str, keys: Mapping[str, str], selector: str) -> tuple[str, DkimKey | None]:
+    """(mode, key): the domain's own key as TXT, else the gateway's through a CNAME (as signing picks)."""
+    keys = {norm(k): v for k, v in keys.items()}
     own_pem = keys.get(name)
     if own_pem or name == gateway:
         mode, pem = "txt", own_pem or keys.get(gateway)
     else:
         mode, pem = "cname", keys.get(gateway)
     try:
-        key = dkim_key_from_pem(pem) if pem else None
+        return mode, (dkim_key_from_pem(pem) if pem else None)
     except ValueError as exc:
         owner = name if own_pem else gateway
-        raise ValueError(f"the DKIM key of {owner} (selector {domain.dkim_selector}) does not load: {exc}; "
+        raise ValueError(f"the DKIM key of {owner} (selector {selector}) does not load: {exc}; "
                          "store a PEM (PKCS#8) RSA 2048 or Ed25519 private key") from None
+
+
+def make_plan(domain: AliasDomain, transports: list[OutgoingServer], *, region: str, gateway_domain: str,
+              dkim_keys: Mapping[str, str] | None = None, inbound: Inbound = "mx", ses: bool = True,
+              mail_from_domain: str | None = None, ses_dkim_tokens: tuple[str, ...] | list[str] = (),
+              dmarc_rua: str | None = None, ed25519_keys: Mapping[str, str] | None = None) -> Plan:
+    """`dkim_keys` maps a domain (the alias domain's own, or the gateway domain) to a PEM key.
+    The alias domain's own key is published as a TXT record; else the domain CNAMEs to the
+    gateway's key, as Odoo's odoo._domainkey CNAME does. `ed25519_keys` is the same for the
+    selector `<selector>-ed25519` (a second signature, RFC 8463). `mail_from_domain` defaults to
+    BOUNCE.DOMAIN when SES sends (SES's own MAIL FROM never aligns with the From domain)."""
+    name = norm(domain.name)
+    gateway = norm(gateway_domain or name)
+    mode, key = _pick_key(name, gateway, dkim_keys or {}, domain.dkim_selector)
+    ed25519 = None
+    if ed25519_keys:
+        ed_selector = domain.dkim_selector + ED25519_SUFFIX
+        ed_mode, ed_key = _pick_key(name, gateway, ed25519_keys, ed_selector)
+        if ed_key is not None:
+            ed25519 = (ed_selector, ed_mode, ed_key)
     if mail_from_domain is None:
         mail_from_domain = f"{domain.bounce}.{name}" if ses else ""
     return Plan(
@@ -177,7 +205,7 @@ def make_plan(domain: AliasDomain, transports: list[OutgoingServer], *, region: 
         mail_from_domain=norm(mail_from_domain) if mail_from_domain else "",
         dkim_selector=domain.dkim_selector, dkim_mode=mode, dkim_key=key,
         ses_dkim_tokens=tuple(ses_dkim_tokens) if ses else (),
-        dmarc_rua=dmarc_rua or f"mailto:dmarc-reports@{name}",
+        dmarc_rua=dmarc_rua or f"mailto:dmarc-reports@{name}", ed25519=ed25519,
     )
 
 
@@ -233,14 +261,15 @@ def records_for_plan(plan: Plan, *, existing_spf: str | list[str] | None = None)
         out.append(Record("spf", mf, "MX", f"10 {ses_feedback_host(plan.region)}", name,
                           note="custom MAIL FROM for SES, so SPF aligns with the From domain (DMARC)"))
         out.append(Record("spf", mf, "TXT", f"v=spf1 {SES_SPF} ~all", name, note="SPF of the MAIL FROM domain"))
-    # DKIM
-    key_txt = plan.dkim_key.record if plan.dkim_key else "v=DKIM1; k=rsa; p=<public key: create the DKIM key first>"
-    if plan.dkim_mode == "cname":
-        out.append(Record("dkim", plan.dkim_name, "CNAME", plan.dkim_target, name,
-                          note="points to the gateway's published key; key rotation needs no change here"))
-        out.append(Record("dkim", plan.dkim_target, "TXT", key_txt, gw, note="the gateway's key (published by the gateway)"))
-    else:
-        out.append(Record("dkim", plan.dkim_name, "TXT", key_txt, name, note="our public key for this domain"))
+    # DKIM: one record per key we sign with (RSA, and Ed25519 where a key is stored)
+    for p in plan.dkim_plans:
+        key_txt = p.dkim_key.record if p.dkim_key else "v=DKIM1; k=rsa; p=<public key: create the DKIM key first>"
+        if p.dkim_mode == "cname":
+            out.append(Record("dkim", p.dkim_name, "CNAME", p.dkim_target, name,
+                              note="points to the gateway's published key; key rotation needs no change here"))
+            out.append(Record("dkim", p.dkim_target, "TXT", key_txt, gw, note="the gateway's key (published by the gateway)"))
+        else:
+            out.append(Record("dkim", p.dkim_name, "TXT", key_txt, name, note="our public key for this domain"))
     for token in plan.ses_dkim_tokens:
         out.append(Record("dkim", f"{token}._domainkey.{name}", "CNAME", f"{token}.dkim.amazonses.com", name,
                           note="SES Easy DKIM"))

@@ -199,7 +199,9 @@ def fetch_mailbox(c, server_name: str, *, deadline: float, max_messages: int,
         return res
     if not server.enabled:
         res.status = "disabled"
-        res.notes.append("server is disabled; enable it after fixing the cause")
+        res.notes.append(f"server is disabled; fix the cause (`mailgate fetch status` shows the last error), "
+                         f"check with `mailgate server test {server_name}`, then run "
+                         f"`mailgate server enable {server_name}`")
         return res
     lease = _acquire_lease(c, server_name, ttl=max(1.0, deadline - clock()) + LEASE_MARGIN_SECONDS,
                            now=now())
@@ -264,6 +266,13 @@ class _Cursor:
         self.value, self.version = value, self.version + 1
 
 
+def account_of(server: IncomingServer) -> str:
+    """The mailbox a cursor belongs to. UIDs and UIDLs mean something on that mailbox only, and
+    UIDVALIDITY is unique per folder name on one server, not across accounts (RFC 3501 2.3.1.1):
+    a server item pointed at another account (re-added under the same name) starts afresh."""
+    return f"{server.user}@{server.host.strip().lower()}"
+
+
 def _fetch_imap(c, server, mb, res, **kw) -> None:
     cursor = _Cursor(c, server, kw["now"])
     cur = cursor.value
@@ -271,20 +280,21 @@ def _fetch_imap(c, server, mb, res, **kw) -> None:
     inflight = int(cur.get("inflight_upto") or 0)
     reset_upto = int(cur.get("reset_upto") or 0)
     folder = server.folder or "INBOX"
+    account = account_of(server)
     reset = bool(cur) and (int(cur.get("uidvalidity") or 0) != mb.uidvalidity
-                           or cur.get("folder", folder) != folder)
+                           or cur.get("folder", folder) != folder or cur.get("account", account) != account)
     if reset:
         # RFC 3501 2.3.1.1: a new UIDVALIDITY means old UIDs mean nothing; take everything again.
         # Content-addressed storage and ingest's dedup make the second pass store nothing twice.
         res.uidvalidity_reset = True
-        res.notes.append(f"UIDVALIDITY changed ({cur.get('uidvalidity')} -> {mb.uidvalidity}) "
-                         f"or folder changed: re-reading {folder} from the start")
+        res.notes.append(f"UIDVALIDITY changed ({cur.get('uidvalidity')} -> {mb.uidvalidity}), folder "
+                         f"changed or another account: re-reading {folder} from the start")
         state["last_uid"], inflight = 0, 0
     pending = mb.list_since(state["last_uid"])
     if reset:
         # Everything up to here may be in the store already (under its old UID).
         reset_upto = max((i.ref for i in pending), default=0)
-    base = {"protocol": "imap", "folder": folder, "uidvalidity": mb.uidvalidity,
+    base = {"protocol": "imap", "folder": folder, "uidvalidity": mb.uidvalidity, "account": account,
             "reset_upto": reset_upto}
 
     def begin(chunk: list[MailItem]) -> None:
@@ -301,10 +311,48 @@ def _fetch_imap(c, server, mb, res, **kw) -> None:
     _process(c, server, mb, res, pending, save, begin=begin, may_exist=may_exist, **kw)
 
 
+#: a POP3 cursor keeps the UIDLs it has taken inline up to this size (JSON bytes); beyond, in
+#: the raw store: a mailbox that keeps its mail (ack seen/leave) would outgrow a DynamoDB item
+#: (400 KB) after some thousand messages, as RFC 1939 allows UIDLs of up to 70 characters
+SEEN_INLINE_BYTES = 64 * 1024
+SEEN_STATE_PREFIX = "state/fetch/"
+
+
+def _load_seen(c, server, value: dict) -> set[str]:
+    key = value.get("seen_key")
+    if not key:
+        return set(value.get("seen") or [])
+    try:
+        return set(json.loads(c.raw_store.get(key)))
+    except NotFound:
+        # Re-reading the mailbox is safe (content-addressed store, ingest's dedup), only slower.
+        log.warning("fetch %s: the list of messages taken (%s) is missing; re-reading the mailbox",
+                    server.name, key)
+        return set()
+
+
+def _seen_fields(c, server, seen: set[str]) -> dict:
+    ordered = sorted(seen)
+    if len(json.dumps(ordered)) <= SEEN_INLINE_BYTES:
+        return {"seen": ordered, "seen_key": None, "seen_count": len(ordered)}
+    # One object per server, overwritten: whatever a (late) worker writes there lists only
+    # messages it has stored and routed, so at worst a message is read again, never lost.
+    key = f"{SEEN_STATE_PREFIX}{server.name}/pop-seen.json"
+    c.raw_store.put(key, json.dumps(ordered).encode(), content_type="application/json")
+    return {"seen": [], "seen_key": key, "seen_count": len(ordered)}
+
+
 def _fetch_pop(c, server, mb, res, **kw) -> None:
     cursor = _Cursor(c, server, kw["now"])
-    seen = set(cursor.value.get("seen") or [])
-    inflight = set(cursor.value.get("inflight") or [])
+    account = account_of(server)
+    if cursor.value.get("account", account) != account:
+        # Another mailbox: its UIDLs may equal the old one's (Dovecot's are UID + UIDVALIDITY), and
+        # "seen" must never delete (ack delete) or skip a message this mailbox has not given us.
+        res.notes.append(f"the server now names another account ({account}): reading it from the start")
+        seen, inflight = set(), set()
+    else:
+        seen = _load_seen(c, server, cursor.value)
+        inflight = set(cursor.value.get("inflight") or [])
     everything = mb.list_all()
     present = {i.ident for i in everything}
     if server.ack == "delete":
@@ -316,12 +364,13 @@ def _fetch_pop(c, server, mb, res, **kw) -> None:
     state = {"seen": seen & present}
 
     def begin(chunk: list[MailItem]) -> None:
-        cursor.write(protocol="pop", seen=sorted(state["seen"]), inflight=[i.ident for i in chunk])
+        cursor.write(protocol="pop", account=account, **_seen_fields(c, server, state["seen"]),
+                     inflight=[i.ident for i in chunk])
 
     def save(done: list[MailItem]) -> None:
         if done:
             state["seen"] |= {i.ident for i in done}
-            cursor.write(protocol="pop", seen=sorted(state["seen"]))
+            cursor.write(protocol="pop", account=account, **_seen_fields(c, server, state["seen"]))
 
     pending = [i for i in everything if i.ident not in seen]
     _process(c, server, mb, res, pending, save, begin=begin, may_exist=lambda i: i.ident in inflight, **kw)
@@ -552,6 +601,25 @@ def _record_success(c, server, res: FetchResult, t: float) -> None:
     c.kv.put_item(key, h)
 
 
+def forget(c, server_name: str) -> None:
+    """Drop what the fetcher keeps about a server (it was removed): a server added later under the
+    same name starts with no cursor, health or schedule of its own."""
+    for prefix in (CURSOR_PREFIX, HEALTH_PREFIX, SCHED_PREFIX, LEASE_PREFIX):
+        c.kv.delete_item(prefix + server_name)
+
+
+def reset_failures(c, server_name: str) -> None:
+    """Forget a server's run of failures (it was fixed and enabled again by a person)."""
+    key = HEALTH_PREFIX + server_name
+    h = c.kv.get_item(key)
+    if not h:
+        return
+    h.update(consecutive_failures=0, failing_since=None)
+    h.pop("disabled_at", None)
+    h.pop("version", None)
+    c.kv.put_item(key, h)
+
+
 def _record_failure(c, server, res: FetchResult, t: float) -> None:
     key = HEALTH_PREFIX + server.name
     h = c.kv.get_item(key) or {}
@@ -567,7 +635,8 @@ def _record_failure(c, server, res: FetchResult, t: float) -> None:
         detail = {"server": server.name, "failing_since": since, "consecutive_failures":
                   h["consecutive_failures"], "last_error": h["last_error"],
                   "last_error_code": res.error_code,
-                  "fix": "fix the cause, then `mailgate server test NAME` and enable the server"}
+                  "fix": f"fix the cause, check with `mailgate server test {server.name}`, then "
+                         f"`mailgate server enable {server.name}`"}
         c.events.publish(DETAIL_SERVER_DISABLED, detail)
         res.notes.append("server failed for 5 days and is now disabled")
         log.error("fetch %s disabled after failing since %s: %s", server.name, since, h["last_error"])
