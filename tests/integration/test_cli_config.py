@@ -79,3 +79,14 @@ def test_commands_without_a_running_stack_say_how_to_start_one(tmp_path, monkeyp
     monkeypatch.setenv("MAILGATE_LOCAL_DIR", str(tmp_path))
     assert main(["domain", "list"]) == 1
     assert "make run" in capsys.readouterr().err
+
+
+def test_domain_add_on_an_existing_domain_changes_only_what_it_is_given(cli):
+    assert cli("domain", "add", "example.test", "--loop-limit", "5", "--allow", "boss@example.test",
+               "--dmarc-rua", "dmarc@example.test")[0] == 0
+    code, out, _ = cli("domain", "add", "example.test", "--dkim-selector", "s2026", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert (d["dkim_selector"], d["loop_limit"], d["loop_allowlist"], d["dmarc_rua"]) == \
+        ("s2026", 5, ["boss@example.test"], "dmarc@example.test")
+    assert d["loop_window_minutes"] == 120 and d["catchall"] == "catchall"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from ..domain import AliasDomain
 from ..validate import domain_name, local_part
@@ -17,22 +17,23 @@ def register(sub) -> None:
     p = sub.add_parser("domain", help="alias domains: catchall, bounce alias, default sender")
     s = p.add_subparsers(dest="domain_command", metavar="ACTION")
 
-    add = s.add_parser("add", help="add or update an alias domain")
+    # Every option defaults to None: on an existing domain, `add` changes only what it is given.
+    add = s.add_parser("add", help="add an alias domain, or change the options given of an existing one")
     add.add_argument("name", help="the domain, e.g. example.com")
-    add.add_argument("--catchall", default="catchall", help="catchall alias (default: catchall)")
-    add.add_argument("--bounce", default="bounce", help="bounce alias (default: bounce)")
-    add.add_argument("--default-from", default="notifications", help="default sender (default: notifications)")
-    add.add_argument("--loop-limit", type=int, default=20, help="mails per sender and alias before a loop (20)")
-    add.add_argument("--loop-window", type=int, default=120, help="loop window in minutes (120)")
-    add.add_argument("--allow", action="append", default=[], metavar="ADDR",
-                     help="a sender exempt from loop protection (repeatable)")
-    add.add_argument("--bounce-text", default="", help="text of the polite reply to unknown recipients")
-    add.add_argument("--inbound", choices=["mx", "redirect"], default="mx",
-                     help="mx: the domain's MX points at the gateway; redirect: catchall@ is forwarded to it")
-    add.add_argument("--dmarc-rua", default="", help="address for DMARC aggregate reports")
+    add.add_argument("--catchall", help="catchall alias (default: catchall)")
+    add.add_argument("--bounce", help="bounce alias (default: bounce)")
+    add.add_argument("--default-from", help="default sender (default: notifications)")
+    add.add_argument("--loop-limit", type=int, help="mails per sender and alias before a loop (default 20)")
+    add.add_argument("--loop-window", type=int, help="loop window in minutes (default 120)")
+    add.add_argument("--allow", action="append", metavar="ADDR",
+                     help="a sender exempt from loop protection (repeatable; replaces the list)")
+    add.add_argument("--bounce-text", help="text of the polite reply to unknown recipients")
+    add.add_argument("--inbound", choices=["mx", "redirect"],
+                     help="mx (default): the domain's MX points at the gateway; redirect: catchall@ is forwarded to it")
+    add.add_argument("--dmarc-rua", help="address for DMARC aggregate reports")
     add.add_argument("--dkim-selector", metavar="SELECTOR",
-                     help="the DKIM selector outbound mail is signed with (default: the domain's current one, "
-                          "else mailgate); switch to a new one after `mailgate dkim keygen DOMAIN --selector NEW`")
+                     help="the DKIM selector outbound mail is signed with (default: mailgate); switch to a "
+                          "new one after `mailgate dkim keygen DOMAIN --selector NEW`")
     add_json_flag(add)
     add.set_defaults(func=cmd_add)
 
@@ -51,27 +52,30 @@ def register(sub) -> None:
 
 
 def cmd_add(args) -> int:
-    if args.loop_limit < 1 or args.loop_window < 1:
+    name = domain_name(args.name)
+    if (args.loop_limit is not None and args.loop_limit < 1) or (args.loop_window is not None and args.loop_window < 1):
         raise UsageError("--loop-limit and --loop-window must be at least 1 (a limit of 0 would make every "
                          "message a loop; to exempt a sender, use --allow ADDR)")
-    name = domain_name(args.name)
-    selector = (args.dkim_selector or "").strip()
-    if args.dkim_selector is not None and not _SELECTOR.match(selector):
+    if args.dkim_selector is not None and not _SELECTOR.match(args.dkim_selector.strip()):
         raise UsageError(f"--dkim-selector {args.dkim_selector!r}: use letters, digits and '-' (e.g. s2026)")
+    given = {
+        "catchall": args.catchall and local_part(args.catchall),
+        "bounce": args.bounce and local_part(args.bounce),
+        "default_from": args.default_from and local_part(args.default_from),
+        "loop_limit": args.loop_limit, "loop_window_minutes": args.loop_window,
+        "loop_allowlist": tuple(a.strip().lower() for a in args.allow) if args.allow is not None else None,
+        "bounce_text": args.bounce_text, "inbound": args.inbound,
+        "dmarc_rua": args.dmarc_rua.strip().lower() if args.dmarc_rua is not None else None,
+        "dkim_selector": args.dkim_selector.strip() if args.dkim_selector is not None else None,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
     c = get_container(args)
-    if not selector:  # an update keeps the selector the domain signs with
-        current = c.config.get_domain(name)
-        selector = current.dkim_selector if current else "mailgate"
-    d = AliasDomain(
-        name=name, catchall=local_part(args.catchall), bounce=local_part(args.bounce),
-        default_from=local_part(args.default_from), loop_limit=args.loop_limit,
-        loop_window_minutes=args.loop_window, loop_allowlist=tuple(a.lower() for a in args.allow),
-        bounce_text=args.bounce_text, inbound=args.inbound, dmarc_rua=args.dmarc_rua.strip().lower(),
-        dkim_selector=selector,
-    )
+    current = c.config.get_domain(name)
+    d = replace(current, **given) if current else AliasDomain(name=name, **given)
     c.config.put_domain(d)
-    emit(args, asdict(d), f"alias domain {d.name}: catchall {d.catchall_address}, bounces to "
-                          f"{d.bounce_address}, default sender {d.default_from_address}")
+    emit(args, asdict(d), f"alias domain {d.name} {'updated' if current else 'added'}: catchall "
+                          f"{d.catchall_address}, bounces to {d.bounce_address}, default sender "
+                          f"{d.default_from_address}, DKIM selector {d.dkim_selector}")
     return EXIT_OK
 
 
