@@ -62,8 +62,6 @@ def test_send_queued_by_the_cli_goes_out_through_the_relay_signed_with_the_key_d
 @pytest.mark.parametrize("protocol", ["imap", "pop"])
 def test_server_cli_adds_tests_fetches_and_removes_a_dovecot_mailbox(cli, aws, dovecot, mailbox_user, tmp_path,
                                                                       protocol, capsys):
-    from mailgate.cli.main import main
-    from mailgate.services import fetch
     from tests.integration.test_fetch_dovecot import make_raw
 
     state = json.loads((tmp_path / "stack.json").read_text())

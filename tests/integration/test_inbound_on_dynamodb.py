@@ -32,7 +32,7 @@ def test_new_records_then_the_loop_limit_stops_a_flood_from_one_sender(c):
 
 def test_a_reply_by_references_joins_the_thread_and_its_author_is_a_known_sender(c):
     first = deliver(c, mail(1, "bob@client.test"), "raw/ses/b1")
-    reply = mail(2, "bob@client.test", extra=f"References: <n1.bob@client.test>\r\n")
+    reply = mail(2, "bob@client.test", extra="References: <n1.bob@client.test>\r\n")
     second = deliver(c, reply, "raw/ses/b2")
     assert second.outcome == "thread" and second.thread_id == first.thread_id
     assert c.threads.recent_message_ids(first.thread_id) == ["n1.bob@client.test", "n2.bob@client.test"]

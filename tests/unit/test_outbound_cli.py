@@ -13,7 +13,6 @@ from mailgate.cli import common
 from mailgate.cli import dkim as dkim_cli
 from mailgate.cli import send as send_cli
 from mailgate.domain import AliasDomain
-from mailgate.services import outbound
 
 
 @pytest.fixture

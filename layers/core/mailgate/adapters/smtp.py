@@ -315,7 +315,7 @@ def test_connection(server: OutgoingServer, password: str | None, *, mail_from: 
     s = server
     where = _where(s)
     if s.security == "none" and not s.allow_plaintext:
-        return [Step("connect", False, f"security 'none' would send the password in clear; use ssl (465) or "
+        return [Step("connect", False, "security 'none' would send the password in clear; use ssl (465) or "
                                        "starttls (587)")]
     ctx = ssl_context or ssl_context_for(s)
     connect = connect or default_connect

@@ -412,7 +412,7 @@ def _check_dmarc(plan: Plan, resolver: Resolver, add, *, dkim_ok: bool, spf_ok: 
                     f"Add rua={plan.dmarc_rua} to read who sends as {plan.name}.", name))
         return
     add(Finding("dmarc", OK, f"{found}; our mail aligns through " + ("DKIM" if dkim_ok else "SPF"),
-                f"a DMARC record that our mail passes", "", name))
+                "a DMARC record that our mail passes", "", name))
 
 
 # -- where mail arrives ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Literal, Mapping
 
 from ..domain import AliasDomain, OutgoingServer

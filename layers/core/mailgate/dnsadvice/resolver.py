@@ -8,7 +8,6 @@ only the CNAME when its target lives elsewhere), and caches each (name, type) on
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Protocol
 

@@ -21,12 +21,12 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
 
 from ..errors import ConfigError
+from .net import free_port, wait_listening
 
 DOVECOT = "/usr/sbin/dovecot"
 DOVEADM = "/usr/bin/doveadm"
@@ -127,23 +127,6 @@ def not_installed_message() -> str:
             "(`make test` does this as root)")
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def _wait_listening(host: str, port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise ConfigError(f"Dovecot does not listen on {host}:{port} after {timeout:.0f} s")
-
-
 def mail_owner() -> tuple[int, int]:
     """Who owns the mailboxes: ourselves, or the system user "mail" when we are root."""
     if os.getuid() != 0:
@@ -216,7 +199,7 @@ class DovecotServer:
         os.chmod(root, 0o755)
         self._check_reachable_by_mail_user()
         make_ca(root, hosts=(self.host, "localhost"), name="mailgate local Dovecot CA")
-        ports = {name: _free_port(self.host) for name in ("imap", "imaps", "pop3", "pop3s")}
+        ports = {name: free_port(self.host) for name in ("imap", "imaps", "pop3", "pop3s")}
         for sub in ("run", "state", "mail", "home"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         self.pool = [f"user{i:03d}" for i in range(self.pool_size)]
@@ -242,7 +225,7 @@ class DovecotServer:
             if self.pid is None:
                 raise ConfigError(f"Dovecot wrote no pid file under {root / 'run'}:\n{self.log()}")
             for port in ports.values():
-                _wait_listening(self.host, port)
+                wait_listening(port, host=self.host, what="Dovecot")
         except BaseException:
             self.stop()
             raise

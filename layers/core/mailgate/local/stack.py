@@ -27,6 +27,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..settings import Settings
+from .net import free_port, port_free  # noqa: F401 - free_port is part of this module's API
 
 log = logging.getLogger("mailgate.local")
 
@@ -42,22 +43,6 @@ class Ports:
     aws: int = 4566
     smtp: int = 2525
     sink: int = 1025
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-            return True
-        except OSError:
-            return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

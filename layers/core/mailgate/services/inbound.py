@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Protocol
 
 from .. import message as message_mod
-from .. import routing, tokens
+from .. import routing
 from ..domain import Alias, AliasDomain, MessageRecord, Thread, new_id
 from ..errors import NotFound, PermanentError, TransientError
 from ..message import ParsedMessage
