@@ -1,4 +1,4 @@
-"""The ingest service: exactly once, notifications, answers, replay, the SES event."""
+"""The ingest service: exactly once, notifications, answers, replay; the SES event through its handler."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from mailgate.domain import Alias, Thread
+from mailgate.entrypoints import inbound as ses_action
 from mailgate.errors import NotFound
 from mailgate.services import inbound
 
@@ -132,7 +133,7 @@ def test_ses_lambda_event_sample_is_routed_from_the_s3_object():
     event = json.loads((REPO / "events" / "ses-inbound.json").read_text())
     ses_id = event["Records"][0]["ses"]["mail"]["messageId"]
     c.raw_store.put(inbound.RAW_PREFIX + ses_id, (DATA / "ses-inbound.eml").read_bytes())
-    result = inbound.handle_ses_event(c, event)
+    result = ses_action.handle(c, event)
     [r] = result["results"]
     assert result["disposition"] == "CONTINUE" and r["outcome"] == "new-record"
     rec = c.messages.get(r["key"])
@@ -146,13 +147,29 @@ def test_ses_event_with_virus_verdict_is_quarantined():
     event["Records"][0]["ses"]["receipt"]["virusVerdict"]["status"] = "FAIL"
     c.raw_store.put(inbound.RAW_PREFIX + event["Records"][0]["ses"]["mail"]["messageId"],
                     (DATA / "ses-inbound.eml").read_bytes())
-    assert inbound.handle_ses_event(c, event)["results"][0]["outcome"] == "quarantined"
+    assert ses_action.handle(c, event)["results"][0]["outcome"] == "quarantined"
+
+
+def test_ses_receipt_without_verdicts_is_routed_with_empty_verdicts():
+    c = stack()
+    event = json.loads((REPO / "events" / "ses-inbound.json").read_text())
+    receipt = event["Records"][0]["ses"]["receipt"]
+    for name in ("spamVerdict", "virusVerdict", "dmarcVerdict"):
+        del receipt[name]
+    receipt["spfVerdict"] = "PASS"  # not the {"status": ...} shape
+    c.raw_store.put(inbound.RAW_PREFIX + event["Records"][0]["ses"]["mail"]["messageId"],
+                    (DATA / "ses-inbound.eml").read_bytes())
+    [r] = ses_action.handle(c, event)["results"]
+    assert r["outcome"] == "new-record"
+    assert c.messages.get(r["key"]).detail["verdicts"] == {
+        "spam": "", "virus": "", "spf": "", "dkim": "PASS", "dmarc": "", "dmarc_policy": ""}
 
 
 def test_malformed_ses_event_is_reported_not_raised():
     c = stack()
-    assert "not an SES event" in inbound.handle_ses_event(c, {"foo": 1})["results"][0]["error"]
-    assert "malformed" in inbound.handle_ses_event(c, {"Records": [{"ses": {}}]})["results"][0]["error"]
+    assert "not an SES event" in ses_action.handle(c, {"foo": 1})["results"][0]["error"]
+    assert "malformed" in ses_action.handle(c, {"Records": [{"ses": {}}]})["results"][0]["error"]
+    assert "malformed" in ses_action.handle(c, {"Records": ["text"]})["results"][0]["error"]
 
 
 @pytest.mark.parametrize("name", ["message-routed-to-thread", "record-to-create", "message-outcome"])

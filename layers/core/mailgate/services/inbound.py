@@ -1,8 +1,9 @@
 """Inbound processing: one raw message in, one recorded outcome out (exactly once).
 
     ingest(c, raw_key, *, source, envelope_recipients, verdicts=None) -> MessageRecord
-    handle_ses_event(c, event) -> dict          # the SES Lambda-action event
     replay(c, key) -> MessageRecord             # route a stored message again, after a fix
+
+The SES Lambda action (mailgate.entrypoints.inbound) and the fetch worker both call `ingest`.
 
 Per message the store calls are (the DynamoDB adapter can make each one call):
 
@@ -516,42 +517,7 @@ def _answer(c, record: MessageRecord, parsed: ParsedMessage, route: routing.Rout
     return True
 
 
-# --- entry points ----------------------------------------------------------------------------
-
-def verdicts_from_receipt(receipt: dict[str, Any]) -> dict[str, Any]:
-    def status(name: str) -> str:
-        v = receipt.get(name) or {}
-        return str(v.get("status", "")) if isinstance(v, dict) else ""
-    return {"spam": status("spamVerdict"), "virus": status("virusVerdict"), "spf": status("spfVerdict"),
-            "dkim": status("dkimVerdict"), "dmarc": status("dmarcVerdict"),
-            "dmarc_policy": str(receipt.get("dmarcPolicy") or "")}
-
-
-def handle_ses_event(c, event: dict) -> dict:
-    """The SES receipt rule's Lambda action (the S3 action stored the raw mail first).
-
-    Returns {"disposition": "CONTINUE", "results": [...]}: SES reads `disposition` only for
-    RequestResponse invocations; the results are for logs and the local stack."""
-    from aws_lambda_powertools.utilities.data_classes import SESEvent
-
-    results = []
-    records = event.get("Records") if isinstance(event, dict) else None
-    if not isinstance(records, list) or not records:
-        return {"disposition": "CONTINUE", "results": [{"error": "not an SES event: no Records"}]}
-    for rec in SESEvent(event).records:
-        try:
-            mail, receipt = rec.ses.mail, rec.ses.receipt
-            ses_id = mail.message_id
-            recipients = list(receipt.recipients or [])
-            verdicts = verdicts_from_receipt(rec["ses"]["receipt"])
-        except (KeyError, TypeError) as exc:
-            results.append({"error": f"malformed SES record: missing {exc}"})
-            continue
-        record = ingest(c, (c.settings.ses_raw_prefix or RAW_PREFIX) + ses_id, source="ses", envelope_recipients=recipients, verdicts=verdicts)
-        results.append({"key": record.key, "outcome": record.outcome, "reason": record.reason,
-                        "thread_id": record.thread_id})
-    return {"disposition": "CONTINUE", "results": results}
-
+# --- replay ----------------------------------------------------------------------------------
 
 def replay(c, key: str) -> MessageRecord:
     """Route a stored message again (after a configuration or code fix): same record, new outcome.
