@@ -11,7 +11,7 @@ import pytest
 
 from mailgate import dkim as D
 from mailgate.dnsadvice.resolver import DnspythonResolver
-from mailgate.services import outbound
+from mailgate.entrypoints import outbound as outbound_handler
 from tests.integration.test_cli_config import cli  # noqa: F401 - the fixture
 from tests.integration.test_dns_check import AMAZONSES
 
@@ -48,7 +48,7 @@ def test_send_queued_by_the_cli_goes_out_through_the_relay_signed_with_the_key_d
     ref = json.loads(out)["ref"]
     records = queued(aws)
     assert len(records) == 1
-    result = outbound.handle_sqs_batch(aws, {"Records": records})
+    result = outbound_handler.handle(aws, {"Records": records})
     assert result == {"batchItemFailures": []}
     assert [m.rcpt_tos for m in smtp_server.messages] == [["bob@example.org"]]
     lookup = D.dnsfunc_from_resolver(DnspythonResolver.for_nameserver(dns_server.nameserver))

@@ -12,6 +12,7 @@ from mailgate.adapters import smtp as smtp_adapter
 from mailgate.adapters.smtp import Envelope, SmtpSender
 from mailgate.checks import all_ok
 from mailgate.domain import AliasDomain, OutgoingServer
+from mailgate.entrypoints import outbound as outbound_handler
 from mailgate.services import outbound
 from tests.fixtures.dns import publish_dkim_key
 
@@ -196,7 +197,7 @@ def test_batch_of_sqs_messages_shares_one_connection(world, smtp_server):
     event = {"Records": [{"messageId": f"m{i}", "body": json.dumps(req(key=f"k{i}", to=["bob@example.org"]))}
                          for i in range(3)]}
     senders = outbound.Senders(world)
-    assert outbound.handle_sqs_batch(world, event, senders=senders) == {"batchItemFailures": []}
+    assert outbound_handler.handle(world, event, senders=senders) == {"batchItemFailures": []}
     senders.close()
     assert senders.open["relay"].connections == 1
     assert len(smtp_server.messages) == 3

@@ -3,6 +3,7 @@
 import email
 import email.policy
 import json
+import time
 
 import dkim
 import pytest
@@ -12,6 +13,7 @@ from mailgate import compose as C
 from mailgate import dkim as D
 from mailgate.adapters.smtp import RecipientResult
 from mailgate.domain import AliasDomain, OutgoingServer
+from mailgate.entrypoints import outbound as outbound_handler
 from mailgate.services import outbound
 
 
@@ -289,6 +291,23 @@ def test_a_message_another_worker_is_sending_is_left_for_later(c):
     assert ses.transactions == []
 
 
+def test_a_send_out_of_time_starts_no_transaction_and_leaves_the_recipients_to_its_retry(c):
+    ses = FakeSender("ses")
+    late = outbound.send(c, req(), senders={"ses": ses}, deadline=time.monotonic())
+    assert late["status"] == "retrying"
+    assert [r["status"] for r in late["recipients"]] == ["pending", "pending"] and ses.transactions == []
+    again = outbound.send(c, req(), senders={"ses": ses})
+    assert again["status"] == "sent" and [t[1] for t in ses.transactions] == ["bob@example.org", "carol@example.org"]
+
+
+def test_a_batch_out_of_time_hands_its_requests_out_again(c):
+    ses = FakeSender("ses")
+    event = {"Records": [{"messageId": "m1", "receiptHandle": "h1", "body": json.dumps(req())}]}
+    out = outbound_handler.handle(c, event, deadline=time.monotonic(), senders=outbound.Senders(c, {"ses": ses}))
+    assert out == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert ses.transactions == [] and c.outbound_queue.delays == [("h1", 30)]
+
+
 def test_sqs_batch_reports_only_deferred_messages_as_failures(c):
     ses = FakeSender("ses", {"later@example.org": ("deferred", 421)})
     event = {"Records": [
@@ -297,7 +316,7 @@ def test_sqs_batch_reports_only_deferred_messages_as_failures(c):
         {"messageId": "m3", "body": json.dumps(req(idempotency_key="b", to=["later@example.org"]))},
         {"messageId": "m4", "body": json.dumps(req(idempotency_key="c", to=["bad address"]))},
     ]}
-    out = outbound.handle_sqs_batch(c, event, senders=outbound.Senders(c, {"ses": ses}))
+    out = outbound_handler.handle(c, event, senders=outbound.Senders(c, {"ses": ses}))
     assert out == {"batchItemFailures": [{"itemIdentifier": "m3"}]}
     assert [d["status"] for d in results(c)] == ["sent", "rejected", "retrying", "rejected"]
 
@@ -308,18 +327,16 @@ def test_sample_sqs_event_is_a_valid_request(c):
     event = json.loads((pathlib.Path(__file__).parents[2] / "events" / "sqs-outbound.json").read_text())
     ses = FakeSender("ses")
     c.config.put_domain(AliasDomain("example.test", dkim_selector="mg"))
-    out = outbound.handle_sqs_batch(c, event, senders=outbound.Senders(c, {"ses": ses}))
+    out = outbound_handler.handle(c, event, senders=outbound.Senders(c, {"ses": ses}))
     assert out == {"batchItemFailures": []}
     assert results(c)[0]["status"] == "sent"
 
 
 def test_deferred_sqs_message_comes_back_later_each_time(c):
-    delays = []
-    c.extras["change_visibility"] = lambda handle, seconds: delays.append((handle, seconds))
     ses = FakeSender("ses", {"later@example.org": ("deferred", 451)})
     for count in ("1", "2", "3", "9"):
         event = {"Records": [{"messageId": "m", "receiptHandle": "h", "attributes": {"ApproximateReceiveCount": count},
                               "body": json.dumps(req(idempotency_key="slow", to=["later@example.org"]))}]}
-        assert outbound.handle_sqs_batch(c, event, senders=outbound.Senders(c, {"ses": ses})) == {
+        assert outbound_handler.handle(c, event, senders=outbound.Senders(c, {"ses": ses})) == {
             "batchItemFailures": [{"itemIdentifier": "m"}]}
-    assert delays == [("h", 30), ("h", 60), ("h", 120), ("h", 900)]
+    assert c.outbound_queue.delays == [("h", 30), ("h", 60), ("h", 120), ("h", 900)]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -349,11 +348,13 @@ def _prepare(c, req: C.SendRequest, ref: str) -> tuple[MessageRecord, bytes]:
     return record, raw
 
 
-def send(c, request: dict, *, senders: Senders | dict | None = None) -> dict:
+def send(c, request: dict, *, senders: Senders | dict | None = None, deadline: float | None = None) -> dict:
     """Send one request (schema: docs/outbound.md); return and publish its "Send Result".
 
     Never raises for a bad request or a refused recipient; a "retrying" status means some
-    recipients were deferred and the caller should try again later (SQS does).
+    recipients were deferred (or not reached by `deadline`, a time.monotonic() time after which
+    no new transaction starts) and the caller should try again later (SQS does). `senders` are
+    the open transports of a batch, shared by its requests.
     """
     try:
         req = C.parse_request(request)
@@ -393,7 +394,7 @@ def send(c, request: dict, *, senders: Senders | dict | None = None) -> dict:
                 raw = c.raw_store.get(record.raw_key)
         else:
             raw = c.raw_store.get(record.raw_key)
-        return _deliver(c, record, raw, senders)
+        return _deliver(c, record, raw, senders, deadline)
     except TransientError as e:
         return {"status": "retrying", "ref": ref, "idempotency_key": req.idempotency_key, "error": e.code,
                 "reason": str(e), "recipients": []}
@@ -403,7 +404,7 @@ def send(c, request: dict, *, senders: Senders | dict | None = None) -> dict:
         c.kv.delete_item(lease)
 
 
-def _deliver(c, record: MessageRecord, raw: bytes, senders: Senders) -> dict:
+def _deliver(c, record: MessageRecord, raw: bytes, senders: Senders, deadline: float | None) -> dict:
     detail = record.detail
     rows = detail["recipients"]
     detail["attempts"] = detail.get("attempts", 0) + 1
@@ -431,6 +432,8 @@ def _deliver(c, record: MessageRecord, raw: bytes, senders: Senders) -> dict:
                     r.update(status="failed", error=e.code, detail=str(e))
                 todo = []
     for row in todo:
+        if deadline is not None and time.monotonic() >= deadline:
+            break  # the rest stay "pending": the retry sends them (a cut transaction would be "unknown")
         row["status"] = "sending"
         c.messages.update(record)  # state recorded before the send (exactly-once)
         env = Envelope(row["envelope_from"], row["address"])
@@ -452,54 +455,10 @@ def _deliver(c, record: MessageRecord, raw: bytes, senders: Senders) -> dict:
     return _event(c, _detail(record, status))
 
 
-def retry_delay(receive_count: int) -> int:
-    """Seconds before the next try: 30 s doubling per receive, at most 15 minutes."""
-    return min(900, 30 * 2 ** max(0, receive_count - 1))
-
-
-def _back_off(c, rec: dict) -> None:
-    """Make SQS wait longer before each new try (exponential backoff on the visibility timeout).
-
-    `c.extras["change_visibility"](receipt_handle, seconds)` overrides the outbound queue's
-    own `change_visibility` (tests use it to observe the delays).
-    """
-    change = c.extras.get("change_visibility") or getattr(c.outbound_queue, "change_visibility", None)
-    handle = rec.get("receiptHandle")
-    if change is None or not handle:
-        return
-    count = int((rec.get("attributes") or {}).get("ApproximateReceiveCount", "1") or 1)
-    try:
-        change(handle, retry_delay(count))
-    except Exception:  # the retry still happens, only sooner
-        log.warning("could not delay the retry of an SQS message", exc_info=True)
-
-
-def handle_sqs_batch(c, event: dict, *, senders: Senders | None = None) -> dict:
-    """SQS → send; the records to retry are returned as partial batch failures."""
-    failures = []
-    own = senders is None
-    senders = senders or Senders(c)
-    try:
-        for rec in event.get("Records", []):
-            mid = rec.get("messageId", "")
-            try:
-                body = json.loads(rec.get("body") or "")
-            except (TypeError, ValueError) as e:
-                _reject(c, {}, C.InvalidRequest(f"the queue message is not JSON ({e})", code="invalid-json"))
-                continue  # retrying cannot fix it
-            try:
-                result = send(c, body, senders=senders)
-            except Exception:
-                log.exception("send failed unexpectedly for SQS message %s", mid)
-                failures.append(mid)
-                continue
-            if result.get("status") == "retrying":
-                failures.append(mid)
-                _back_off(c, rec)
-    finally:
-        if own:
-            senders.close()
-    return {"batchItemFailures": [{"itemIdentifier": m} for m in failures]}
+def reject_unreadable(c, why: str) -> dict:
+    """A queued message that is not a request at all (not JSON): its "Send Result" says so.
+    Retrying cannot fix it, so the caller drops it."""
+    return _reject(c, {}, C.InvalidRequest(f"the queue message is not JSON ({why})", code="invalid-json"))
 
 
 # --------------------------------------------------------------------------- Test Connection
