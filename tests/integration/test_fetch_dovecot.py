@@ -20,6 +20,7 @@ from mailgate import bootstrap
 from mailgate.adapters.imap import ImapMailbox
 from mailgate.adapters.netmail import Timeouts
 from mailgate.domain import IncomingServer, MessageRecord
+from mailgate.entrypoints import fetch_worker
 from mailgate.errors import PermanentError
 from mailgate.services import fetch
 
@@ -473,7 +474,7 @@ def test_sqs_worker_fetches_the_mailbox_named_in_each_record(dovecot, mailbox_us
     c.extras["ingest"] = ingest
     event = {"Records": [{"messageId": "a", "body": '{"server": "shop"}'},
                          {"messageId": "b", "body": '{"server": "locked"}'}]}
-    out = fetch.handle_sqs_batch(c, event, deadline=time.monotonic() + 60)
+    out = fetch_worker.handle(c, event, deadline=time.monotonic() + 60)
     assert out == {"batchItemFailures": []}  # a wrong password is not retried by SQS
     assert len(ledger(c)) == 1
     assert fetch.health(c, "locked")["last_error_code"] == "auth-failed"

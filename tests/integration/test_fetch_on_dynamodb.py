@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -146,9 +147,8 @@ def test_backlog_is_drained_by_continuation_messages_on_the_fetch_queue(aws, dov
         m = got[0]
         rounds += 1
         before = len([r for r in c.messages.list(limit=100) if r.direction == "in"])
-        out = fetch.handle_sqs_batch(c, {"Records": [{"messageId": m["MessageId"], "body": m["Body"]}]},
-                                     deadline=time.monotonic() + 60, max_messages=2)
-        assert out == {"batchItemFailures": []}
+        res = fetch.run_job(c, json.loads(m["Body"]), deadline=time.monotonic() + 60, max_messages=2)
+        assert res.status == "ok"
         sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
         fetched += len([r for r in c.messages.list(limit=100) if r.direction == "in"]) - before
     assert (fetched, rounds) == (5, 3)

@@ -7,8 +7,10 @@ import pathlib
 import pytest
 
 from mailgate import bootstrap
-from mailgate.domain import Alias, AliasDomain
+from mailgate.domain import Alias, AliasDomain, IncomingServer
 from mailgate.local.invoker import LambdaContext, invoke
+from mailgate.local.net import free_port
+from mailgate.services import fetch
 
 pytestmark = pytest.mark.integration
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -84,6 +86,23 @@ def test_feedback_handler_counts_the_sample_ses_bounce_and_ignores_its_replay(de
     assert first["processed"] == 1
     second = invoke("feedback", event)
     assert [r["outcome"] for r in second["results"]] == ["duplicate"]
+
+
+def test_fetch_dispatcher_handler_queues_one_job_per_due_server_on_the_sample_schedule(deployed):
+    deployed.config.put_incoming(IncomingServer(name="office-inbox", protocol="imap", host="127.0.0.1",
+                                                port=free_port(), user="office"))
+    assert invoke("fetch_dispatcher", sample("schedule-fetch.json")) == {"queued": 1}
+    assert invoke("fetch_dispatcher", sample("schedule-fetch.json")) == {"queued": 0}  # not due again yet
+
+
+def test_fetch_worker_handler_hands_the_sample_job_out_again_while_its_server_is_unreachable(deployed):
+    event = sample("sqs-fetch.json")
+    deployed.config.put_incoming(IncomingServer(name="office-inbox", protocol="imap", host="127.0.0.1",
+                                                port=free_port(), user="office"))  # nothing listens there
+    result = invoke("fetch_worker", event)
+    assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    health = fetch.health(deployed, "office-inbox")
+    assert health["consecutive_failures"] == 1 and "127.0.0.1" in health["last_error"]
 
 
 def test_dns_check_handler_runs_over_every_alias_domain(deployed, dns_server, monkeypatch):

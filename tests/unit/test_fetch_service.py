@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import pathlib
+import time
 
 import pytest
 
 from mailgate import bootstrap
 from mailgate.adapters.netmail import MailItem
 from mailgate.domain import IncomingServer, MessageRecord
+from mailgate.entrypoints import fetch_worker
 from mailgate.errors import PermanentError, TransientError
 from mailgate.services import fetch
 
@@ -490,11 +492,36 @@ def test_sqs_batch_retries_only_transient_failures(c):
         {"messageId": "2", "body": json.dumps({"server": "down"})},
         {"messageId": "3", "body": json.dumps({"server": "badpw"})},
         {"messageId": "4", "body": "not json"},
+        {"messageId": "5", "body": json.dumps({"no": "server"})},
     ]}
-    out = fetch.handle_sqs_batch(c, event, mailbox_factory=lambda s, p: Box(s), ingest=RecordingIngest())
+    c.extras.update(mailbox_factory=lambda s, p: Box(s), ingest=RecordingIngest())
+    out = fetch_worker.handle(c, event, deadline=time.monotonic() + 60)
     assert out == {"batchItemFailures": [{"itemIdentifier": "2"}]}
     assert fetch.health(c, "badpw")["last_error_code"] == "auth-failed"
     assert len(ledger(c)) == 1
+
+
+def test_jobs_left_without_time_are_handed_out_again_untouched(c):
+    box = FakeImap()
+    box.add(make_raw(1))
+    c.extras.update(mailbox_factory=lambda s, p: box, ingest=RecordingIngest())
+    event = {"Records": [{"messageId": "1", "body": json.dumps({"server": "shop"})}]}
+    out = fetch_worker.handle(c, event, deadline=time.monotonic() + fetch.SAFETY_SECONDS)
+    assert out == {"batchItemFailures": [{"itemIdentifier": "1"}]}
+    assert ledger(c) == [] and box.calls == []
+
+
+def test_a_job_stopped_by_its_message_cap_queues_its_continuation(c):
+    box = FakeImap()
+    for n in range(3):
+        box.add(make_raw(n))
+    c.extras.update(mailbox_factory=lambda s, p: box, ingest=RecordingIngest())
+    first = fetch.run_job(c, {"server": "shop"}, deadline=time.monotonic() + 60, max_messages=2)
+    assert (first.status, first.ingested, first.more) == ("ok", 2, True)
+    assert c.fetch_queue.sent == [{"server": "shop", "continue": True}]
+    last = fetch.run_job(c, c.fetch_queue.sent[0], deadline=time.monotonic() + 60, max_messages=2)
+    assert (last.ingested, last.more) == (1, False) and len(c.fetch_queue.sent) == 1
+    assert len(ledger(c)) == 3
 
 
 def test_test_connection_reports_each_step():

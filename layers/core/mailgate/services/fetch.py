@@ -1,7 +1,7 @@
 """Scheduled fetching of incoming servers (Odoo's "Mail: Fetchmail Service"), exactly once.
 
-    EventBridge schedule -> dispatch()         one SQS message per due mailbox
-    SQS                  -> handle_sqs_batch() -> fetch_mailbox() per message (partial batch failures)
+    EventBridge schedule -> dispatch()         one SQS message (a job) per due mailbox
+    SQS                  -> run_job()          -> fetch_mailbox(), per job
 
 fetch_mailbox() holds a lease on the mailbox (one worker at a time), reads what is new since its
 cursor (IMAP: UIDVALIDITY + last UID; POP3: the UIDLs already taken), in chunks of one round trip
@@ -643,46 +643,34 @@ def _record_failure(c, server, res: FetchResult, t: float) -> None:
     c.kv.put_item(key, h)
 
 
-# --- SQS worker --------------------------------------------------------------------------------
+# --- one job of the fetch queue ----------------------------------------------------------------
 
 
-def handle_sqs_batch(c, event: dict, *, deadline: float | None = None, context=None,
-                     max_messages: int = 500, mailbox_factory: MailboxFactory | None = None,
-                     ingest: Ingest | None = None, clock: Callable[[], float] = time.monotonic) -> dict:
-    """The fetch worker's SQS handler core; returns the partial batch failure response.
+def run_job(c, job: Any, *, deadline: float, max_messages: int = 500,
+            clock: Callable[[], float] = time.monotonic) -> FetchResult:
+    """One job `dispatch` queued ({"server": NAME}): fetch that mailbox within `deadline` (a
+    clock() time), and queue its continuation when it stopped with more to do (a backlog drains
+    sooner than the schedule).
 
-    A transient failure (timeout, unreachable) is returned as a failure so SQS retries it;
-    a permanent one (wrong password) is recorded in the server's health and not retried;
-    "busy" (another worker has the mailbox) is dropped, that worker does the job.
-    `deadline` is a clock() (monotonic) time; else it is taken from the Lambda `context`.
+    A job that names no server is reported (status "failed", code "invalid-job") and dropped:
+    retrying cannot fix it. Raises TransientError when the job is worth handing out again: too
+    little time left to start, or a transient failure (timeout, unreachable) the server's health
+    now records. A permanent one (wrong password) is recorded there too, and returned.
+    "busy" (another worker has the mailbox) is returned: that worker does the job.
     """
-    if deadline is None:
-        remaining = context.get_remaining_time_in_millis() / 1000.0 if context is not None else 60.0
-        deadline = clock() + max(1.0, remaining - 15.0)
-    failures = []
-    for record in event.get("Records", []):
-        msg_id = record.get("messageId", "")
-        try:
-            body = json.loads(record.get("body") or "{}")
-            name = str(body["server"])
-        except (ValueError, KeyError, TypeError):
-            log.error("fetch queue: malformed message %s dropped: %r", msg_id, record.get("body"))
-            continue
-        if deadline - clock() < SAFETY_SECONDS * 2:
-            failures.append({"itemIdentifier": msg_id})  # no time left: SQS hands it out again
-            continue
-        try:
-            res = fetch_mailbox(c, name, deadline=deadline, max_messages=max_messages,
-                                mailbox_factory=mailbox_factory, ingest=ingest, clock=clock)
-        except Exception:  # noqa: BLE001 - recorded in health by fetch_mailbox
-            log.exception("fetch %s crashed", name)
-            failures.append({"itemIdentifier": msg_id})
-            continue
-        if res.status == "failed" and res.transient:
-            failures.append({"itemIdentifier": msg_id})
-        elif res.more and (res.fetched or res.skipped or res.vanished):
-            c.fetch_queue.send({"server": name, "continue": True})  # drain a backlog sooner
-    return {"batchItemFailures": failures}
+    if not isinstance(job, dict) or "server" not in job:
+        log.error("fetch queue: malformed job dropped: %r", job)
+        return FetchResult(server="", status="failed", error=f"not a fetch job: {job!r}"[:300],
+                           error_code="invalid-job")
+    name = str(job["server"])
+    if deadline - clock() < SAFETY_SECONDS * 2:
+        raise TransientError(f"no time left to fetch {name} in this run", code="no-time")
+    res = fetch_mailbox(c, name, deadline=deadline, max_messages=max_messages, clock=clock)
+    if res.status == "failed" and res.transient:
+        raise TransientError(res.error, code=res.error_code)
+    if res.more and (res.fetched or res.skipped or res.vanished):
+        c.fetch_queue.send({"server": name, "continue": True})
+    return res
 
 
 # --- Test Connection ---------------------------------------------------------------------------
