@@ -9,9 +9,9 @@ import pytest
 
 from mailgate import suppression
 from mailgate.domain import AliasDomain, MessageRecord
+from mailgate.entrypoints import feedback as sns_action
 from mailgate.errors import TransientError
 from mailgate.local import resources
-from mailgate.services import feedback
 
 pytestmark = pytest.mark.integration
 EVENTS = pathlib.Path(__file__).resolve().parents[2] / "events"
@@ -28,12 +28,12 @@ def test_an_ses_bounce_arriving_while_the_table_is_unreachable_is_retried_not_dr
     ddb.delete_table(TableName=aws.settings.table_name)  # an outage of this test's own table
 
     with pytest.raises(TransientError):  # the invocation fails: SNS invokes it again
-        feedback.handle_sns_event(aws, event)
+        sns_action.handle(aws, event)
 
     definition = resources.table_definition()
     ddb.create_table(TableName=aws.settings.table_name, **definition["create"])
     for item in items:
         ddb.put_item(TableName=aws.settings.table_name, Item=item)
-    result = feedback.handle_sns_event(aws, copy.deepcopy(event))
+    result = sns_action.handle(aws, copy.deepcopy(event))
     assert result["results"][0]["outcome"] == "bounced"
     assert suppression.is_suppressed(aws.kv, "example.test", "nobody@customer.example")["source"] == "hard-bounce"

@@ -9,7 +9,8 @@ from pathlib import Path
 from mailgate import bootstrap, suppression, tokens
 from mailgate.bounce_policy import note_inbound_from, score
 from mailgate.domain import AliasDomain, MessageRecord, new_id
-from mailgate.services.feedback import handle_inbound_bounce, handle_sns_event
+from mailgate.entrypoints import feedback as sns_action
+from mailgate.services.feedback import handle_feedback, handle_inbound_bounce
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 DOMAIN = "example.test"
@@ -221,8 +222,8 @@ def test_ses_bounce_notification_suppresses_and_is_idempotent():
     event = json.loads((EVENTS / "sns-ses-bounce.json").read_text())
     _sent(c, ["nobody@customer.example"], ref="k5xq3b7yzm2a4c6e8g0i")
 
-    first = handle_sns_event(c, event)
-    second = handle_sns_event(c, copy.deepcopy(event))
+    first = sns_action.handle(c, event)
+    second = sns_action.handle(c, copy.deepcopy(event))
 
     assert first["results"][0]["outcome"] == "bounced"
     assert second["results"][0]["outcome"] == "duplicate"
@@ -235,10 +236,12 @@ def test_ses_bounce_notification_suppresses_and_is_idempotent():
 def test_ses_complaint_notification_suppresses_even_without_a_ledger_entry():
     c = _container()
     event = json.loads((EVENTS / "sns-ses-complaint.json").read_text())
+    notification = json.loads(event["Records"][0]["Sns"]["Message"])
 
-    result = handle_sns_event(c, event)
+    result = handle_feedback(c, notification)
 
-    assert result["results"][0]["outcome"] == "complaint"
+    assert result["outcome"] == "complaint"
+    assert handle_feedback(c, copy.deepcopy(notification))["outcome"] == "duplicate"
     # The sending domain comes from the SES `mail.source` when our ledger has no record.
     assert suppression.is_suppressed(c.kv, DOMAIN, "nobody@customer.example")["source"] == "complaint"
     assert _events(c, "Complaint")[0]["feedback_type"] == "abuse"
@@ -250,10 +253,10 @@ def test_broken_sns_records_are_reported_not_raised():
     event = {"Records": [{"Sns": {"Message": "{not json"}}, {"nothing": 1}, "text", good,
                          {"Sns": {"Message": json.dumps({"notificationType": "Delivery", "delivery": {}})}}]}
 
-    result = handle_sns_event(c, event)
+    result = sns_action.handle(c, event)
 
     assert [r["outcome"] for r in result["results"]] == ["invalid", "invalid", "invalid", "bounced", "ignored"]
-    assert handle_sns_event(c, {"nope": True}) == {"processed": 0, "results": []}
+    assert sns_action.handle(c, {"nope": True}) == {"processed": 0, "results": []}
 
 
 def test_a_delay_warning_is_reported_but_not_counted():
@@ -274,7 +277,7 @@ def test_published_events_have_exactly_the_fields_of_the_documented_samples():
     ref = _sent(c, ["jack@customer.example"])
     raw = _dsn("jack@customer.example")
     handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw)
-    handle_sns_event(c, json.loads((EVENTS / "sns-ses-complaint.json").read_text()))
+    sns_action.handle(c, json.loads((EVENTS / "sns-ses-complaint.json").read_text()))
 
     samples = {json.loads(p.read_text())["detail-type"]: json.loads(p.read_text())["detail"]
                for p in (EVENTS / "eventbridge").glob("*.json")}
@@ -301,9 +304,30 @@ def test_a_store_failing_mid_way_fails_the_invocation_and_its_retry_counts_the_b
 
     c.kv.put_item = throttled
     with pytest.raises(TransientError):
-        handle_sns_event(c, event)
+        sns_action.handle(c, event)
     assert suppression.is_suppressed(c.kv, DOMAIN, "nobody@customer.example") is None
     c.kv.put_item = put  # the table is back; SNS retries the invocation
-    again = handle_sns_event(c, copy.deepcopy(event))
+    again = sns_action.handle(c, copy.deepcopy(event))
     assert again["results"][0]["outcome"] == "bounced"
     assert suppression.is_suppressed(c.kv, DOMAIN, "nobody@customer.example")["source"] == "hard-bounce"
+
+
+def test_a_notification_refused_for_its_own_sake_is_reported_and_the_others_go_on():
+    from mailgate.errors import PermanentError
+
+    c = _container()
+    good = json.loads((EVENTS / "sns-ses-complaint.json").read_text())["Records"][0]
+    notification = json.loads(good["Sns"]["Message"])
+    notification["complaint"]["feedbackId"] = "refused-by-the-table"
+    bad = {**good, "Sns": {**good["Sns"], "Message": json.dumps(notification)}}
+    put = c.kv.put_item
+
+    def refusing(key, value, **kw):
+        if key == "sesfb#refused-by-the-table":
+            raise PermanentError("item refused", code="invalid-item")
+        return put(key, value, **kw)
+
+    c.kv.put_item = refusing
+    result = sns_action.handle(c, {"Records": [bad, good]})
+    assert [r["outcome"] for r in result["results"]] == ["failed", "complaint"]
+    assert "item refused" in result["results"][0]["reason"]

@@ -1,9 +1,10 @@
 """Feedback: bounces and complaints, from DSNs at the bounce alias and from SES (via SNS).
 
-Both entry points classify what came in (`mailgate.bounces`), find which message we sent and to
-whom (the signed VERP token, else our ledger), count and suppress (`mailgate.bounce_policy`),
-publish "Bounce" / "Complaint" events, and return what they did. They never send mail: a bounce
-is never answered (RFC 3834 §2, RFC 3464 §2: no DSN about a DSN).
+Both entry points (`handle_inbound_bounce`, `handle_feedback`) classify what came in
+(`mailgate.bounces`), find which message we sent and to whom (the signed VERP token, else our
+ledger), count and suppress (`mailgate.bounce_policy`), publish "Bounce" / "Complaint" events,
+and return what they did. They never send mail: a bounce is never answered (RFC 3834 §2,
+RFC 3464 §2: no DSN about a DSN).
 
 Trust: a VERP token is an HMAC over (message ref, recipient index), so a bounce that carries a
 genuine one names a recipient we really mailed, and nobody else. A DSN without a genuine token is
@@ -14,7 +15,6 @@ suppressed.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
@@ -236,30 +236,26 @@ def _publish(c, report: BounceReport, entry: BounceRecipient, address: str, doma
 
 
 # --------------------------------------------------------------------------------------------
-# SES notifications through SNS (the feedback function)
+# SES notifications (the feedback function receives them through SNS)
 
 
-def handle_sns_event(c, event: dict[str, Any]) -> dict[str, Any]:
-    """Lambda event from SNS carrying SES bounce / complaint / delivery notifications.
+def handle_feedback(c, notification: Any) -> dict[str, Any]:
+    """One SES bounce / complaint / delivery notification (the JSON SNS carries), processed once.
 
-    Idempotent: each notification is processed once, keyed by SES's feedbackId (else the SES
-    message id and type). Bad records are reported, not raised, so one cannot block the others;
-    trouble of the stores raises TransientError (the invocation is retried).
+    Idempotent: keyed by SES's feedbackId (else the SES message id and type). Returns what was
+    done ({"outcome": "bounced" | "complaint" | "duplicate" | "ignored", ...}). Trouble of the
+    stores raises TransientError, after removing the marker this call wrote, so that a retry
+    counts the notification instead of taking it for a duplicate.
     """
-    results = []
-    records = event.get("Records") if isinstance(event, dict) else None
-    for rec in records if isinstance(records, list) else []:
-        try:
-            results.append(_handle_sns_record(c, rec))
-        except Exception as exc:  # one broken record must not lose the rest of the batch
-            if _is_transient(exc):
-                # The table or the event bus is in trouble, not the record: fail the invocation so
-                # that SNS's asynchronous invocation retries it, instead of dropping the bounce.
-                raise exc if isinstance(exc, TransientError) else TransientError(
-                    f"processing an SES notification failed: {type(exc).__name__}: {exc}"[:300],
-                    code="aws-transient") from exc
-            results.append({"outcome": "failed", "reason": f"{type(exc).__name__}: {exc}"[:300]})
-    return {"processed": len(results), "results": results}
+    try:
+        return _handle_notification(c, notification)
+    except TransientError:
+        raise
+    except Exception as exc:
+        if _is_transient(exc):
+            raise TransientError(f"processing an SES notification failed: {type(exc).__name__}: {exc}"[:300],
+                                 code="aws-transient") from exc
+        raise
 
 
 def _is_transient(exc: Exception) -> bool:
@@ -280,15 +276,7 @@ def _forget(c, key: str) -> None:
         pass
 
 
-def _handle_sns_record(c, rec: Any) -> dict[str, Any]:
-    sns = rec.get("Sns") if isinstance(rec, dict) else None
-    message = sns.get("Message") if isinstance(sns, dict) else None
-    if not isinstance(message, str):
-        return {"outcome": "invalid", "reason": "not an SNS record with a Message"}
-    try:
-        notification = json.loads(message)
-    except ValueError:
-        return {"outcome": "invalid", "reason": "SNS Message is not JSON"}
+def _handle_notification(c, notification: Any) -> dict[str, Any]:
     report = classify_ses_notification(notification)
     if report.kind not in ("bounce", "complaint"):
         return {"outcome": "ignored", "kind": report.kind, "reason": report.error or f"{report.kind} notification"}
