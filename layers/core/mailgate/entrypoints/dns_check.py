@@ -1,7 +1,7 @@
 """Daily schedule: check every alias domain's DNS records and report what went wrong."""
 
-from ._runtime import container, count, logger, metrics
 from ..services import dnswatch
+from ._runtime import container, count, logger, metrics, schedule_of
 
 
 @metrics.log_metrics
@@ -9,4 +9,5 @@ from ..services import dnswatch
 def handler(event, context):
     results = dnswatch.run_daily(container(), dnswatch.system_resolver_factory())
     count("DnsDomainsChecked", len(results))
+    logger.info("DNS of the alias domains checked", extra={"domains": len(results), **schedule_of(event)})
     return {"results": results}

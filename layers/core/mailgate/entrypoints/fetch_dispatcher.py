@@ -1,7 +1,7 @@
 """EventBridge schedule: queue one fetch job per incoming server that is due (DESIGN.md flow 2)."""
 
-from ._runtime import container, count, logger, metrics
 from ..services import fetch
+from ._runtime import container, count, logger, metrics, schedule_of
 
 
 @metrics.log_metrics
@@ -9,5 +9,5 @@ from ..services import fetch
 def handler(event, context):
     queued = fetch.dispatch(container())
     count("FetchJobsQueued", queued)
-    logger.info("fetch jobs queued", extra={"queued": queued})
+    logger.info("fetch jobs queued", extra={"queued": queued, **schedule_of(event)})
     return {"queued": queued}

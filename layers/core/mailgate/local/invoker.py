@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import logging
 import threading
 import time
@@ -120,7 +119,3 @@ def drain(sqs, queue_url: str, function: str, *, rounds: int = 20) -> int:
         if n == 0:
             break
     return total
-
-
-def parse_body(record: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(record["body"])
