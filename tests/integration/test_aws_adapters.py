@@ -79,6 +79,59 @@ def test_counter_window_and_key_value_conditions(aws):
     assert [k for k, _ in aws.kv.scan_prefix("lease#")] == ["lease#box"]
 
 
+def _secret_reads(clients) -> list[str]:
+    """The GetSecretValue calls the store's client makes, as the SDK sends them."""
+    reads: list[str] = []
+    clients.secretsmanager.meta.events.register(
+        "before-parameter-build.secrets-manager.GetSecretValue", lambda params, **kw: reads.append(params["SecretId"]))
+    return reads
+
+
+def test_a_warm_store_reads_a_secret_once_and_sees_it_rotated_within_its_cache_age(aws):
+    import time
+
+    from mailgate.adapters.aws import Clients, SecretsManagerStore
+
+    clients = Clients(aws.settings)
+    store, reads = SecretsManagerStore(clients, max_age=1), _secret_reads(clients)
+    store.put("t/server/rotating", "before")
+    assert [store.get("t/server/rotating") for _ in range(20)] == ["before"] * 20
+    assert reads == ["t/server/rotating"]  # one call for twenty messages
+    # rotated by someone else (Secrets Manager rotation, the CLI on another machine)
+    sm = boto3.client("secretsmanager", endpoint_url=aws.settings.endpoint_url, region_name="us-east-1")
+    sm.put_secret_value(SecretId="t/server/rotating", SecretString="after")
+    assert store.get("t/server/rotating") == "before"  # still within its cache age
+    time.sleep(1.1)
+    assert store.get("t/server/rotating") == "after"
+    assert len(reads) == 2
+
+
+def test_a_rotated_reply_token_key_is_in_use_within_the_secret_cache_age(aws):
+    import time
+
+    from mailgate.adapters.aws import SecretsManagerStore
+
+    aws.secrets = SecretsManagerStore(aws.raw_store.clients, max_age=1)
+    before = aws.token_key
+    sm = boto3.client("secretsmanager", endpoint_url=aws.settings.endpoint_url, region_name="us-east-1")
+    sm.put_secret_value(SecretId=aws.settings.token_secret_id, SecretString="rotated-token-key")
+    time.sleep(1.1)
+    assert before != b"rotated-token-key" and aws.token_key == b"rotated-token-key"
+
+
+def test_secret_store_says_what_is_missing_or_unreadable(aws):
+    from mailgate.errors import PermanentError
+
+    with pytest.raises(NotFound, match="t/server/none"):
+        aws.secrets.get("t/server/none")
+    aws.secrets.put("t/server/none", "now there")  # not remembered as missing
+    assert aws.secrets.get("t/server/none") == "now there"
+    sm = boto3.client("secretsmanager", endpoint_url=aws.settings.endpoint_url, region_name="us-east-1")
+    sm.create_secret(Name="t/server/binary", SecretBinary=b"\x00\x01")
+    with pytest.raises(PermanentError, match="binary"):
+        aws.secrets.get("t/server/binary")
+
+
 def test_raw_store_events_queue_and_secrets(aws):
     aws.raw_store.put("raw/x.eml", b"Subject: hi\r\n\r\nbody")
     assert aws.raw_store.get("raw/x.eml").endswith(b"body")

@@ -7,7 +7,6 @@ handler pays only for what it uses); `in_memory` builds the fakes for unit tests
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from .ports import (
@@ -33,9 +32,10 @@ class Container:
     #: seams for network libraries; None means "the real one"
     extras: dict[str, Any] = field(default_factory=dict)
 
-    @cached_property
+    @property
     def token_key(self) -> bytes:
-        """The HMAC key for reply and VERP tokens, read once per container."""
+        """The HMAC key for reply and VERP tokens, read through the secret store, whose cache
+        decides how soon a rotated key is in use (SECRETS_MAX_AGE_SECONDS for Secrets Manager)."""
         return self.secrets.get(self.settings.token_secret_id).encode()
 
 

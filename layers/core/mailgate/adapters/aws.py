@@ -8,7 +8,6 @@ decides. Clients are created lazily: a handler pays for the services it touches,
 from __future__ import annotations
 
 import json
-import time
 from functools import cached_property
 from typing import Any
 
@@ -137,25 +136,43 @@ class SqsQueue:
             raise translate(exc, "delaying a queued message") from exc
 
 
-class SecretsManagerStore:
-    """Secrets Manager, with values cached per container for `ttl` seconds (warm invocations)."""
+#: How long a warm function keeps a secret it read: a secret rotated or changed elsewhere is in
+#: use everywhere within this time, and a busy function reads each secret once per period
+#: instead of once per message.
+SECRETS_MAX_AGE_SECONDS = 300
 
-    def __init__(self, clients: Clients, ttl: float = 300.0) -> None:
+
+class SecretsManagerStore:
+    """Secrets Manager. Reads go through Powertools Parameters (`SecretsProvider`), which keeps
+    each value for `max_age` seconds; writes (the CLI's) call Secrets Manager directly and make
+    this process read afresh."""
+
+    def __init__(self, clients: Clients, max_age: int = SECRETS_MAX_AGE_SECONDS) -> None:
         self.clients = clients
-        self.ttl = ttl
-        self._cache: dict[str, tuple[str, float]] = {}
+        self.max_age = max_age
+        self._provider = None
+
+    @property
+    def provider(self):
+        if self._provider is None:
+            # Imported on the first read, not at cold start (it imports boto3 and every provider):
+            # the fetch dispatcher never reads a secret, the others pay for it with their first.
+            from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+            self._provider = SecretsProvider(boto3_client=self.clients.secretsmanager)
+        return self._provider
 
     def get(self, secret_id: str) -> str:
-        hit = self._cache.get(secret_id)
-        if hit and hit[1] > time.monotonic():
-            return hit[0]
         try:
-            value = self.clients.secretsmanager.get_secret_value(SecretId=secret_id)["SecretString"]
+            value = self.provider.get(secret_id, max_age=self.max_age)
         except Exception as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            cause = exc.__context__ or exc  # Powertools re-raises the SDK's error as GetParameterError
+            if _code(cause) == "ResourceNotFoundException":
                 raise NotFound(f"secret {secret_id!r} does not exist") from exc
-            raise translate(exc, f"reading secret {secret_id!r}") from exc
-        self._cache[secret_id] = (value, time.monotonic() + self.ttl)
+            raise translate(cause, f"reading secret {secret_id!r}") from exc
+        if not isinstance(value, str):
+            raise PermanentError(f"secret {secret_id!r} holds binary data, not the text mailgate stores",
+                                 code="aws-secret-binary")
         return value
 
     def put(self, secret_id: str, value: str) -> None:
@@ -169,7 +186,7 @@ class SecretsManagerStore:
                 sm.create_secret(Name=secret_id, SecretString=value)
             except Exception as exc2:  # e.g. a name Secrets Manager refuses: one clear line, no traceback
                 raise translate(exc2, f"creating secret {secret_id!r}") from exc2
-        self._cache.pop(secret_id, None)
+        self._forget()
 
     def delete(self, secret_id: str) -> None:
         try:
@@ -177,4 +194,9 @@ class SecretsManagerStore:
         except Exception as exc:
             if _code(exc) != "ResourceNotFoundException":
                 raise translate(exc, f"deleting secret {secret_id!r}") from exc
-        self._cache.pop(secret_id, None)
+        self._forget()
+
+    def _forget(self) -> None:
+        """After a write, this process reads every secret afresh (writes are rare: the CLI's)."""
+        if self._provider is not None:
+            self._provider.clear_cache()
