@@ -32,6 +32,8 @@ init = time.perf_counter() - t
 clients = c.raw_store.clients
 for service in {clients}:
     getattr(clients, service) if service != "sesv2" else clients.client("sesv2")
+if "secretsmanager" in {clients}:
+    getattr(c.secrets, "provider", None)  # Powertools Parameters' provider, made on the first read
 from mailgate.adapters import dynamo
 dynamo.Item._get_connection().connection.client  # pynamodb (botocore) client
 print(init, time.perf_counter() - t)

@@ -1,23 +1,18 @@
-"""What every handler shares: the Powertools logger and metrics, the container, SQS batches."""
+"""What every handler shares: the Powertools logger and metrics, the container, the deadline."""
 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 
 from .. import bootstrap
 
 logger = Logger(service="mailgate")
 metrics = Metrics(namespace="mailgate", service="mailgate")
-
-
-class RetryLater(Exception):
-    """Raised by a record handler for a record SQS must hand out again (a partial batch failure)."""
 
 
 def count(name: str, value: float = 1) -> None:
@@ -33,15 +28,6 @@ def deadline_from(context, margin_ms: int = 15_000) -> float:
     """A monotonic deadline that stops work `margin_ms` before Lambda's timeout."""
     remaining = context.get_remaining_time_in_millis() if context else 300_000
     return time.monotonic() + max(1_000, remaining - margin_ms) / 1000.0
-
-
-def sqs_batch(event: dict, record_handler: Callable[..., Any]) -> dict:
-    """Each record of an SQS event through `record_handler(record=SQSRecord)`; the records it
-    raised for are reported as batch item failures (ReportBatchItemFailures), so SQS hands out
-    only those again. A batch whose every record failed is reported the same way, not raised:
-    the invocation itself went well."""
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor)
 
 
 def schedule_of(event: Any) -> dict[str, str]:

@@ -14,7 +14,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..errors import TransientError
 from ..services import fetch
-from ._runtime import container, count, deadline_from, logger, metrics, sqs_batch
+from ._runtime import container, count, deadline_from, logger, metrics
+from ._sqs import sqs_batch
 
 
 @metrics.log_metrics

@@ -14,7 +14,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..services import outbound
-from ._runtime import RetryLater, container, count, deadline_from, logger, metrics, sqs_batch
+from ._runtime import container, count, deadline_from, logger, metrics
+from ._sqs import RetryLater, sqs_batch
 
 #: the first retry after 30 s, doubling per receive, at most 15 minutes
 FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS = 30, 900
