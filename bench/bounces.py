@@ -1,7 +1,7 @@
 """Bounce classification on the shared corpus: accuracy and speed, ours vs flufl.bounce alone.
 
 Run from the repository root:
-    PYTHONPATH=$PWD/layers/core:$PWD python bench/bounces.py [--per-system] [--repeat N]
+    PYTHONPATH=$PWD/layers/core:$PWD/dev:$PWD python bench/bounces.py [--per-system] [--repeat N]
 
 Prints (1) the share of the 591 messages whose kind, number of failed recipients and
 permanent/temporary class match the corpus's expected answers, for our classifier and for
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dev"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layers" / "core"))
 
 from tests.bounce_scoring import flufl_alone, load_cases, ours, score  # noqa: E402

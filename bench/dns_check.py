@@ -3,7 +3,7 @@
 Prints queries per check and time per check, against a baseline measured in the same run: bare
 dnspython lookups (dns.resolver, no cache, no checking) of exactly the names the check asked for.
 
-    PYTHONPATH=$PWD/layers/core python bench/dns_check.py [--runs 50]
+    PYTHONPATH=$PWD/layers/core:$PWD/dev python bench/dns_check.py [--runs 50]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailgate.dnsadvice import DnspythonResolver, check_domain, make_plan, records_for_plan, zone_lines
-from mailgate.dnsadvice.localserver import LocalDnsServer
+from mailgate_dev.localdns import LocalDnsServer
 from mailgate.domain import AliasDomain, OutgoingServer
 
 

@@ -1,6 +1,6 @@
 """Benchmark: fetching one IMAP mailbox of N messages (~5 KB) from a private Dovecot.
 
-    PYTHONPATH=$PWD/layers/core:$PWD /work/main/.venv/bin/python bench/fetch.py [--messages 1000]
+    PYTHONPATH=$PWD/layers/core:$PWD/dev:$PWD .venv/bin/python bench/fetch.py [--messages 1000]
 
 Runs, each on its own copy of the same mailbox (same bytes, all unread), over IMAPS:
 
@@ -32,12 +32,12 @@ import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO / "layers" / "core"), str(REPO)]
+sys.path[:0] = [str(REPO / "layers" / "core"), str(REPO / "dev"), str(REPO)]
 
-from mailgate import bootstrap  # noqa: E402
 from mailgate.domain import IncomingServer, MessageRecord  # noqa: E402
 from mailgate.errors import NotFound  # noqa: E402
 from mailgate.services import fetch  # noqa: E402
+from mailgate_dev import fakes  # noqa: E402
 from tests.fixtures import dovecot as dv  # noqa: E402
 from tests.fixtures._ports import free_port, wait_listening  # noqa: E402
 
@@ -144,7 +144,7 @@ def run_bare(d, user, n) -> float:
 
 
 def run_mailgate(d, user, n, store) -> float:
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     c.raw_store = store
     c.extras["fetch_cafile"] = str(d.ca_pem)
     c.config.put_incoming(IncomingServer(name="bench", protocol="imap", host="127.0.0.1",

@@ -1,7 +1,7 @@
 """Inbound routing benchmark: CPU per message beside a bare stdlib parse, store calls per message,
 peak memory of a 30 MB message.
 
-    PYTHONPATH=layers/core:. python bench/inbound.py [--messages 1000]
+    PYTHONPATH=layers/core:dev:. python bench/inbound.py [--messages 1000]
 
 Figures (process CPU time, one run, same messages for every column):
   baseline  email.message_from_bytes(raw, policy=email.policy.default) + get_body(plain/html).get_content()
@@ -25,7 +25,7 @@ import tracemalloc
 from collections import Counter, defaultdict
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "layers" / "core"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "layers" / "core"), str(ROOT / "dev"), str(ROOT)]
 
 from mailgate import message as message_mod  # noqa: E402
 from mailgate.domain import Thread  # noqa: E402

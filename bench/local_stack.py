@@ -19,12 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dev"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layers" / "core"))
 
 
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    from mailgate.local.stack import LocalStack, Ports, free_port
+    from mailgate_dev.local.stack import LocalStack, Ports, free_port
 
     state = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
     stack = LocalStack(state_dir=state, ports=Ports(aws=free_port(), smtp=free_port(), sink=free_port()),

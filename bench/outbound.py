@@ -27,18 +27,19 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "layers" / "core"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "layers" / "core"), str(ROOT / "dev"), str(ROOT)]
 
 import dkim as dkimpy  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
-from mailgate import bootstrap, tokens  # noqa: E402
+from mailgate import tokens  # noqa: E402
 from mailgate import compose as C  # noqa: E402
 from mailgate import dkim as D  # noqa: E402
 from mailgate.adapters.smtp import Ahead, Envelope, SmtpSender  # noqa: E402
 from mailgate.domain import AliasDomain, OutgoingServer  # noqa: E402
 from mailgate.services import outbound  # noqa: E402
+from mailgate_dev import fakes  # noqa: E402
 from tests.fixtures._ports import free_port, wait_listening  # noqa: E402
 
 USER, PASSWORD = "mailgate", "s3cret"
@@ -55,8 +56,8 @@ def request(i: int) -> dict:
 
 def start_sink(tmp: pathlib.Path):
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'layers' / 'core'}:{ROOT}")
-    proc = subprocess.Popen([sys.executable, "-m", "mailgate.local.smtp_sink", "--port", str(port),
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'layers' / 'core'}:{ROOT / 'dev'}:{ROOT}")
+    proc = subprocess.Popen([sys.executable, "-m", "mailgate_dev.local.smtp_sink", "--port", str(port),
                              "--dir", str(tmp / "tls"), "--user", USER, "--password", PASSWORD],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_listening(port, timeout=30)
@@ -113,7 +114,7 @@ def run_mailgate(port, ctx, reqs, key, token_key, *, overlap=True):
 
 
 def run_service(port, ctx, reqs, key):
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     c.config.put_domain(AliasDomain("example.test", dkim_selector="mg"))
     c.config.put_outgoing(OutgoingServer(name="sink", host="127.0.0.1", port=port, user=USER,
                                          from_filter="example.test", secret_id="pw"))

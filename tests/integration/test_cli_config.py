@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from mailgate.cli.main import main
+from mailgate_dev.cli.main import main
 
 pytestmark = pytest.mark.integration
 

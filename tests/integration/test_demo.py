@@ -12,10 +12,10 @@ import re
 
 import pytest
 
-from mailgate.cli.demo import STEPS, exit_status
-from mailgate.cli.main import main
+from mailgate_dev.cli.demo import STEPS, exit_status
+from mailgate_dev.cli.main import main
 from mailgate.errors import ConfigError
-from mailgate.local import dovecot as dovecot_mod
+from mailgate_dev.local import dovecot as dovecot_mod
 
 pytestmark = pytest.mark.integration
 
@@ -135,7 +135,7 @@ def test_dev_imap_stack_fetches_its_demo_mailbox_on_the_schedule_and_marks_it_se
     import tempfile
     import time
 
-    from mailgate.local.stack import IMAP_PASSWORD, IMAP_SERVER, IMAP_USER, LocalStack, Ports, free_port
+    from mailgate_dev.local.stack import IMAP_PASSWORD, IMAP_SERVER, IMAP_USER, LocalStack, Ports, free_port
 
     if not dovecot_mod.installed():
         pytest.fail(dovecot_mod.not_installed_message())

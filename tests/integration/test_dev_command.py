@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mailgate.local.stack import free_port
+from mailgate_dev.local.stack import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 def test_mailgate_dev_runs_until_ctrl_c_and_cleans_up(tmp_path):
     ports = [str(free_port()) for _ in range(3)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mailgate.cli.main", "dev", "--aws-port", ports[0], "--smtp-port", ports[1],
+        [sys.executable, "-m", "mailgate_dev.cli.main", "dev", "--aws-port", ports[0], "--smtp-port", ports[1],
          "--sink-port", ports[2], "--state-dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []

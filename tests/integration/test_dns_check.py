@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from mailgate.dnsadvice import (
     DnspythonResolver, check_domain, dkim_key_from_pem, make_plan, records_for_plan, zone_lines,
 )
-from mailgate.dnsadvice.localserver import LocalDnsServer
+from mailgate_dev.localdns import LocalDnsServer
 from mailgate.domain import AliasDomain, OutgoingServer
 
 pytestmark = pytest.mark.integration

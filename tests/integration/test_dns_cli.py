@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from mailgate import bootstrap
-from mailgate.cli import common
-from mailgate.cli import dns as dns_cli
+from mailgate_dev.cli import common
+from mailgate_dev.cli import dns as dns_cli
 from mailgate.domain import AliasDomain
 from mailgate.settings import Settings
+from mailgate_dev import fakes
 from tests.integration.test_dns_check import AMAZONSES, pem
 
 pytestmark = pytest.mark.integration
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def stack(monkeypatch):
-    c = bootstrap.in_memory(Settings(table_name="t", bucket_name="b", gateway_domain="gateway.test", region="eu-west-1"))
+    c = fakes.in_memory(Settings(table_name="t", bucket_name="b", gateway_domain="gateway.test", region="eu-west-1"))
     c.config.put_domain(AliasDomain("example.test"))
     c.secrets.put("mailgate/dkim/gateway.test/mailgate", pem())
     monkeypatch.setattr(common, "get_container", lambda args: c)

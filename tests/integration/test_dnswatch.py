@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate import bootstrap
 from mailgate.dnsadvice import DnspythonResolver
 from mailgate.domain import AliasDomain
 from mailgate.services import dnswatch
 from mailgate.settings import Settings
+from mailgate_dev import fakes
 from tests.integration.test_dns_check import DKIM, DOMAIN, pem, serve
 
 pytestmark = pytest.mark.integration
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def c():
-    c = bootstrap.in_memory(Settings(table_name="t", bucket_name="b", gateway_domain="gateway.test", region="eu-west-1"))
+    c = fakes.in_memory(Settings(table_name="t", bucket_name="b", gateway_domain="gateway.test", region="eu-west-1"))
     c.config.put_domain(AliasDomain(DOMAIN))
     c.secrets.put("mailgate/dkim/gateway.test/mailgate", pem())
     return c

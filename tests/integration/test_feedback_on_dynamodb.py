@@ -11,7 +11,7 @@ from mailgate import suppression
 from mailgate.domain import AliasDomain, MessageRecord
 from mailgate.entrypoints import feedback as sns_action
 from mailgate.errors import TransientError
-from mailgate.local import resources
+from mailgate_dev.local import resources
 
 pytestmark = pytest.mark.integration
 EVENTS = pathlib.Path(__file__).resolve().parents[2] / "events"

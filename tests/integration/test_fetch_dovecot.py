@@ -16,13 +16,13 @@ from email.parser import BytesHeaderParser
 
 import pytest
 
-from mailgate import bootstrap
 from mailgate.adapters.imap import ImapMailbox
 from mailgate.adapters.netmail import Timeouts
 from mailgate.domain import IncomingServer, MessageRecord
 from mailgate.entrypoints import fetch_worker
 from mailgate.errors import PermanentError
 from mailgate.services import fetch
+from mailgate_dev import fakes
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def ingest(c, raw_key, *, source, envelope_recipients, verdicts=None):
 
 
 def container(dovecot):
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     c.extras["fetch_cafile"] = str(dovecot.ca_pem)
     return c
 
@@ -167,7 +167,7 @@ def test_pop3_wrong_password_is_reported_as_authentication_failed(dovecot, mailb
 
 
 def test_certificate_from_an_unknown_ca_is_not_trusted_by_default(dovecot, mailbox_user):
-    c = bootstrap.in_memory()  # system trust store only: our test CA is not in it
+    c = fakes.in_memory()  # system trust store only: our test CA is not in it
     add_server(c, dovecot, mailbox_user)
     res = run(c)
     assert res.status == "failed" and res.error_code == "tls-untrusted"

@@ -8,9 +8,9 @@ import pytest
 
 from mailgate import bootstrap
 from mailgate.domain import Alias, AliasDomain, IncomingServer
-from mailgate.local.invoker import LambdaContext, invoke
-from mailgate.local.net import free_port
 from mailgate.services import fetch
+from mailgate_dev.local.invoker import LambdaContext, invoke
+from mailgate_dev.local.net import free_port
 
 pytestmark = pytest.mark.integration
 REPO = pathlib.Path(__file__).resolve().parents[2]

@@ -52,7 +52,7 @@ def test_a_domain_saved_with_a_zero_minute_loop_window_still_routes_its_mail(aws
 
 
 def test_domain_add_refuses_a_zero_loop_window_naming_the_fix(capsys):
-    from mailgate.cli import main
+    from mailgate_dev.cli import main
 
     assert main.main(["domain", "add", "example.test", "--loop-window", "0"]) == 2
     assert "--loop-window must be at least 1" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import pytest
 
 from mailgate.adapters.dynamo import DynamoConfigRepository, DynamoKeyValueRepository
 from mailgate.domain import IncomingServer, OutgoingServer
-from mailgate.memory import MemoryConfigRepository, MemoryKeyValueRepository
+from mailgate_dev.fakes import MemoryConfigRepository, MemoryKeyValueRepository
 
 pytestmark = pytest.mark.integration
 

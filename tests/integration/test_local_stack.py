@@ -7,7 +7,7 @@ import time
 import boto3
 import pytest
 
-from mailgate.local.stack import LocalStack, Ports, free_port
+from mailgate_dev.local.stack import LocalStack, Ports, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -155,8 +155,8 @@ def test_a_reply_to_the_reply_address_joins_the_thread_and_the_follower_is_notif
 def test_concurrent_invocations_of_one_ses_event_make_one_result(stack):
     import threading
 
-    from mailgate.local.invoker import invoke
-    from mailgate.local.ses_receiver import build_ses_event, ses_message_id
+    from mailgate_dev.local.invoker import invoke
+    from mailgate_dev.local.ses_receiver import build_ses_event, ses_message_id
 
     c = stack.container()
     raw = (b"From: eve@client.test\r\nTo: sales@example.test\r\nSubject: Race\r\n"

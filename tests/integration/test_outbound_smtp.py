@@ -6,7 +6,7 @@ import email.policy
 import dkim
 import pytest
 
-from mailgate import bootstrap, tokens
+from mailgate import tokens
 from mailgate import dkim as D
 from mailgate.adapters import smtp as smtp_adapter
 from mailgate.adapters.smtp import Envelope, SmtpSender
@@ -14,6 +14,7 @@ from mailgate.checks import all_ok
 from mailgate.domain import AliasDomain, OutgoingServer
 from mailgate.entrypoints import outbound as outbound_handler
 from mailgate.services import outbound
+from mailgate_dev import fakes
 from tests.fixtures.dns import publish_dkim_key
 
 pytestmark = pytest.mark.integration
@@ -61,7 +62,7 @@ def relay_for(sink, *, security="starttls", user="mailgate", from_filter="exampl
 
 @pytest.fixture
 def world(rsa_key, smtp_server, smtp_client_context):
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     c.config.put_domain(AliasDomain("example.test", dkim_selector="mg"))
     c.secrets.put("mailgate/dkim/example.test/mg", D.private_pem(rsa_key))
     c.secrets.put("mailgate/server/relay", smtp_server.password)

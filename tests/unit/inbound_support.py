@@ -6,9 +6,10 @@ import itertools
 import os
 import pathlib
 
-from mailgate import bootstrap, tokens
+from mailgate import tokens
 from mailgate.domain import Alias, AliasDomain, Thread
 from mailgate.services import inbound
+from mailgate_dev import fakes
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "inbound"
@@ -30,7 +31,7 @@ def corpora() -> pathlib.Path:
 def stack(**domain_kw):
     """example.test with sales (everyone), vip (partners), board (followers of a forced thread),
     news (forced thread, everyone); and other.test with its own sales alias."""
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     c.config.put_domain(AliasDomain("example.test", bounce_text=domain_kw.pop("bounce_text", ""), **domain_kw))
     c.config.put_domain(AliasDomain("other.test"))
     c.threads.put_thread(Thread("boardthread", model="board.meeting", record_id="7", followers=["chair@club.test"]))

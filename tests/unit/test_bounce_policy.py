@@ -8,7 +8,7 @@ from mailgate import suppression
 from mailgate.bounce_policy import (
     BouncePolicy, filter_recipients, note_inbound_from, record_bounce, record_complaint, score,
 )
-from mailgate.memory import MemoryKeyValueRepository
+from mailgate_dev.fakes import MemoryKeyValueRepository
 
 D = "example.test"
 WEEK = 7 * 24 * 3600

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from mailgate import bootstrap, suppression
+from mailgate import suppression
 from mailgate.bounces import classify, classify_ses_notification
 from mailgate.domain import MessageRecord
 from mailgate.services.feedback import handle_inbound_bounce
+from mailgate_dev import fakes
 
 
 def _handle(raw: bytes):
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     rec = MessageRecord(key="in:x", raw_key="raw/x", recipients=["bounce@example.test"])
     c.messages.claim(rec)
     result = handle_inbound_bounce(c, rec, raw)

@@ -4,9 +4,9 @@ import socket
 
 import pytest
 
-from mailgate.cli.main import main
+from mailgate_dev.cli.main import main
 from mailgate.errors import ConfigError
-from mailgate.local import deploy, resources
+from mailgate_dev.local import deploy, resources
 
 
 def run(capsys, *argv):

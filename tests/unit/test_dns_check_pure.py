@@ -8,11 +8,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mailgate import bootstrap
 from mailgate.dnsadvice import check_domain, dkim_key_from_pem, make_plan, plan_for
 from mailgate.dnsadvice.resolver import Answer
 from mailgate.domain import AliasDomain
 from mailgate.settings import Settings
+from mailgate_dev import fakes
 from tests.unit.test_spf import FakeResolver
 
 NAMES = [("example.com", "TXT"), ("amazonses.com", "TXT"), ("bounce.example.com", "MX"),
@@ -113,7 +113,7 @@ def test_missing_private_key_is_a_warning_not_a_false_ok():
 
 
 def test_plan_for_reads_domain_transports_and_key_from_the_container():
-    c = bootstrap.in_memory(Settings(table_name="t", bucket_name="b", gateway_domain="gw.example.net", region="eu-west-1"))
+    c = fakes.in_memory(Settings(table_name="t", bucket_name="b", gateway_domain="gw.example.net", region="eu-west-1"))
     c.config.put_domain(AliasDomain("example.com", dkim_selector="s1"))
     c.secrets.put("mailgate/dkim/gw.example.net/s1", pem())
     p = plan_for(c, "example.com")

@@ -6,18 +6,19 @@ import copy
 import json
 from pathlib import Path
 
-from mailgate import bootstrap, suppression, tokens
+from mailgate import suppression, tokens
 from mailgate.bounce_policy import note_inbound_from, score
 from mailgate.domain import AliasDomain, MessageRecord, new_id
 from mailgate.entrypoints import feedback as sns_action
 from mailgate.services.feedback import handle_feedback, handle_inbound_bounce
+from mailgate_dev import fakes
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 DOMAIN = "example.test"
 
 
 def _container():
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     c.config.put_domain(AliasDomain(name=DOMAIN))
     return c
 

@@ -3,11 +3,11 @@
 import argparse
 import json
 
-from mailgate import bootstrap
-from mailgate.cli import common
-from mailgate.cli import fetch as fetch_cli
+from mailgate_dev.cli import common
+from mailgate_dev.cli import fetch as fetch_cli
 from mailgate.domain import IncomingServer
 from mailgate.errors import PermanentError
+from mailgate_dev import fakes
 
 from tests.unit.test_fetch_service import FakeImap, RecordingIngest, make_raw
 
@@ -21,7 +21,7 @@ def cli(c, monkeypatch, *argv):
 
 
 def setup(boxes):
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     for name in boxes:
         c.config.put_incoming(IncomingServer(name=name, protocol="imap", host="h", port=993, user="u"))
         c.secrets.put(f"mailgate/server/{name}", "pw")

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from mailgate import bootstrap
 from mailgate.adapters.netmail import MailItem
 from mailgate.domain import IncomingServer, MessageRecord
 from mailgate.entrypoints import fetch_worker
 from mailgate.errors import PermanentError, TransientError
 from mailgate.services import fetch
+from mailgate_dev import fakes
 
 
 def make_raw(n: int, *, size: int = 0, attachment: bool = False) -> bytes:
@@ -162,7 +162,7 @@ class Clock:
 
 @pytest.fixture
 def c():
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     c.config.put_incoming(IncomingServer(name="shop", protocol="imap", host="imap.example.org",
                                          port=993, user="shop", ack="seen"))
     c.secrets.put("mailgate/server/shop", "pw")
@@ -181,7 +181,7 @@ def ledger(c):
 
 
 def test_new_mail_is_stored_before_routing_and_acknowledged_only_after():
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     c.config.put_incoming(IncomingServer(name="shop", protocol="imap", host="h", port=993, user="u", ack="seen"))
     c.secrets.put("mailgate/server/shop", "pw")
     order = []
@@ -373,7 +373,7 @@ def test_message_over_the_size_cap_is_left_on_the_server_and_recorded(c):
 
 
 def test_attachments_dropped_when_the_server_says_so_and_original_kept():
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     c.config.put_incoming(IncomingServer(name="shop", protocol="imap", host="h", port=993, user="u",
                                          attachments=False))
     c.secrets.put("mailgate/server/shop", "pw")
@@ -435,7 +435,7 @@ def test_missing_password_is_a_clear_permanent_failure(c):
 
 
 def test_pop_mailbox_uses_uidl_and_redoes_deletions_lost_before_quit():
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     c.config.put_incoming(IncomingServer(name="pop", protocol="pop", host="h", port=995, user="u",
                                          ack="delete"))
     c.secrets.put("mailgate/server/pop", "pw")
@@ -455,7 +455,7 @@ def test_pop_mailbox_uses_uidl_and_redoes_deletions_lost_before_quit():
 
 
 def test_dispatch_sends_one_request_per_due_server_and_honours_each_interval():
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     c.config.put_incoming(IncomingServer(name="a", protocol="imap", host="h", port=993, user="u"))
     c.config.put_incoming(IncomingServer(name="hourly", protocol="imap", host="h", port=993, user="u",
                                          interval_minutes=60))
@@ -525,7 +525,7 @@ def test_a_job_stopped_by_its_message_cap_queues_its_continuation(c):
 
 
 def test_test_connection_reports_each_step():
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     server = IncomingServer(name="shop", protocol="imap", host="h", port=993, user="shop")
     c.secrets.put("mailgate/server/shop", "pw")
     box = FakeImap()

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mailgate.cli import common, inspect as inspect_cmd, messages as messages_cmd, route as route_cmd
+from mailgate_dev.cli import common, inspect as inspect_cmd, messages as messages_cmd, route as route_cmd
 
 from .inbound_support import DATA, deliver, mail, stack
 

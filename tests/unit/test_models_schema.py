@@ -1,7 +1,7 @@
 """The pynamodb models and template.yaml describe the same table (one source of truth)."""
 
 from mailgate.adapters import dynamo
-from mailgate.local.resources import load_template, table_definition
+from mailgate_dev.local.resources import load_template, table_definition
 
 
 def _keys(schema):

@@ -7,17 +7,17 @@ import re
 import dkim
 import pytest
 
-from mailgate import bootstrap
 from mailgate import dkim as D
-from mailgate.cli import common
-from mailgate.cli import dkim as dkim_cli
-from mailgate.cli import send as send_cli
+from mailgate_dev.cli import common
+from mailgate_dev.cli import dkim as dkim_cli
+from mailgate_dev.cli import send as send_cli
 from mailgate.domain import AliasDomain
+from mailgate_dev import fakes
 
 
 @pytest.fixture
 def c(monkeypatch):
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     c.config.put_domain(AliasDomain("example.test", dkim_selector="mg"))
     monkeypatch.setattr(common, "get_container", lambda args: c)
     return c

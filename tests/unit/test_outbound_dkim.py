@@ -6,10 +6,10 @@ from unittest import mock
 import dkim
 import pytest
 
-from mailgate import bootstrap
 from mailgate import compose as C
 from mailgate import dkim as D
 from mailgate.errors import ConfigError
+from mailgate_dev import fakes
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_dns_record_text_carries_the_public_key_in_255_byte_strings(rsa_key):
 
 
 def container_with_keys(**keys):
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     for secret_id, key in keys.items():
         c.secrets.put(secret_id, D.private_pem(key))
     return c

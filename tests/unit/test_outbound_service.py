@@ -8,13 +8,14 @@ import time
 import dkim
 import pytest
 
-from mailgate import bootstrap, suppression, tokens
+from mailgate import suppression, tokens
 from mailgate import compose as C
 from mailgate import dkim as D
 from mailgate.adapters.smtp import RecipientResult
 from mailgate.domain import AliasDomain, OutgoingServer
 from mailgate.entrypoints import outbound as outbound_handler
 from mailgate.services import outbound
+from mailgate_dev import fakes
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ class FakeSender:
 
 @pytest.fixture
 def c(rsa_key):
-    c = bootstrap.in_memory()  # gateway domain example.test
+    c = fakes.in_memory()  # gateway domain example.test
     c.config.put_domain(AliasDomain("example.test", dkim_selector="mg"))
     c.secrets.put("mailgate/dkim/example.test/mg", D.private_pem(rsa_key))
     return c

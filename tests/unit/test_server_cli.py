@@ -2,7 +2,7 @@
 
 import pytest
 
-from mailgate.cli.main import main
+from mailgate_dev.cli.main import main
 
 
 @pytest.mark.parametrize("name", ["office inbox", "büro", "a" * 65, "x/../y", "o#1"])

@@ -7,15 +7,16 @@ import json
 
 import pytest
 
-from mailgate import bootstrap, suppression
+from mailgate import suppression
 from mailgate.bounce_policy import record_bounce
-from mailgate.cli import common
-from mailgate.cli import suppression as cli
+from mailgate_dev.cli import common
+from mailgate_dev.cli import suppression as cli
+from mailgate_dev import fakes
 
 
 @pytest.fixture
 def run(monkeypatch, capsys):
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     monkeypatch.setattr(common, "get_container", lambda args: c)
     parser = argparse.ArgumentParser(prog="mailgate")
     cli.register(parser.add_subparsers(dest="area", required=True))

@@ -6,10 +6,10 @@ import email.policy
 
 import pytest
 
-from mailgate import bootstrap
 from mailgate import dkim as D
 from mailgate.domain import Alias, AliasDomain
 from mailgate.services import inbound, outbound
+from mailgate_dev import fakes
 from tests.unit.test_outbound_service import FakeSender
 
 
@@ -20,7 +20,7 @@ def rsa_key():
 
 @pytest.fixture
 def c(rsa_key):
-    c = bootstrap.in_memory()
+    c = fakes.in_memory()
     c.config.put_domain(AliasDomain("example.test", dkim_selector="mg"))
     c.config.put_alias(Alias("example.test", "sales", "crm.lead"))
     c.secrets.put("mailgate/dkim/example.test/mg", D.private_pem(rsa_key))

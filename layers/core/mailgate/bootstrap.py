@@ -1,7 +1,7 @@
 """The one place that wires adapters to the core, once per cold start.
 
 `Container` holds every port. `from_settings` builds the real AWS adapters (imported lazily so a
-handler pays only for what it uses); `in_memory` builds the fakes for unit tests and benchmarks.
+handler pays only for what it uses); the in-memory fakes live in the development package.
 """
 
 from __future__ import annotations
@@ -37,25 +37,6 @@ class Container:
         """The HMAC key for reply and VERP tokens, read through the secret store, whose cache
         decides how soon a rotated key is in use (SECRETS_MAX_AGE_SECONDS for Secrets Manager)."""
         return self.secrets.get(self.settings.token_secret_id).encode()
-
-
-def in_memory(settings: Settings | None = None, *, token_key: str = "test-token-key") -> Container:
-    from . import memory
-
-    settings = settings or Settings(table_name="memory", bucket_name="memory", gateway_domain="example.test")
-    return Container(
-        settings=settings,
-        raw_store=memory.MemoryRawMailStore(),
-        config=memory.MemoryConfigRepository(),
-        threads=memory.MemoryThreadRepository(),
-        messages=memory.MemoryMessageRepository(),
-        counters=memory.MemoryCounterRepository(),
-        kv=memory.MemoryKeyValueRepository(),
-        events=memory.MemoryEventPublisher(),
-        outbound_queue=memory.MemoryQueue(),
-        fetch_queue=memory.MemoryQueue(),
-        secrets=memory.MemorySecretStore({settings.token_secret_id: token_key}),
-    )
 
 
 _container: Container | None = None

@@ -41,6 +41,13 @@ class NotFound(PermanentError):
     code = "not-found"
 
 
+class InvalidInput(PermanentError, ValueError):
+    """A name someone typed (domain, local part, address, host) is not valid; the message says why
+    in one line. The `mailgate` command reports it as bad usage (exit status 2)."""
+
+    code = "invalid-input"
+
+
 class Conflict(MailgateError):
     """A conditional write lost: somebody else did the same work first (used for exactly-once)."""
 

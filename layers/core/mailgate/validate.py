@@ -1,47 +1,39 @@
 """Validation of names people type: domains, local parts, addresses, host names.
 
-Each raises UsageError-compatible ValueError subclasses with one clear line; the CLI reports them
-with exit status 2.
+Each raises `InvalidInput` (a ValueError) with one clear line; the CLI reports it with exit
+status 2.
 """
 
 from __future__ import annotations
 
 import re
 
+from .errors import InvalidInput
+
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # RFC 5322 dot-atom for local parts, without quoted strings (which no alias needs).
 _LOCAL = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-
-
-class InvalidInput(ValueError):
-    pass
-
-
-def _usage(message: str) -> Exception:
-    from .cli.common import UsageError
-
-    return UsageError(message)
 
 
 def domain_name(value: str) -> str:
     name = (value or "").strip().rstrip(".").lower()
     labels = name.split(".")
     if len(name) > 253 or len(labels) < 2 or not all(_LABEL.match(l) for l in labels):
-        raise _usage(f"{value!r} is not a domain name (like example.com)")
+        raise InvalidInput(f"{value!r} is not a domain name (like example.com)")
     return name
 
 
 def local_part(value: str) -> str:
     local = (value or "").strip().lower()
     if not local or len(local) > 64 or not _LOCAL.match(local):
-        raise _usage(f"{value!r} is not a valid local part (the part before @)")
+        raise InvalidInput(f"{value!r} is not a valid local part (the part before @)")
     return local
 
 
 def address_parts(value: str) -> tuple[str, str]:
     local, at, domain = (value or "").strip().rpartition("@")
     if not at:
-        raise _usage(f"{value!r} is not an address (like sales@example.com)")
+        raise InvalidInput(f"{value!r} is not an address (like sales@example.com)")
     return local_part(local), domain_name(domain)
 
 
@@ -53,4 +45,4 @@ def host_name(value: str) -> str:
 
 
 def _raise(message: str):
-    raise _usage(message)
+    raise InvalidInput(message)

@@ -15,7 +15,7 @@ import time
 import zipfile
 from typing import Any
 
-from ..errors import ConfigError
+from mailgate.errors import ConfigError
 from .resources import load_template
 
 ARTIFACT_BUCKET = "mailgate-local-artifacts"

@@ -32,8 +32,8 @@ def _verdicts(items: list[str]) -> dict:
 
 
 def run(args) -> int:
-    from ..message import parse
-    from ..services.inbound import message_key, route_message
+    from mailgate.message import parse
+    from mailgate.services.inbound import message_key, route_message
 
     raw = read_message_file(args.file)
     verdicts = _verdicts(args.verdict)

@@ -154,7 +154,7 @@ class Tour:
 
     # -- DKIM against the local DNS server -------------------------------------------------------
     def dkim_txt(self) -> tuple[str, str]:
-        from .. import dkim as D
+        from mailgate import dkim as D
 
         d = self.c.config.get_domain(self.domain)
         pem = self.c.secrets.get(D.secret_id(self.c.settings, self.domain, d.dkim_selector))
@@ -173,7 +173,7 @@ class Tour:
         """RFC 6376 verification with dkimpy, the key looked up in the local DNS server."""
         import dkim
 
-        from ..dnsadvice import DnspythonResolver
+        from mailgate.dnsadvice import DnspythonResolver
 
         resolver = DnspythonResolver.for_nameserver(self.stack.dns_server.nameserver, timeout=2)
 
@@ -186,7 +186,7 @@ class Tour:
 
     # -- the steps -------------------------------------------------------------------------------
     def step_inbound(self) -> None:
-        from .. import tokens
+        from mailgate import tokens
 
         d = self.domain
         raw = (f"From: Ann Client <ann@client.test>\r\nTo: sales@{d}\r\nSubject: 40 chairs, quote please\r\n"
@@ -251,7 +251,7 @@ class Tour:
 
     def _sent(self, idempotency_key: str) -> str:
         """What became of the send request with this key (for a FAILED line)."""
-        from ..services.outbound import message_ref
+        from mailgate.services.outbound import message_ref
 
         out = self.c.messages.get("out:" + message_ref(idempotency_key))
         if out is not None:
@@ -266,7 +266,7 @@ class Tour:
         return f"{r.outcome}: {r.reason}" if r else "not recorded"
 
     def step_outbound(self) -> None:
-        from ..services import outbound
+        from mailgate.services import outbound
 
         d = self.domain
         result = outbound.send(self.c, {
@@ -289,8 +289,8 @@ class Tour:
                    "a tampered copy (45 -> 4500 chairs) fails verification", "the tampered copy verified")
 
     def step_bounces(self) -> None:
-        from .. import suppression
-        from ..services import outbound
+        from mailgate import suppression
+        from mailgate.services import outbound
 
         d, dead = self.domain, "dead@client.test"
         result = outbound.send(self.c, {"idempotency_key": "demo-dead-1", "from": f"sales@{d}", "to": [dead],
@@ -350,7 +350,7 @@ class Tour:
 
         from ..local import dovecot
         from ..local.stack import IMAP_USER
-        from ..services import fetch
+        from mailgate.services import fetch
 
         if not dovecot.installed():
             self.out(f"  {SKIP_FETCH}")
@@ -414,7 +414,7 @@ def cmd_demo(args) -> int:
     os.chmod(state, 0o755)  # Dovecot's mail processes (user mail) must reach <state>/dovecot
     saved_env = dict(os.environ)
     # The handlers' JSON logs and metrics would bury the tour: warnings and errors only.
-    from ..entrypoints import _runtime  # noqa: F401  (its Logger sets the level when imported)
+    from mailgate.entrypoints import _runtime  # noqa: F401  (its Logger sets the level when imported)
 
     mailgate_log = logging.getLogger("mailgate")
     saved_level = mailgate_log.level
@@ -459,7 +459,7 @@ def cmd_demo(args) -> int:
 def start_stack(state: pathlib.Path, out: Callable[[str], None], attempts: int = 3):
     """A LocalStack on free ports; a port taken between choosing and binding it (another process
     on this machine) costs a retry on new ports, not the demo."""
-    from ..errors import ConfigError
+    from mailgate.errors import ConfigError
     from ..local.stack import LocalStack, Ports, free_port
 
     for attempt in range(1, attempts + 1):

@@ -47,7 +47,7 @@ class _Usage(Exception):
 
 
 def _resolver(args):
-    from ..dnsadvice import DnspythonResolver, parse_nameserver
+    from mailgate.dnsadvice import DnspythonResolver, parse_nameserver
 
     if not _DOMAIN_RE.match(args.domain or ""):
         raise _Usage(f"{args.domain!r} is not a domain name")
@@ -62,7 +62,7 @@ def _resolver(args):
 
 
 def _plan(args):
-    from ..dnsadvice import plan_for
+    from mailgate.dnsadvice import plan_for
 
     c = common.get_container(args)
     domain = c.config.get_domain(args.domain.rstrip("."))
@@ -77,7 +77,7 @@ def _usage(message: str) -> int:
 
 def _resolver_and_plan(args):
     """(resolver, plan) for the command, or the exit code of a usage error or an unusable domain."""
-    from ..errors import MailgateError
+    from mailgate.errors import MailgateError
 
     try:
         resolver = _resolver(args)
@@ -90,8 +90,8 @@ def _resolver_and_plan(args):
 
 
 def cmd_records(args) -> int:
-    from ..dnsadvice import records_for_plan, zone_lines
-    from ..dnsadvice.spf import is_spf
+    from mailgate.dnsadvice import records_for_plan, zone_lines
+    from mailgate.dnsadvice.spf import is_spf
 
     got = _resolver_and_plan(args)
     if isinstance(got, int):
@@ -123,7 +123,7 @@ def cmd_records(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from ..dnsadvice import check_domain
+    from mailgate.dnsadvice import check_domain
 
     got = _resolver_and_plan(args)
     if isinstance(got, int):

@@ -10,8 +10,8 @@ import json
 import os
 import pathlib
 
-from ..errors import ConfigError
-from ..settings import Settings
+from mailgate.errors import ConfigError
+from mailgate.settings import Settings
 
 STATE_DIR = pathlib.Path(os.environ.get("MAILGATE_LOCAL_DIR", ".local"))
 STATE_FILE = "stack.json"
@@ -108,7 +108,7 @@ def settings_for_args(args) -> Settings:
 
 
 def container_for_args(args):
-    from .. import bootstrap
+    from mailgate import bootstrap
 
     if getattr(args, "stack", None):
         return bootstrap.from_settings(settings_for_args(args))

@@ -27,10 +27,10 @@ def read_message_file(path: str) -> bytes:
 
 
 def inspect_bytes(raw: bytes) -> dict:
-    from .. import loops
-    from ..message import parse
+    from mailgate import loops
+    from mailgate.message import parse
 
-    from ..bounces import classify
+    from mailgate.bounces import classify
 
     parsed = parse(raw)
     sig = loops.signals(parsed)
@@ -47,7 +47,7 @@ def inspect_bytes(raw: bytes) -> dict:
 
 
 def _key(parsed) -> str:
-    from ..services.inbound import message_key
+    from mailgate.services.inbound import message_key
 
     return message_key(parsed)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import time
 
-from ..errors import ConfigError
+from mailgate.errors import ConfigError
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
-from ..settings import Settings
+from mailgate.errors import ConfigError
+from mailgate.settings import Settings
 from .net import free_port, port_free  # noqa: F401 - free_port is part of this module's API
 
 log = logging.getLogger("mailgate.local")
@@ -116,7 +116,7 @@ class LocalStack:
         env.pop("AWS_ENDPOINT_URL", None)
         with open(self.state_dir / "moto.log", "wb") as log_file:
             self._moto = subprocess.Popen(
-                [sys.executable, "-m", "mailgate.local.motoserver", "-H", "127.0.0.1", "-p", str(self.ports.aws),
+                [sys.executable, "-m", "mailgate_dev.local.motoserver", "-H", "127.0.0.1", "-p", str(self.ports.aws),
                  "-c", str(self.tls.cert_file), "-k", str(self.tls.key_file)],
                 stdout=log_file, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
@@ -141,8 +141,8 @@ class LocalStack:
 
     def _configure_process(self) -> None:
         """Set the environment the handlers read at cold start, as template.yaml sets it in Lambda."""
-        from .. import bootstrap
-        from .. import settings as s
+        from mailgate import bootstrap
+        from mailgate import settings as s
         from ..cli.stack import settings_from_outputs
 
         self.settings = settings_from_outputs(self.outputs, region="us-east-1", endpoint=self.endpoint,
@@ -161,15 +161,15 @@ class LocalStack:
         bootstrap.set_container(None)
 
     def container(self):
-        from .. import bootstrap
+        from mailgate import bootstrap
 
         return bootstrap.container()
 
     def seed_demo(self) -> None:
         """example.test with catchall@, bounce@, a sales@ alias, its DKIM key, and the SMTP sink
         as the outgoing server for it."""
-        from .. import dkim
-        from ..domain import Alias, AliasDomain, OutgoingServer
+        from mailgate import dkim
+        from mailgate.domain import Alias, AliasDomain, OutgoingServer
 
         c = self.container()
         domain = AliasDomain(self.gateway_domain)
@@ -250,7 +250,7 @@ class LocalStack:
         """A private Dovecot under <state>/dovecot with the mailbox IMAP_USER, and the incoming
         server IMAP_SERVER (IMAPS, verified against Dovecot's CA) configured for it. Raises
         ConfigError, naming the apt command, when Dovecot is not installed."""
-        from ..domain import IncomingServer
+        from mailgate.domain import IncomingServer
         from .dovecot import DovecotServer
 
         if self.dovecot is None:
@@ -267,7 +267,7 @@ class LocalStack:
         return server
 
     def start_dns(self):
-        from ..dnsadvice.localserver import LocalDnsServer
+        from ..localdns import LocalDnsServer
 
         if self.dns_server is None:
             self.dns_server = LocalDnsServer().start()
@@ -345,7 +345,7 @@ class LocalStack:
             (self.state_dir / "stack.json").unlink()
         except FileNotFoundError:
             pass
-        from .. import bootstrap
+        from mailgate import bootstrap
 
         bootstrap.set_container(None)
 

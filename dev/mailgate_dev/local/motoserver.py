@@ -5,7 +5,7 @@ Stock moto reports CREATE_COMPLETE for the template but silently skips eight res
 (Secrets Manager secret, SES receipt rule set / rule / configuration set / event destination, S3
 bucket policy, SNS topic policy and subscription), and its `Ref` of an event bus or layer version
 yields a Python object. This module registers those types with moto's CloudFormation parser and
-fixes the two `Ref`s, then runs moto's own server: `python -m mailgate.local.motoserver -H HOST -p PORT`.
+fixes the two `Ref`s, then runs moto's own server: `python -m mailgate_dev.local.motoserver -H HOST -p PORT`.
 Create only: update and delete of the added types do nothing (the local stack is created fresh).
 """
 from __future__ import annotations

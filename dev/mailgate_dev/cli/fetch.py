@@ -26,7 +26,7 @@ def register(subparsers) -> None:
 
 
 def cmd_now(args) -> int:
-    from ..services import fetch
+    from mailgate.services import fetch
 
     c = common.get_container(args)
     if args.name:
@@ -61,7 +61,7 @@ def _when(t) -> str:
 
 
 def cmd_status(args) -> int:
-    from ..services import fetch
+    from mailgate.services import fetch
 
     c = common.get_container(args)
     rows, data = [], []

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from mailgate.errors import InvalidInput, MailgateError
+
 from .common import EXIT_FAILED, EXIT_USAGE, UsageError
 
 # Command modules, in the order `mailgate --help` lists them. A module that is not there (a
@@ -32,9 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for area in AREAS:
         try:
-            module = importlib.import_module(f"mailgate.cli.{area}")
+            module = importlib.import_module(f"mailgate_dev.cli.{area}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"mailgate.cli.{area}":
+            if exc.name == f"mailgate_dev.cli.{area}":
                 continue
             raise
         module.register(sub)
@@ -42,8 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..errors import MailgateError
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
-    except UsageError as exc:
+    except (UsageError, InvalidInput) as exc:  # InvalidInput: a name that mailgate.validate refused
         print(f"mailgate: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except MailgateError as exc:

@@ -27,8 +27,8 @@ def register(subparsers) -> None:
 
 
 def cmd_keygen(args) -> int:
-    from .. import dkim as D
-    from ..errors import NotFound
+    from mailgate import dkim as D
+    from mailgate.errors import NotFound
 
     domain = args.domain.strip().rstrip(".").lower()
     if "." not in domain or any(ch.isspace() for ch in domain):

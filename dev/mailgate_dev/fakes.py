@@ -10,8 +10,10 @@ import time
 from dataclasses import replace
 from typing import Any, Iterable
 
-from .domain import Alias, AliasDomain, IncomingServer, MessageRecord, OutgoingServer, Thread
-from .errors import NotFound
+from mailgate.bootstrap import Container
+from mailgate.domain import Alias, AliasDomain, IncomingServer, MessageRecord, OutgoingServer, Thread
+from mailgate.errors import NotFound
+from mailgate.settings import Settings
 
 
 class MemoryRawMailStore:
@@ -244,3 +246,21 @@ class MemorySecretStore:
 
     def delete(self, secret_id: str) -> None:
         self.values.pop(secret_id, None)
+
+
+def in_memory(settings: Settings | None = None, *, token_key: str = "test-token-key") -> Container:
+    """A Container of fakes, for unit tests and benchmarks."""
+    settings = settings or Settings(table_name="memory", bucket_name="memory", gateway_domain="example.test")
+    return Container(
+        settings=settings,
+        raw_store=MemoryRawMailStore(),
+        config=MemoryConfigRepository(),
+        threads=MemoryThreadRepository(),
+        messages=MemoryMessageRepository(),
+        counters=MemoryCounterRepository(),
+        kv=MemoryKeyValueRepository(),
+        events=MemoryEventPublisher(),
+        outbound_queue=MemoryQueue(),
+        fetch_queue=MemoryQueue(),
+        secrets=MemorySecretStore({settings.token_secret_id: token_key}),
+    )

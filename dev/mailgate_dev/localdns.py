@@ -6,8 +6,8 @@ follows CNAME chains inside the zone of the question, as an authoritative server
 4.3.2), leaving chains that leave the zone to the client; it logs every query so a test can
 count them.
 
-    python -m mailgate.dnsadvice.localserver --port 5353 example.test=zone.txt
-    python -m mailgate.dnsadvice.localserver --port 5353 --records zones.txt   # "; zone NAME" blocks
+    python -m mailgate_dev.localdns --port 5353 example.test=zone.txt
+    python -m mailgate_dev.localdns --port 5353 --records zones.txt   # "; zone NAME" blocks
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class LocalDnsServer:
     def txt(value: str) -> str:
         """`value` as TXT rdata for zone text: quoted, split in 255-octet strings (RFC 1035 3.3.14),
         e.g. set_zone("example.test", f"sel._domainkey IN TXT {server.txt(dkim_record)}")."""
-        from .records import _quote_txt
+        from mailgate.dnsadvice.records import _quote_txt
 
         return _quote_txt(value)
 
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     import pathlib
     import time
 
-    parser = argparse.ArgumentParser(prog="python -m mailgate.dnsadvice.localserver",
+    parser = argparse.ArgumentParser(prog="python -m mailgate_dev.localdns",
                                      description="Serve zone files on 127.0.0.1 (tests and demo only).")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--records", action="append", default=[], metavar="FILE",

@@ -12,8 +12,8 @@ import re
 import sys
 from dataclasses import asdict, replace
 
-from ..domain import IncomingServer, OutgoingServer
-from ..validate import host_name
+from mailgate.domain import IncomingServer, OutgoingServer
+from mailgate.validate import host_name
 from .common import EXIT_FAILED, EXIT_OK, UsageError, add_json_flag, emit, fail, get_container, table
 
 DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none"): 143,
@@ -193,7 +193,7 @@ def cmd_remove(args) -> int:
     if server.secret_id:
         c.secrets.delete(server.secret_id)
     if isinstance(server, IncomingServer):
-        from ..services import fetch
+        from mailgate.services import fetch
 
         fetch.forget(c, args.name)
     print(f"removed server {args.name}")
@@ -207,10 +207,10 @@ def cmd_test(args) -> int:
     if incoming is None and outgoing is None:
         return fail(f"no server {args.name!r} (see `mailgate server list`)")
     if incoming is not None:
-        from ..services.fetch import test_connection
+        from mailgate.services.fetch import test_connection
         steps = test_connection(c, incoming)
     else:
-        from ..services.outbound import test_connection
+        from mailgate.services.outbound import test_connection
         steps = test_connection(c, outgoing)
     ok = bool(steps) and all(s.ok for s in steps)
     text = "\n".join(f"{'ok  ' if s.ok else 'FAIL'}  {s.name}: {s.detail}" for s in steps)
@@ -220,7 +220,7 @@ def cmd_test(args) -> int:
 
 
 def cmd_enable(args) -> int:
-    from ..services import fetch
+    from mailgate.services import fetch
 
     c = get_container(args)
     server = c.config.get_incoming(args.name)

@@ -51,7 +51,7 @@ def _read(path: pathlib.Path | None) -> str | None:
 
 
 def build_request(args) -> dict:
-    from ..domain import new_id
+    from mailgate.domain import new_id
 
     req: dict = {
         "idempotency_key": args.idempotency_key or f"cli-{new_id()}",
@@ -84,8 +84,8 @@ def build_request(args) -> dict:
 
 
 def cmd_send(args) -> int:
-    from .. import compose
-    from ..domain import new_id
+    from mailgate import compose
+    from mailgate.domain import new_id
 
     try:
         req = build_request(args)
@@ -108,14 +108,14 @@ def cmd_send(args) -> int:
     if not req["attachments"]:
         del req["attachments"]
     if args.now:
-        from ..services import outbound
+        from mailgate.services import outbound
 
         result = outbound.send(c, req)
         lines = [f"{result['status']}: {result.get('reason') or result.get('message_id', '')}".rstrip(": ")]
         lines += [f"  {r['address']}: {r['status']} {r.get('detail') or ''}".rstrip() for r in result["recipients"]]
         common.emit(args, result, "\n".join(lines))
         return common.EXIT_OK if result["status"] in ("sent", "duplicate") else common.EXIT_FAILED
-    from ..services.outbound import message_ref
+    from mailgate.services.outbound import message_ref
 
     c.outbound_queue.send(req, dedup_id=req["idempotency_key"])
     ref = message_ref(req["idempotency_key"])

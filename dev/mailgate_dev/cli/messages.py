@@ -76,8 +76,8 @@ def run_show(args) -> int:
 
 
 def run_replay(args) -> int:
-    from ..errors import NotFound
-    from ..services.inbound import replay
+    from mailgate.errors import NotFound
+    from mailgate.services.inbound import replay
 
     c = common.get_container(args)
     try:

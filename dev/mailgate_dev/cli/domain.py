@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, replace
 
-from ..domain import AliasDomain
-from ..validate import domain_name, local_part
+from mailgate.domain import AliasDomain
+from mailgate.validate import domain_name, local_part
 from .common import EXIT_OK, UsageError, add_json_flag, emit, fail, get_container, table
 
 #: a DKIM selector is a DNS label here (RFC 6376 3.1 allows dotted ones; one label is what we publish)

@@ -46,7 +46,7 @@ def _valid(address: str) -> bool:
 
 
 def cmd_list(args) -> int:
-    from .. import suppression
+    from mailgate import suppression
 
     c = common.get_container(args)
     rows = suppression.list_suppressed(c.kv, args.domain)
@@ -57,7 +57,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_add(args) -> int:
-    from .. import suppression
+    from mailgate import suppression
 
     if not _valid(args.address):
         print(f"mailgate: {args.address!r} is not an e-mail address (expected name@domain)", file=sys.stderr)
@@ -70,7 +70,7 @@ def cmd_add(args) -> int:
 
 
 def cmd_remove(args) -> int:
-    from .. import bounce_policy, suppression
+    from mailgate import bounce_policy, suppression
 
     c = common.get_container(args)
     existed = suppression.unsuppress(c.kv, args.domain, args.address)
@@ -86,7 +86,7 @@ def cmd_remove(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .. import bounce_policy, suppression
+    from mailgate import bounce_policy, suppression
 
     c = common.get_container(args)
     entry = suppression.is_suppressed(c.kv, args.domain, args.address)

@@ -2,7 +2,7 @@
 
 One master process with its own configuration under `state_dir` (nothing shared with
 /etc/dovecot), listening on free loopback ports for IMAP (STARTTLS), IMAPS, POP3 (STLS) and
-POP3S. Its certificate comes from the project's local CA (mailgate.local.tls.make_ca), so clients
+POP3S. Its certificate comes from the project's local CA (mailgate_dev.local.tls.make_ca), so clients
 verify TLS against `ca_file` exactly as they would against a real server.
 
     server = DovecotServer(pathlib.Path("/tmp/dv")).start()
@@ -25,7 +25,7 @@ import subprocess
 import time
 import uuid
 
-from ..errors import ConfigError
+from mailgate.errors import ConfigError
 from .net import free_port, wait_listening
 
 DOVECOT = "/usr/sbin/dovecot"
@@ -37,7 +37,7 @@ INSTALL_HINT = f"install {' '.join(PACKAGES)} (make test does this as root)"
 POOL_PASSWORD = "secret"
 
 CONFIG = """\
-# Written by mailgate.local.dovecot: a private instance, nothing shared with /etc/dovecot.
+# Written by mailgate_dev.local.dovecot: a private instance, nothing shared with /etc/dovecot.
 protocols = imap pop3
 listen = {host}
 base_dir = {root}/run

@@ -2,11 +2,11 @@
 
 Used by the integration tests (tests/fixtures/smtp.py), the benchmark and the local stack. It
 speaks STARTTLS (587-style) or implicit TLS (465-style) with a certificate from a local CA
-(mailgate.local.tls.make_ca), requires AUTH PLAIN/LOGIN, and can be told to misbehave: answer a
+(mailgate_dev.local.tls.make_ca), requires AUTH PLAIN/LOGIN, and can be told to misbehave: answer a
 given recipient with any reply (421, 451, 550...), or drop the connection once it has accepted N
 messages.
 
-Run standalone: `python -m mailgate.local.smtp_sink --port 2587 --dir /tmp/sink` prints the CA
+Run standalone: `python -m mailgate_dev.local.smtp_sink --port 2587 --dir /tmp/sink` prints the CA
 path and serves until interrupted.
 """
 

@@ -10,9 +10,9 @@ import json
 import pathlib
 from typing import Any
 
-from ..errors import ConfigError
+from mailgate.errors import ConfigError
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]  # dev/mailgate_dev/local/resources.py
 TEMPLATE = REPO_ROOT / "template.yaml"
 
 

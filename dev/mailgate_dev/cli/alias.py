@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from ..domain import Alias
-from ..validate import address_parts
+from mailgate.domain import Alias
+from mailgate.validate import address_parts
 from .common import EXIT_OK, UsageError, add_json_flag, emit, fail, get_container, table
 
 
