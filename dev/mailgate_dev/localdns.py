@@ -28,6 +28,8 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
+from mailgate.dnsadvice.records import _quote_txt
+
 DEFAULT_SOA = "@ 300 IN SOA ns.{origin} hostmaster.{origin} 1 3600 600 86400 300\n@ 300 IN NS ns.{origin}\n"
 
 
@@ -76,8 +78,6 @@ class LocalDnsServer:
     def txt(value: str) -> str:
         """`value` as TXT rdata for zone text: quoted, split in 255-octet strings (RFC 1035 3.3.14),
         e.g. set_zone("example.test", f"sel._domainkey IN TXT {server.txt(dkim_record)}")."""
-        from mailgate.dnsadvice.records import _quote_txt
-
         return _quote_txt(value)
 
     def load(self, text: str) -> list[str]:

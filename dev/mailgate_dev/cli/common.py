@@ -10,6 +10,8 @@ import json
 import sys
 from typing import Any
 
+from .stack import container_for_args
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -48,6 +50,4 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def get_container(args):
     """The container for the stack the command targets (local stack by default)."""
-    from .stack import container_for_args
-
     return container_for_args(args)

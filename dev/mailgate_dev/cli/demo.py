@@ -24,7 +24,10 @@ import traceback
 from email import message_from_bytes, policy
 from typing import Any, Callable
 
+from mailgate.errors import ConfigError
+
 from . import common
+from .main import main
 
 STEPS = ("inbound", "outbound", "bounces", "dns", "fetch")
 SKIP_FETCH = "skipped: install dovecot-imapd dovecot-pop3d (make test does as root)"
@@ -145,8 +148,6 @@ class Tour:
 
     def cli(self, *argv: str) -> tuple[int, str]:
         """Run a `mailgate` command against this stack; its exit status and printed output."""
-        from .main import main
-
         buf, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err):
             code = main(list(argv))
@@ -459,7 +460,6 @@ def cmd_demo(args) -> int:
 def start_stack(state: pathlib.Path, out: Callable[[str], None], attempts: int = 3):
     """A LocalStack on free ports; a port taken between choosing and binding it (another process
     on this machine) costs a retry on new ports, not the demo."""
-    from mailgate.errors import ConfigError
     from ..local.stack import LocalStack, Ports, free_port
 
     for attempt in range(1, attempts + 1):

@@ -10,38 +10,17 @@ import json
 import os
 import pathlib
 
+from mailgate import bootstrap
 from mailgate.errors import ConfigError
 from mailgate.settings import Settings
 
+from ..stackinfo import STATE_FILE, settings_from_outputs
+
 STATE_DIR = pathlib.Path(os.environ.get("MAILGATE_LOCAL_DIR", ".local"))
-STATE_FILE = "stack.json"
 
 
 def state_path() -> pathlib.Path:
     return pathlib.Path(os.environ.get("MAILGATE_LOCAL_DIR", str(STATE_DIR))) / STATE_FILE
-
-
-def settings_from_outputs(outputs: dict[str, str], *, region: str, endpoint: str | None,
-                          gateway_domain: str = "") -> Settings:
-    """Settings from the template's Outputs (the same names for local and deployed stacks)."""
-    need = ("TableName", "BucketName")
-    missing = [k for k in need if not outputs.get(k)]
-    if missing:
-        raise ConfigError(f"the stack has no output {', '.join(missing)}: is it a mailgate stack?")
-    return Settings(
-        table_name=outputs["TableName"], bucket_name=outputs["BucketName"],
-        event_bus_name=outputs.get("EventBusName") or "default",
-        outbound_queue_url=outputs.get("OutboundQueueUrl", ""),
-        fetch_queue_url=outputs.get("FetchQueueUrl", ""),
-        gateway_domain=outputs.get("GatewayDomain", gateway_domain),
-        catchall_alias=outputs.get("CatchallAlias", "catchall"),
-        bounce_alias=outputs.get("BounceAlias", "bounce"),
-        token_secret_id=outputs.get("TokenSecretId", "mailgate/reply-token-key"),
-        dkim_secret_prefix=outputs.get("DkimSecretPrefix", "mailgate/dkim/"),
-        server_secret_prefix=outputs.get("ServerSecretPrefix", "mailgate/server/"),
-        ses_configuration_set=outputs.get("ConfigurationSetName", ""),
-        endpoint_url=endpoint, region=region,
-    )
 
 
 def local_state() -> dict:
@@ -108,8 +87,6 @@ def settings_for_args(args) -> Settings:
 
 
 def container_for_args(args):
-    from mailgate import bootstrap
-
     if getattr(args, "stack", None):
         return bootstrap.from_settings(settings_for_args(args))
     state = local_state()

@@ -16,7 +16,7 @@ import zipfile
 from typing import Any
 
 from mailgate.errors import ConfigError
-from .resources import load_template
+from .resources import load_template, table_definition
 
 ARTIFACT_BUCKET = "mailgate-local-artifacts"
 
@@ -109,8 +109,6 @@ def deploy(endpoint: str, *, stack_name: str = "mailgate", parameters: dict[str,
 def _after_create(kw: dict[str, Any], template: dict[str, Any], outputs: dict[str, str]) -> None:
     """What CloudFormation leaves to the operator, or the emulator leaves undone."""
     import boto3
-
-    from .resources import table_definition
 
     # The receipt rule set must be made active (one per account and region): README, "Deploy".
     if outputs.get("ReceiptRuleSetName"):

@@ -27,6 +27,7 @@ import uuid
 
 from mailgate.errors import ConfigError
 from .net import free_port, wait_listening
+from .tls import make_ca
 
 DOVECOT = "/usr/sbin/dovecot"
 DOVEADM = "/usr/bin/doveadm"
@@ -190,7 +191,6 @@ class DovecotServer:
 
     # -- start / stop ---------------------------------------------------------------------------
     def start(self) -> "DovecotServer":
-        from .tls import make_ca
 
         if not installed():
             raise ConfigError(not_installed_message(), code="dovecot-missing")

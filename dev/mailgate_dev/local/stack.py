@@ -9,6 +9,9 @@
 
 `consumers=False` leaves the SQS queues and the fetch schedule alone: the caller (the demo, a
 test) processes them synchronously with `drain()`.
+
+aiosmtpd, boto3 and dkimpy are imported by the part that uses them, so that importing this module
+(for `free_port`, `Ports`) stays cheap.
 """
 
 from __future__ import annotations
@@ -25,9 +28,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailgate import bootstrap, settings
+from mailgate.domain import Alias, AliasDomain, IncomingServer, OutgoingServer
 from mailgate.errors import ConfigError
 from mailgate.settings import Settings
+
+from ..localdns import LocalDnsServer
+from ..stackinfo import STATE_FILE, settings_from_outputs
+from . import invoker
+from .deploy import deploy
+from .dovecot import DovecotServer
 from .net import free_port, port_free  # noqa: F401 - free_port is part of this module's API
+from .ses_receiver import SES_MAX_BYTES, SesReceiver
+from .sink import OutboxSink
+from .tls import make_ca
 
 log = logging.getLogger("mailgate.local")
 
@@ -106,8 +120,6 @@ class LocalStack:
         return self
 
     def _start_emulator(self) -> None:
-        from .tls import make_ca
-
         self.tls = make_ca(self.state_dir / "tls")
         # Every AWS SDK client of this process (boto3, pynamodb) trusts the local CA.
         os.environ["AWS_CA_BUNDLE"] = str(self.tls.ca_file.resolve())
@@ -131,8 +143,6 @@ class LocalStack:
         raise ConfigError("the AWS emulator did not start listening within 30 s")
 
     def _deploy(self) -> None:
-        from .deploy import deploy
-
         os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                           AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1")
         os.environ.pop("AWS_PROFILE", None)
@@ -141,35 +151,30 @@ class LocalStack:
 
     def _configure_process(self) -> None:
         """Set the environment the handlers read at cold start, as template.yaml sets it in Lambda."""
-        from mailgate import bootstrap
-        from mailgate import settings as s
-        from ..cli.stack import settings_from_outputs
-
         self.settings = settings_from_outputs(self.outputs, region="us-east-1", endpoint=self.endpoint,
                                               gateway_domain=self.gateway_domain)
         st = self.settings
         os.environ.update({
-            s.AWS_ENDPOINT_URL: self.endpoint, s.TABLE_NAME: st.table_name, s.BUCKET_NAME: st.bucket_name,
-            s.EVENT_BUS_NAME: st.event_bus_name, s.OUTBOUND_QUEUE_URL: st.outbound_queue_url,
-            s.FETCH_QUEUE_URL: st.fetch_queue_url, s.GATEWAY_DOMAIN: st.gateway_domain,
-            s.CATCHALL_ALIAS: st.catchall_alias, s.BOUNCE_ALIAS: st.bounce_alias,
-            s.TOKEN_SECRET_ID: st.token_secret_id, s.DKIM_SECRET_PREFIX: st.dkim_secret_prefix,
-            s.SERVER_SECRET_PREFIX: st.server_secret_prefix, s.SES_CONFIGURATION_SET: st.ses_configuration_set,
+            settings.AWS_ENDPOINT_URL: self.endpoint, settings.TABLE_NAME: st.table_name,
+            settings.BUCKET_NAME: st.bucket_name, settings.EVENT_BUS_NAME: st.event_bus_name,
+            settings.OUTBOUND_QUEUE_URL: st.outbound_queue_url, settings.FETCH_QUEUE_URL: st.fetch_queue_url,
+            settings.GATEWAY_DOMAIN: st.gateway_domain, settings.CATCHALL_ALIAS: st.catchall_alias,
+            settings.BOUNCE_ALIAS: st.bounce_alias, settings.TOKEN_SECRET_ID: st.token_secret_id,
+            settings.DKIM_SECRET_PREFIX: st.dkim_secret_prefix,
+            settings.SERVER_SECRET_PREFIX: st.server_secret_prefix,
+            settings.SES_CONFIGURATION_SET: st.ses_configuration_set,
             "POWERTOOLS_SERVICE_NAME": "mailgate", "POWERTOOLS_METRICS_NAMESPACE": "mailgate",
             "POWERTOOLS_DEV": "false", "POWERTOOLS_TRACE_DISABLED": "true",
         })
         bootstrap.set_container(None)
 
     def container(self):
-        from mailgate import bootstrap
-
         return bootstrap.container()
 
     def seed_demo(self) -> None:
         """example.test with catchall@, bounce@, a sales@ alias, its DKIM key, and the SMTP sink
         as the outgoing server for it."""
         from mailgate import dkim
-        from mailgate.domain import Alias, AliasDomain, OutgoingServer
 
         c = self.container()
         domain = AliasDomain(self.gateway_domain)
@@ -183,9 +188,6 @@ class LocalStack:
     def _start_smtp(self) -> None:
         from aiosmtpd.controller import Controller
 
-        from .ses_receiver import SES_MAX_BYTES, SesReceiver
-        from .sink import OutboxSink
-
         c = self.container()
         known = {d.name for d in c.config.list_domains()} | {self.gateway_domain}
 
@@ -193,10 +195,8 @@ class LocalStack:
             domain = address.rpartition("@")[2].lower()
             return domain in known or any(domain == d.name for d in c.config.list_domains())
 
-        from .invoker import invoke
-
         self.receiver = SesReceiver(
-            prefix=self.settings.ses_raw_prefix, store=lambda key, raw: c.raw_store.put(key, raw), invoke=lambda ev: invoke("inbound", ev),
+            prefix=self.settings.ses_raw_prefix, store=lambda key, raw: c.raw_store.put(key, raw), invoke=lambda ev: invoker.invoke("inbound", ev),
             accepts=accepts, function_arn=self.outputs.get("InboundFunctionArn",
                                                            "arn:aws:lambda:us-east-1:123456789012:function:mailgate-inbound"),
             asynchronous=self.asynchronous)
@@ -212,8 +212,6 @@ class LocalStack:
     def _start_consumers(self) -> None:
         import boto3
 
-        from .invoker import QueuePoller, invoke, scheduled_event
-
         sqs = boto3.client("sqs", endpoint_url=self.endpoint, region_name="us-east-1")
         self.sqs = sqs
         if not self.consumers:
@@ -221,14 +219,14 @@ class LocalStack:
         for url, function in ((self.settings.outbound_queue_url, "outbound"),
                               (self.settings.fetch_queue_url, "fetch_worker")):
             if url:
-                poller = QueuePoller(sqs, url, function)
+                poller = invoker.QueuePoller(sqs, url, function)
                 poller.start()
                 self._threads.append(poller)
 
         def schedule() -> None:
             while not self._stopping.wait(self.fetch_every):
                 try:
-                    invoke("fetch_dispatcher", scheduled_event())
+                    invoker.invoke("fetch_dispatcher", invoker.scheduled_event())
                 except Exception:
                     log.exception("the fetch dispatcher failed")
 
@@ -239,10 +237,8 @@ class LocalStack:
     def drain(self, function: str = "outbound") -> int:
         """Process what is in the outbound (or fetch_worker) queue now, in this thread, as Lambda's
         SQS poller would; returns how many queue messages were handled."""
-        from .invoker import drain
-
         url = {"outbound": self.settings.outbound_queue_url, "fetch_worker": self.settings.fetch_queue_url}[function]
-        return drain(self.sqs, url, function)
+        return invoker.drain(self.sqs, url, function)
 
     # -- optional parts ----------------------------------------------------------------------------
 
@@ -250,9 +246,6 @@ class LocalStack:
         """A private Dovecot under <state>/dovecot with the mailbox IMAP_USER, and the incoming
         server IMAP_SERVER (IMAPS, verified against Dovecot's CA) configured for it. Raises
         ConfigError, naming the apt command, when Dovecot is not installed."""
-        from mailgate.domain import IncomingServer
-        from .dovecot import DovecotServer
-
         if self.dovecot is None:
             self.dovecot = DovecotServer(self.state_dir / "dovecot").start()
             self.dovecot.add_user(IMAP_USER, password)
@@ -267,8 +260,6 @@ class LocalStack:
         return server
 
     def start_dns(self):
-        from ..localdns import LocalDnsServer
-
         if self.dns_server is None:
             self.dns_server = LocalDnsServer().start()
         return self.dns_server
@@ -280,7 +271,7 @@ class LocalStack:
         if getattr(self, "dovecot", None) is not None:
             # `mailgate fetch now` / `server test` from another terminal trust the local Dovecot's CA.
             state["fetch_cafile"] = str(pathlib.Path(self.dovecot.ca_file).resolve())
-        (self.state_dir / "stack.json").write_text(json.dumps(state, indent=2))
+        (self.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     def describe(self) -> str:
         st = self.settings
@@ -342,11 +333,9 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 self._moto.kill()
         try:
-            (self.state_dir / "stack.json").unlink()
+            (self.state_dir / STATE_FILE).unlink()
         except FileNotFoundError:
             pass
-        from mailgate import bootstrap
-
         bootstrap.set_container(None)
 
     def __enter__(self) -> "LocalStack":
