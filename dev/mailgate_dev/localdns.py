@@ -88,10 +88,6 @@ class LocalDnsServer:
             self.set_zone(origin, body)
         return list(zones)
 
-    def remove_zone(self, origin: str) -> None:
-        with self._lock:
-            self.zones.pop(dns.name.from_text(origin), None)
-
     def blackhole(self, name: str) -> None:
         """Never answer queries for `name` or any name under it (the client times out)."""
         with self._lock:

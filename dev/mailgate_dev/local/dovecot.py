@@ -315,13 +315,6 @@ class DovecotServer:
         os.rename(tmp, final)
         return final.name
 
-    def deliver_many(self, user: str, raws, *, folder: str = "INBOX") -> int:
-        n = 0
-        for raw in raws:
-            self.deliver(user, raw, folder=folder)
-            n += 1
-        return n
-
     def doveadm(self, *args: str) -> str:
         out = subprocess.run([DOVEADM, "-c", str(self.config_path), *args],
                              capture_output=True, text=True, timeout=60)
