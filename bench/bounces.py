@@ -1,4 +1,4 @@
-"""Bounce classification on the shared corpus: accuracy and speed, ours vs flufl.bounce alone.
+"""Bounce classification on the bounce corpus (tests/data/bounces): accuracy and speed, ours vs flufl.bounce alone.
 
 Run from the repository root:
     PYTHONPATH=$PWD/layers/core:$PWD/dev:$PWD python bench/bounces.py [--per-system] [--repeat N]

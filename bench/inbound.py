@@ -31,7 +31,7 @@ from mailgate import message as message_mod  # noqa: E402
 from mailgate.domain import Thread  # noqa: E402
 from mailgate.services import inbound  # noqa: E402
 from tests.unit.inbound_odd import odd_messages  # noqa: E402
-from tests.unit.inbound_support import CPYTHON_EMAIL_DATA, corpora, reply_address, stack  # noqa: E402
+from tests.unit.inbound_support import BOUNCES, CPYTHON_EMAIL_DATA, reply_address, stack  # noqa: E402
 
 QUOTE = "".join(f"> line {i} of the earlier message, quoted by the mail client\n" for i in range(30))
 
@@ -42,8 +42,8 @@ def build_messages(n: int, c) -> list[tuple[str, bytes, list[str]]]:
         c.threads.put_thread(Thread(f"thread{i:02d}", model="crm.lead", record_id=str(i),
                                     followers=["rep@example.org", f"cust{i}@customer.test"]))
         c.threads.index_message_id(f"out{i}@example.test", f"thread{i:02d}")
-    corpus = sorted((corpora() / "bounces" / "messages").glob("*.eml"))
-    cpy = sorted(CPYTHON_EMAIL_DATA.glob("msg_*.txt")) if CPYTHON_EMAIL_DATA.is_dir() else []
+    corpus = sorted((BOUNCES / "messages").glob("*.eml"))
+    cpy = sorted(CPYTHON_EMAIL_DATA.glob("msg_*.txt"))
     odd = list(odd_messages().items())
     out = []
     for i in range(n):

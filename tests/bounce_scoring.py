@@ -1,6 +1,6 @@
-"""Scoring a bounce classifier against the shared corpus (used by the corpus test and bench/bounces.py).
+"""Scoring a bounce classifier against the bounce corpus (used by the corpus test and bench/bounces.py).
 
-The corpus (`<corpora>/bounces`, see its README) gives, per message, one entry per failed recipient
+The corpus (`tests/data/bounces`, see its README) gives, per message, one entry per failed recipient
 with Sisimai's reason and hard/soft verdict. Three measures per message:
 - kind: feedback -> complaint, vacation -> auto-reply, delivered -> delivery-report, else bounce;
   the two messages under not-bounces/ are "normal";
@@ -11,28 +11,16 @@ with Sisimai's reason and hard/soft verdict. Three measures per message:
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-REPO = Path(__file__).resolve().parents[1]
+BOUNCES = Path(__file__).resolve().parent / "data" / "bounces"
 
 
 def corpus_dir() -> Path:
-    """env MAILGATE_CORPORA, else <repo>/../shared/corpora, else /work/shared/corpora (+ /bounces)."""
-    if os.environ.get("MAILGATE_CORPORA"):
-        candidates = [Path(os.environ["MAILGATE_CORPORA"])]
-    else:
-        candidates = [REPO.parent / "shared" / "corpora", Path("/work/shared/corpora")]
-    for c in candidates:
-        if (c / "bounces" / "expected.json").is_file():
-            return c / "bounces"
-    raise FileNotFoundError(
-        "bounce corpus not found: looked for bounces/expected.json under "
-        + ", ".join(str(c) for c in candidates)
-        + " — set MAILGATE_CORPORA to the directory holding the shared corpora")
+    return BOUNCES
 
 
 KIND_OF_REASON = {"feedback": "complaint", "vacation": "auto-reply", "delivered": "delivery-report"}

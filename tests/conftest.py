@@ -11,6 +11,3 @@ _fixtures = pathlib.Path(__file__).parent / "fixtures"
 pytest_plugins = sorted(
     f"tests.fixtures.{p.stem}" for p in _fixtures.glob("*.py") if not p.name.startswith("_")
 )
-
-REPO = pathlib.Path(__file__).resolve().parent.parent
-CORPORA = REPO.parent / "shared" / "corpora"

@@ -13,19 +13,11 @@ from mailgate_dev import fakes
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "inbound"
-CPYTHON_EMAIL_DATA = pathlib.Path("/root/.pyenv/versions/3.12.1/lib/python3.12/test/test_email/data")
+#: Sisimai's bounce corpus (tests/data/bounces/README.md)
+BOUNCES = REPO / "tests" / "data" / "bounces"
+#: CPython's email test messages (tests/data/cpython-email/README.md)
+CPYTHON_EMAIL_DATA = REPO / "tests" / "data" / "cpython-email"
 _seq = itertools.count(1)
-
-
-def corpora() -> pathlib.Path:
-    """The shared corpus: $MAILGATE_CORPORA, else <repo>/../shared/corpora, else /work/shared/corpora."""
-    candidates = [os.environ.get("MAILGATE_CORPORA", ""), str(REPO.parent / "shared" / "corpora"),
-                  "/work/shared/corpora"]
-    for c in candidates:
-        if c and pathlib.Path(c).is_dir():
-            return pathlib.Path(c)
-    raise AssertionError("the shared mail corpus is missing: set MAILGATE_CORPORA to the corpora directory "
-                         "(tried " + ", ".join(x for x in candidates if x) + ")")
 
 
 def stack(**domain_kw):

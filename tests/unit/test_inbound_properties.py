@@ -11,13 +11,13 @@ from mailgate import loops, message as message_mod
 from mailgate.routing import KINDS
 
 from .inbound_odd import odd_messages
-from .inbound_support import CPYTHON_EMAIL_DATA, DATA, answers, corpora, deliver, stack
+from .inbound_support import BOUNCES, CPYTHON_EMAIL_DATA, DATA, answers, deliver, stack
 
 OUTCOMES = set(KINDS) | {"failed"}
 
 
 def corpus_files() -> list[pathlib.Path]:
-    root = corpora() / "bounces"
+    root = BOUNCES
     files = sorted((root / "messages").glob("*.eml")) + sorted((root / "not-bounces").glob("*"))
     assert len(files) > 500, f"the bounce corpus under {root} looks incomplete ({len(files)} files)"
     return files
@@ -38,7 +38,7 @@ def _route_all(raws: list[bytes]):
     return c, outcomes
 
 
-def test_every_message_of_the_shared_bounce_corpus_gets_an_outcome():
+def test_every_message_of_the_bounce_corpus_gets_an_outcome():
     _, outcomes = _route_all([f.read_bytes() for f in corpus_files()])
     assert len(outcomes) == len(corpus_files())
 
@@ -51,7 +51,7 @@ def test_bounce_corpus_is_almost_never_routed_as_a_person():
 
 
 def test_rfc3834_auto_replies_in_the_corpus_are_auto_replies():
-    root = corpora() / "bounces"
+    root = BOUNCES
     expected = json.loads((root / "expected.json").read_text())
     vacation = [n for n, entries in expected.items() if any(e.get("reason") == "vacation" for e in entries)]
     assert vacation
@@ -61,10 +61,10 @@ def test_rfc3834_auto_replies_in_the_corpus_are_auto_replies():
 
 
 def test_cpython_email_test_messages_and_our_odd_ones_get_an_outcome():
+    cpython = sorted(CPYTHON_EMAIL_DATA.glob("msg_*.txt"))
+    assert len(cpython) == 48, f"CPython's email test messages under {CPYTHON_EMAIL_DATA} look incomplete"
     raws = list(odd_messages().values()) + [p.read_bytes() for p in sorted(DATA.glob("*.eml"))]
-    if CPYTHON_EMAIL_DATA.is_dir():  # present in this interpreter's installation
-        raws += [p.read_bytes() for p in sorted(CPYTHON_EMAIL_DATA.glob("msg_*.txt"))]
-    _route_all(raws)
+    _route_all(raws + [p.read_bytes() for p in cpython])
 
 
 HEADER_NAMES = ["From", "To", "Cc", "Subject", "Message-ID", "In-Reply-To", "References", "Content-Type",
