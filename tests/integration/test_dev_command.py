@@ -1,12 +1,14 @@
 """`mailgate dev` as `make run` starts it: prints where each part listens, stops on Ctrl-C."""
 
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
+from mailgate_dev.cli.main import main
 from mailgate_dev.local.stack import free_port
 
 pytestmark = pytest.mark.integration
@@ -40,3 +42,16 @@ def test_mailgate_dev_runs_until_ctrl_c_and_cleans_up(tmp_path):
     assert proc.returncode == 0
     assert out.rstrip().endswith("stopped.")
     assert not (tmp_path / "stack.json").exists()
+
+
+def test_a_port_already_taken_is_one_line_naming_the_port(capsys, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        code = main(["dev", "--aws-port", str(taken), "--state-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert code == 1
+    assert f"port {taken} for the AWS emulator is already in use" in lines[0]

@@ -1,7 +1,5 @@
 """Bad input to the foundation gets one clear line that says what to do, never a traceback."""
 
-import socket
-
 import pytest
 
 from mailgate_dev.cli.main import main
@@ -49,13 +47,3 @@ def test_a_wrong_aws_profile_is_one_line(capsys, monkeypatch, tmp_path):
     assert code == 1
     assert one_line(err) == ("mailgate: AWS profile 'no-such-profile' does not exist: "
                              "see `aws configure list-profiles`")
-
-
-def test_a_port_already_taken_is_one_line_naming_the_port(capsys, tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        taken = s.getsockname()[1]
-        code, _, err = run(capsys, "dev", "--aws-port", str(taken), "--state-dir", str(tmp_path))
-    assert code == 1
-    assert f"port {taken} for the AWS emulator is already in use" in one_line(err)
