@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailgate.dnsadvice import DnspythonResolver, check_domain, make_plan, records_for_plan, zone_lines
-from mailgate_dev.localdns import LocalDnsServer
 from mailgate.domain import AliasDomain, OutgoingServer
+from mailgate_dev.localdns import LocalDnsServer
 
 
 def main() -> int:

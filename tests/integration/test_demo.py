@@ -12,9 +12,9 @@ import re
 
 import pytest
 
+from mailgate.errors import ConfigError
 from mailgate_dev.cli.demo import STEPS, exit_status
 from mailgate_dev.cli.main import main
-from mailgate.errors import ConfigError
 from mailgate_dev.local import dovecot as dovecot_mod
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from mailgate.dnsadvice import (
     DnspythonResolver, check_domain, dkim_key_from_pem, make_plan, records_for_plan, zone_lines,
 )
-from mailgate_dev.localdns import LocalDnsServer
 from mailgate.domain import AliasDomain, OutgoingServer
+from mailgate_dev.localdns import LocalDnsServer
 
 pytestmark = pytest.mark.integration
 

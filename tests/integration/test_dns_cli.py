@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from mailgate_dev.cli import common
-from mailgate_dev.cli import dns as dns_cli
 from mailgate.domain import AliasDomain
 from mailgate.settings import Settings
 from mailgate_dev import fakes
+from mailgate_dev.cli import common
+from mailgate_dev.cli import dns as dns_cli
 from tests.integration.test_dns_check import AMAZONSES, pem
 
 pytestmark = pytest.mark.integration

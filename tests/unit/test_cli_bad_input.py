@@ -2,8 +2,8 @@
 
 import pytest
 
-from mailgate_dev.cli.main import main
 from mailgate.errors import ConfigError
+from mailgate_dev.cli.main import main
 from mailgate_dev.local import deploy, resources
 
 

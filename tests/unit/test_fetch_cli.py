@@ -3,11 +3,11 @@
 import argparse
 import json
 
-from mailgate_dev.cli import common
-from mailgate_dev.cli import fetch as fetch_cli
 from mailgate.domain import IncomingServer
 from mailgate.errors import PermanentError
 from mailgate_dev import fakes
+from mailgate_dev.cli import common
+from mailgate_dev.cli import fetch as fetch_cli
 
 from tests.unit.test_fetch_service import FakeImap, RecordingIngest, make_raw
 

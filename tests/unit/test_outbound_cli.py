@@ -8,11 +8,11 @@ import dkim
 import pytest
 
 from mailgate import dkim as D
+from mailgate.domain import AliasDomain
+from mailgate_dev import fakes
 from mailgate_dev.cli import common
 from mailgate_dev.cli import dkim as dkim_cli
 from mailgate_dev.cli import send as send_cli
-from mailgate.domain import AliasDomain
-from mailgate_dev import fakes
 
 
 @pytest.fixture

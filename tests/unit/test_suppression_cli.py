@@ -9,9 +9,9 @@ import pytest
 
 from mailgate import suppression
 from mailgate.bounce_policy import record_bounce
+from mailgate_dev import fakes
 from mailgate_dev.cli import common
 from mailgate_dev.cli import suppression as cli
-from mailgate_dev import fakes
 
 
 @pytest.fixture
