@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mailgate.bounces import classify, classify_ses_notification, is_permanent, reason_for
+from mailgate.bounces import classify, classify_parsed, classify_ses_notification, is_permanent, reason_for
+from mailgate.message import parse
 
 
 def test_a_person_writing_about_a_rejected_offer_is_not_a_bounce():
@@ -60,3 +61,31 @@ def test_ses_bounce_subtypes():
     assert one("Permanent", "General", "smtp; 550 5.7.1 blocked by policy") == ("bounce", "x@customer.example", False)
     assert one("Permanent", "General") == ("bounce", "x@customer.example", True)
     assert one("Transient", "MailboxFull") == ("bounce", "x@customer.example", False)
+
+
+def test_a_message_parsed_for_routing_is_classified_without_parsing_it_again():
+    raw = (b"From: MAILER-DAEMON@mx.example\nSubject: Undelivered Mail\n"
+           b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+           b"--b\nContent-Type: text/plain\n\nYour message could not be delivered.\n"
+           b"--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example\n\n"
+           b"Final-Recipient: rfc822; gone@customer.example\nAction: failed\nStatus: 5.1.1\n"
+           b"--b\nContent-Type: text/rfc822-headers\n\nMessage-ID: <ref9@example.test>\nX-Mailgate-Id: ref9\n--b--\n")
+    parsed = parse(raw)
+    report = classify_parsed(parsed)
+    assert report == classify(raw)
+    assert (report.kind, report.method, report.original_mailgate_id) == ("bounce", "dsn", "ref9")
+    assert [(r.address, r.permanent, r.reason) for r in report.recipients] == [
+        ("gone@customer.example", True, "userunknown")]
+
+
+def test_a_relay_that_wrapped_the_bounce_it_got_names_the_inner_recipient():
+    inner = ("From: MAILER-DAEMON@a.example\nTo: someone@b.example\nSubject: Undelivered Mail Returned to Sender\n"
+             "Content-Type: text/plain\n\n<x@b.example>: 550 5.1.1 User unknown\n")
+    for i in range(3):
+        inner = (f"From: MAILER-DAEMON@r{i}.example\nTo: bounce@example.test\nSubject: failure notice\n"
+                 f"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=q{i}\n\n--q{i}\n"
+                 "Content-Type: text/plain\n\nHi. This is the qmail-send program.\n"
+                 "I'm afraid I wasn't able to deliver your message.\n\n"
+                 f"--q{i}\nContent-Type: message/rfc822\n\n" + inner + f"\n--q{i}--\n")
+    report = classify(inner.encode())
+    assert report.kind == "bounce" and [r.address for r in report.recipients] == ["x@b.example"]

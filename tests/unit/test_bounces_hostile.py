@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 from mailgate import suppression
 from mailgate.bounces import classify, classify_ses_notification
 from mailgate.domain import MessageRecord
+from mailgate.message import parse
 from mailgate.services.feedback import handle_inbound_bounce
 from mailgate_dev import fakes
 
@@ -15,7 +16,7 @@ def _handle(raw: bytes):
     c = fakes.in_memory()
     rec = MessageRecord(key="in:x", raw_key="raw/x", recipients=["bounce@example.test"])
     c.messages.claim(rec)
-    result = handle_inbound_bounce(c, rec, raw)
+    result = handle_inbound_bounce(c, rec, parse(raw))
     assert c.outbound_queue.sent == []  # never a reply
     return c, result
 

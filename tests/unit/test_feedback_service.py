@@ -10,6 +10,7 @@ from mailgate import suppression, tokens
 from mailgate.bounce_policy import note_inbound_from, score
 from mailgate.domain import AliasDomain, MessageRecord, new_id
 from mailgate.entrypoints import feedback as sns_action
+from mailgate.message import parse
 from mailgate.services.feedback import handle_feedback, handle_inbound_bounce
 from mailgate_dev import fakes
 
@@ -75,7 +76,7 @@ def test_verp_bounce_suppresses_exactly_the_recipient_the_token_names():
     raw = _dsn("bob@customer.example")
     rec = _inbound(c, [_verp(c, ref, 1)], raw)
 
-    result = handle_inbound_bounce(c, rec, raw)
+    result = handle_inbound_bounce(c, rec, parse(raw))
 
     assert result["outcome"] == "bounced" and result["verified"] is True
     assert suppression.is_suppressed(c.kv, DOMAIN, "bob@customer.example")["source"] == "hard-bounce"
@@ -97,7 +98,7 @@ def test_forged_token_does_not_get_an_arbitrary_address_suppressed():
     raw = _dsn("victim@important.example")
     rec = _inbound(c, [forged], raw)
 
-    result = handle_inbound_bounce(c, rec, raw)
+    result = handle_inbound_bounce(c, rec, parse(raw))
 
     assert result["outcome"] == "unverified" and result["verified"] is False
     assert suppression.list_suppressed(c.kv) == []
@@ -111,7 +112,7 @@ def test_dsn_without_token_acts_only_on_recipients_our_ledger_shows():
     raw = _dsn("bob@customer.example", mailgate_id=ref, extra_recipients=("victim@important.example",))
     rec = _inbound(c, [f"bounce@{DOMAIN}"], raw)
 
-    result = handle_inbound_bounce(c, rec, raw)
+    result = handle_inbound_bounce(c, rec, parse(raw))
 
     assert result["outcome"] == "bounced"
     assert suppression.is_suppressed(c.kv, DOMAIN, "bob@customer.example") is not None
@@ -126,7 +127,7 @@ def test_dsn_quoting_our_message_id_is_resolved_through_the_ledger():
     raw = _dsn("bob@customer.example", message_id=f"<{ref}@{DOMAIN}>")
     rec = _inbound(c, [f"bounce@{DOMAIN}"], raw)
 
-    assert handle_inbound_bounce(c, rec, raw)["outcome"] == "bounced"
+    assert handle_inbound_bounce(c, rec, parse(raw))["outcome"] == "bounced"
     assert suppression.is_suppressed(c.kv, DOMAIN, "bob@customer.example") is not None
 
 
@@ -144,7 +145,7 @@ def test_arf_complaint_suppresses_and_publishes_complaint_event():
     ).encode()
     rec = _inbound(c, [_verp(c, ref, 0)], raw)
 
-    result = handle_inbound_bounce(c, rec, raw)
+    result = handle_inbound_bounce(c, rec, parse(raw))
 
     assert result["outcome"] == "complaint"
     entry = suppression.is_suppressed(c.kv, DOMAIN, "carol@customer.example")
@@ -159,7 +160,7 @@ def test_soft_bounces_are_counted_and_suppress_at_the_threshold():
     for _ in range(4):
         ref = _sent(c, ["dave@customer.example"])
         raw = _dsn("dave@customer.example", status="4.2.2", diag="452 4.2.2 Mailbox full")
-        results.append(handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw))
+        results.append(handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), parse(raw)))
 
     assert [r["recipients"][0]["action"] for r in results] == ["counted", "counted", "counted", "suppressed"]
     assert suppression.is_suppressed(c.kv, DOMAIN, "dave@customer.example")["source"] == "soft-bounces"
@@ -172,7 +173,7 @@ def test_mail_received_from_the_address_resets_its_count():
     for i in range(4):
         ref = _sent(c, ["erin@customer.example"])
         raw = _dsn("erin@customer.example", status="4.2.2", diag="452 4.2.2 Mailbox full")
-        handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw)
+        handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), parse(raw))
     assert suppression.is_suppressed(c.kv, DOMAIN, "erin@customer.example") is not None
 
     done = note_inbound_from(c, "Erin@Customer.example")
@@ -186,7 +187,7 @@ def test_a_flood_of_the_same_bounce_counts_once():
     c = _container()
     ref = _sent(c, ["frank@customer.example"])
     raw = _dsn("frank@customer.example", status="4.2.2", diag="452 4.2.2 Mailbox full")
-    outcomes = [handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw)["outcome"] for _ in range(200)]
+    outcomes = [handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), parse(raw))["outcome"] for _ in range(200)]
 
     assert outcomes[0] == "bounced" and set(outcomes[1:]) == {"duplicate"}
     assert score(c.kv, DOMAIN, "frank@customer.example") == 1
@@ -199,7 +200,7 @@ def test_bounces_for_many_messages_to_one_address_suppress_it_once():
     for _ in range(30):
         ref = _sent(c, ["gina@customer.example"])
         raw = _dsn("gina@customer.example")
-        handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw)
+        handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), parse(raw))
     assert sum(e["newly_suppressed"] for e in _events(c, "Bounce")) == 1
     assert len(suppression.list_suppressed(c.kv, DOMAIN)) == 1
 
@@ -211,7 +212,7 @@ def test_auto_reply_at_the_bounce_alias_is_recorded_and_never_answered():
            b"Auto-Submitted: auto-replied\nMessage-ID: <ooo@customer.example>\n\nI am away until Monday.\n")
     rec = _inbound(c, [_verp(c, ref, 0)], raw)
 
-    result = handle_inbound_bounce(c, rec, raw)
+    result = handle_inbound_bounce(c, rec, parse(raw))
 
     assert result["outcome"] == "ignored" and result["kind"] == "auto-reply"
     assert suppression.list_suppressed(c.kv) == [] and c.events.published == [] and c.outbound_queue.sent == []
@@ -265,7 +266,7 @@ def test_a_delay_warning_is_reported_but_not_counted():
     ref = _sent(c, ["ivy@customer.example"])
     raw = _dsn("ivy@customer.example", status="4.4.7", diag="Delivery delayed: will keep trying").replace(
         b"Action: failed", b"Action: delayed")
-    result = handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw)
+    result = handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), parse(raw))
 
     assert result["recipients"][0]["action"] == "delay-noted"
     assert score(c.kv, DOMAIN, "ivy@customer.example") == 0
@@ -277,7 +278,7 @@ def test_published_events_have_exactly_the_fields_of_the_documented_samples():
     c = _container()
     ref = _sent(c, ["jack@customer.example"])
     raw = _dsn("jack@customer.example")
-    handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), raw)
+    handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), parse(raw))
     sns_action.handle(c, json.loads((EVENTS / "sns-ses-complaint.json").read_text()))
 
     samples = {json.loads(p.read_text())["detail-type"]: json.loads(p.read_text())["detail"]

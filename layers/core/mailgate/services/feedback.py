@@ -20,9 +20,10 @@ import time
 from typing import Any
 
 from .. import bounce_policy, suppression, tokens
-from ..bounces import BounceRecipient, BounceReport, classify, classify_ses_notification
+from ..bounces import BounceRecipient, BounceReport, classify_parsed, classify_ses_notification
 from ..domain import MessageRecord
 from ..errors import PermanentError, TransientError
+from ..message import ParsedMessage
 
 #: how long an SES feedback id / a (message, recipient, kind) bounce is remembered for dedup
 DEDUP_TTL = 30 * 24 * 3600
@@ -70,14 +71,14 @@ def _ledger(c, ref: str) -> MessageRecord | None:
 # DSNs and ARF reports that reach the bounce alias
 
 
-def handle_inbound_bounce(c, record: MessageRecord, raw: bytes) -> dict[str, Any]:
+def handle_inbound_bounce(c, record: MessageRecord, parsed: ParsedMessage) -> dict[str, Any]:
     """Process a message that reached the bounce alias (or looks like a DSN). Never replies.
 
     Returns {"outcome", "kind", "verified", "recipients": [...], "reason"} and records it on
     `record`: the ledger's outcome stays "bounce" (the inbound vocabulary: how the message was
     routed); what feedback made of it follows the routing reason and is kept whole in detail["feedback"].
     """
-    report = classify(raw)
+    report = classify_parsed(parsed)
     result = _handle_report(c, record, report)
     try:
         record.outcome = "bounce"

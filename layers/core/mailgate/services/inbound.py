@@ -368,13 +368,13 @@ def _store_attachments(c, key: str, parsed: ParsedMessage) -> list[dict[str, Any
 
 # --- after the commit: bounce handling, events, notifications, the polite answer --------------
 
-def _handle_bounce(c, record: MessageRecord, raw: bytes) -> MessageRecord:
+def _handle_bounce(c, record: MessageRecord, parsed: ParsedMessage) -> MessageRecord:
     """Mail to the bounce alias, DSNs and mailer-daemon mail: classified and counted by the
     feedback service (VERP token first, else the DSN itself), which updates the record's outcome
     and publishes "Bounce" / "Complaint" events. Never answered (RFC 3834 §2)."""
     from . import feedback
 
-    feedback.handle_inbound_bounce(c, record, raw)
+    feedback.handle_inbound_bounce(c, record, parsed)
     return record
 
 
@@ -405,7 +405,7 @@ def _effects(c, record: MessageRecord, parsed: ParsedMessage, route: routing.Rou
              new_thread: Thread | None) -> None:
     events = _Publisher(c, record)
     if route.kind == "bounce":
-        _handle_bounce(c, record, raw)
+        _handle_bounce(c, record, parsed)
         return
     if route.kind in ("thread", "new-record") and parsed.sender:
         _note_alive(c, parsed.sender)

@@ -1,0 +1,158 @@
+"""The standard reports: RFC 3464 delivery status notifications and RFC 5965 feedback reports (ARF).
+
+Both are header-style fields in a MIME part (message/delivery-status, message/feedback-report);
+MTAs that build no multipart/report paste the same fields into a text part, and those are read too.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..automatic import REPORT_TYPE
+from ..mime import Fields, field_lines, parse_fields
+from .addresses import ADDRESS, all_addresses, clean_id, norm_address
+from .notification import Notification, part_text
+from .reasons import SES_RELAYED, diag_clean, find_status, is_permanent, reason_for, squash
+from .report import BounceRecipient, BounceReport
+from .text import diagnostic_near
+
+_INLINE_DSN = re.compile(r"^(Final|Original)-Recipient:\s*\S", re.M | re.I)
+_INLINE_FIELDS = re.compile(r"^(Status|Action):", re.M | re.I)
+
+# --- RFC 5965 feedback reports ------------------------------------------------------------------
+
+
+def feedback_report(note: Notification) -> Fields | None:
+    """The ARF fields: a message/feedback-report part, or its fields in a text part."""
+    for part in note.arf_parts:
+        return parse_fields(part_text(part))
+    p = note.parsed
+    if p.content_type == REPORT_TYPE and p.report_type == "feedback-report":
+        for text in note.texts:
+            fields = parse_fields(text)
+            if "feedback-type" in fields:
+                return fields
+    for text in note.texts[:3]:
+        fields = parse_fields(text)
+        if "feedback-type" in fields and ("user-agent" in fields or "version" in fields):
+            return fields
+    return None
+
+
+def fill_complaint(report: BounceReport, note: Notification, arf: Fields) -> None:
+    """A complaint (RFC 5965): who complained, the feedback type, the original's id."""
+    original = note.original
+    report.kind, report.method = "complaint", "arf"
+    report.feedback_type = (arf.first("feedback-type") or "abuse").strip().lower()[:40]
+    addresses: list[str] = []
+    for name in ("original-rcpt-to", "removal-recipient"):
+        for value in arf.get_all(name):
+            addresses += all_addresses(value)
+    if not addresses and original is not None:
+        # RFC 6650: reports should say who complained; many only quote the original's To.
+        addresses = all_addresses(original.first("to"))[:1]
+    if not addresses:
+        addresses = all_addresses(note.parsed.headers.first("x-original-to")) or [""]
+    for a in dict.fromkeys(addresses):
+        report.recipients.append(BounceRecipient(a, False, "", report.feedback_type, "feedback", "complained"))
+    if not report.original_message_id and original is None:
+        for value in arf.get_all("original-message-id"):
+            report.original_message_id = clean_id(value)
+
+
+# --- RFC 3464 delivery status notifications -----------------------------------------------------
+
+
+def delivery_status(note: Notification) -> str:
+    """The delivery-status fields as text: the message/delivery-status parts, else RFC 3464
+    fields pasted into a text part by MTAs that do not build multipart/report."""
+    if note.dsn_parts:
+        return "\n\n".join(part_text(p) for p in note.dsn_parts)
+    for text in note.texts:
+        m = _INLINE_DSN.search(text)
+        if m and _INLINE_FIELDS.search(text, m.start()):
+            return text[m.start():]
+    return ""
+
+
+def dsn_recipients(text: str, note: Notification) -> list[BounceRecipient]:
+    """One entry per recipient of a delivery-status body (RFC 3464 §2.3), each address once."""
+    out: list[BounceRecipient] = []
+    seen: set[str] = set()
+    for rec in _recipient_blocks(text):
+        entry = _recipient(rec, note)
+        # The same address twice (original + final): keep the first.
+        if entry is not None and entry.address not in seen:
+            seen.add(entry.address)
+            out.append(entry)
+    return out
+
+
+def _recipient_blocks(text: str) -> list[dict[str, str]]:
+    """The field blocks, first value of each name; a second Final-/Original-Recipient in one
+    block starts the next (some MTAs leave out the blank line between recipients)."""
+    records: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for name, value in field_lines(text):
+        if not name or name in ("final-recipient", "original-recipient") and name in current:
+            if current:
+                records.append(current)
+            current = {}
+            if not name:
+                continue
+        current.setdefault(name, value)
+    if current:
+        records.append(current)
+    return records
+
+
+def _recipient(rec: dict[str, str], note: Notification) -> BounceRecipient | None:
+    raw_addr = rec.get("final-recipient") or rec.get("original-recipient") or rec.get("x-actual-recipient")
+    if raw_addr is None:
+        return None  # the per-message block (Reporting-MTA, Arrival-Date, ...)
+    address = _dsn_address(raw_addr)
+    if not address and rec.get("original-recipient"):
+        address = _dsn_address(rec["original-recipient"])
+    if not address:
+        # "Final-Recipient: rfc822; @host" (old Sendmail): the original's To names it.
+        tos = all_addresses(note.original.first("to")) if note.original is not None else []
+        address = tos[0] if len(tos) == 1 else ""
+    if not address:
+        return None
+    status = find_status(rec.get("status", ""))
+    diagnostic = diag_clean(rec.get("diagnostic-code", ""))
+    action = _action(rec.get("action", ""), status, diagnostic)
+    if action not in ("failed", "delayed"):
+        return BounceRecipient(address, False, status, diagnostic[:1000], "delivered", action or "delivered")
+    body = note.body_text
+    text_diag = diagnostic or diagnostic_near(body, address)
+    relayed = SES_RELAYED.match(squash(rec.get("diagnostic-code", "")).split(";", 1)[-1].strip())
+    if (status in ("", "5.0.0", "4.0.0") or status != find_status(text_diag) and relayed) \
+            and find_status(text_diag):
+        status = find_status(text_diag)
+    near = diagnostic_near(body, address, fallback=False)
+    # The whole text speaks for this recipient only when the DSN says nothing itself.
+    reason = reason_for(text_diag, status, body, near, address, context_reason=not diagnostic)
+    return BounceRecipient(address, is_permanent(reason, status), status, text_diag[:1000], reason, action)
+
+
+def _action(value: str, status: str, diagnostic: str) -> str:
+    """The Action field (RFC 3464 §2.3.3), repaired where MTAs write it wrong or not at all."""
+    action = (value.split() or [""])[0].lower().strip(".;")
+    if not action:
+        action = "failed" if status[:1] in ("4", "5") or diagnostic else "delivered" if status[:1] == "2" else ""
+    if action == "failure":
+        action = "failed"
+    if action == "deliverable" or status[:1] == "2" and action not in ("relayed", "expanded"):
+        action = "delivered"  # Sendmail says "deliverable" for verified addresses (-bv)
+    if action == "delayed" and status[:1] == "5":
+        action = "failed"
+    return action
+
+
+def _dsn_address(value: str) -> str:
+    value = value.strip()
+    if ";" in value:
+        value = value.split(";", 1)[1]
+    m = ADDRESS.search(value)
+    return norm_address(m.group(1)) if m else ""
