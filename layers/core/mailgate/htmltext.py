@@ -25,8 +25,8 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 
 def _drop_blocks(html: str) -> str:
     """Without <script>, <style> and <head> elements. One without its end tag stays (its text is
-    kept, as before): once an end tag is missing, later openings of that kind are not searched
-    for one again, so the scan stays linear."""
+    kept): once an end tag is missing, later openings of that kind are not searched for one
+    again, so the scan stays linear."""
     out, pos, start = [], 0, 0
     unclosed: set[str] = set()
     while (m := _BLOCK_OPEN.search(html, start)) is not None:

@@ -1,8 +1,8 @@
 """The suppression list: addresses the outbound path must not mail, per sending domain.
 
 Entries live in the key-value port under `supp#<domain>#<address>` (address lower-cased), value
-`{"address", "domain", "reason", "source", "since"}`. The bounces capability adds counting of soft
-bounces on top; the outbound path only asks `is_suppressed`.
+`{"address", "domain", "reason", "source", "since"}`. `mailgate.bounce_policy` counts bounces and
+complaints and suppresses through this module; the outbound path only asks `is_suppressed`.
 """
 
 from __future__ import annotations
