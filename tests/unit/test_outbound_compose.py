@@ -146,7 +146,7 @@ def test_bcc_is_not_in_the_header_but_is_a_recipient():
 
 
 def test_threading_headers_message_id_and_our_own_id_are_set():
-    reply = C.Mailbox(C.short_display_name("A very long record name " * 6), "catchall+tok@example.test")
+    reply = C.Address(C.short_display_name("A very long record name " * 6), "catchall+tok@example.test")
     m = parse(build(request(notification=True), reply_to=reply, in_reply_to="<p2@example.test>",
                     references=["<p1@example.test>", "<p2@example.test>"]).raw)
     assert m["Message-ID"] == "<ref1@example.test>"

@@ -189,7 +189,7 @@ def server(name, from_filter="", priority=10):
 
 
 def box(address, name="Ann"):
-    return C.Mailbox(name, address)
+    return C.Address(name, address)
 
 
 def test_server_naming_the_exact_address_wins_over_one_naming_the_domain():
@@ -223,7 +223,7 @@ def test_from_becomes_notifications_keeping_the_author_name_when_nobody_may_send
     sel = outbound.select_transport([server("other", "other.example")], box("ann@gmail.example", "Ann Lee"),
                                     ses_domains={"example.test"}, default_from="notifications@example.test")
     assert sel.rewritten and sel.transport == "ses"
-    assert sel.author == C.Mailbox("Ann Lee", "notifications@example.test")
+    assert sel.author == C.Address("Ann Lee", "notifications@example.test")
     sel = outbound.select_transport([server("ours", "example.test")], box("ann@gmail.example", ""),
                                     ses_domains=set(), default_from="notifications@example.test")
     assert sel.transport == "ours" and sel.author.name == "ann@gmail.example"

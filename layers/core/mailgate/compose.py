@@ -60,8 +60,8 @@ class InvalidRequest(PermanentError):
 
 
 @dataclass(frozen=True)
-class Mailbox:
-    """A display name and an address; the domain in lower-case A-labels (IDNA)."""
+class Address:
+    """A display name and an addr-spec (RFC 5322 §3.4 mailbox); the domain in lower-case A-labels (IDNA)."""
 
     name: str
     address: str
@@ -79,9 +79,6 @@ class Mailbox:
         """A non-ASCII local part can only travel with SMTPUTF8 (RFC 6531/6532)."""
         return not self.local.isascii()
 
-    def with_address(self, address: str) -> "Mailbox":
-        return Mailbox(self.name, address)
-
 
 @dataclass(frozen=True)
 class AttachmentRef:
@@ -93,10 +90,10 @@ class AttachmentRef:
 @dataclass(frozen=True)
 class SendRequest:
     idempotency_key: str
-    author: Mailbox
-    to: tuple[Mailbox, ...]
-    cc: tuple[Mailbox, ...] = ()
-    bcc: tuple[Mailbox, ...] = ()
+    author: Address
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...] = ()
+    bcc: tuple[Address, ...] = ()
     subject: str = ""
     text: str | None = None
     html: str | None = None
@@ -159,7 +156,7 @@ def normalize_address(address: str, where: str = "address") -> str:
     return f"{local}@{domain}"
 
 
-def parse_mailbox(value: Any, where: str) -> Mailbox:
+def parse_address(value: Any, where: str) -> Address:
     """'Name <a@b>', 'a@b' or {"name": ..., "address": ...}."""
     if isinstance(value, dict):
         name, address = value.get("name") or "", value.get("address") or ""
@@ -181,16 +178,16 @@ def parse_mailbox(value: Any, where: str) -> Mailbox:
     else:
         raise InvalidRequest(f"{where}: expected an address string or {{name, address}}", code="bad-address",
                              field=where)
-    return Mailbox(name.strip(), normalize_address(address, where))
+    return Address(name.strip(), normalize_address(address, where))
 
 
-def _mailboxes(data: dict, key: str) -> tuple[Mailbox, ...]:
+def _address_list(data: dict, key: str) -> tuple[Address, ...]:
     value = data.get(key) or []
     if isinstance(value, (str, dict)):
         value = [value]
     if not isinstance(value, list):
         raise InvalidRequest(f"{key}: expected a list of addresses", code="bad-address", field=key)
-    return tuple(parse_mailbox(v, f"{key}[{i}]") for i, v in enumerate(value))
+    return tuple(parse_address(v, f"{key}[{i}]") for i, v in enumerate(value))
 
 
 def _optional_str(data: dict, key: str, *, limit: int = 998) -> str | None:
@@ -208,19 +205,44 @@ def parse_request(data: Any) -> SendRequest:
     """Validate a send request (schema in docs/outbound.md); raise InvalidRequest on any fault."""
     if not isinstance(data, dict):
         raise InvalidRequest("the send request must be a JSON object", field="")
-    key = data.get("idempotency_key")
-    if not isinstance(key, str) or not key.strip() or len(key) > 256:
-        raise InvalidRequest("idempotency_key is required: a string of 1-256 characters the application "
-                             "chooses per message (e.g. 'invoice-42-reminder-1')", field="idempotency_key")
-    _no_crlf(key, "idempotency_key")
-    author = parse_mailbox(data.get("from"), "from") if data.get("from") else None
+    key = _idempotency_key(data)
+    author = parse_address(data.get("from"), "from") if data.get("from") else None
     if author is None:
         raise InvalidRequest("from is required (the author's address)", field="from", code="bad-address")
-    to, cc, bcc = _mailboxes(data, "to"), _mailboxes(data, "cc"), _mailboxes(data, "bcc")
+    to, cc, bcc = _address_list(data, "to"), _address_list(data, "cc"), _address_list(data, "bcc")
     if not (to or cc or bcc):
         raise InvalidRequest("at least one recipient is required in to, cc or bcc", field="to", code="bad-address")
     subject = _optional_str(data, "subject", limit=MAX_SUBJECT_CHARS) or ""
     _no_crlf(subject, "subject")
+    text, html = _bodies(data)
+    attachments = _attachments(data)
+    thread_id = _optional_str(data, "thread_id", limit=64)
+    record, headers = _record(data), _headers(data)
+    in_reply_to, reply_to_name = _in_reply_to(data), _reply_to_name(data)
+    alias_domain = _optional_str(data, "alias_domain", limit=253)
+    req = SendRequest(
+        idempotency_key=key, author=author, to=to, cc=cc, bcc=bcc, subject=subject, text=text, html=html,
+        attachments=attachments, thread_id=thread_id, record=record, headers=headers,
+        notification=bool(data.get("notification", False)),
+        auto_reply=bool(data.get("auto_reply", False)),
+        alias_domain=alias_domain.lower() if alias_domain else None,
+        in_reply_to=in_reply_to, reply_to_name=reply_to_name,
+    )
+    if len(req.recipients) > MAX_RECIPIENTS:
+        raise InvalidRequest(f"{len(req.recipients)} recipients, over the limit of {MAX_RECIPIENTS}; "
+                             "split the request", code="too-large", field="to")
+    return req
+
+
+def _idempotency_key(data: dict) -> str:
+    key = data.get("idempotency_key")
+    if not isinstance(key, str) or not key.strip() or len(key) > 256:
+        raise InvalidRequest("idempotency_key is required: a string of 1-256 characters the application "
+                             "chooses per message (e.g. 'invoice-42-reminder-1')", field="idempotency_key")
+    return _no_crlf(key, "idempotency_key")
+
+
+def _bodies(data: dict) -> tuple[str | None, str | None]:
     text, html = data.get("text"), data.get("html")
     if text is None and html is None:
         raise InvalidRequest("a body is required: give text, html or both", field="text")
@@ -231,6 +253,11 @@ def parse_request(data: Any) -> SendRequest:
     if body_size > MAX_MESSAGE_BYTES:
         raise InvalidRequest(f"the body is {body_size} bytes, over the {MAX_MESSAGE_BYTES} byte limit; "
                              "send large content as a link", code="too-large", field="text")
+    return text, html
+
+
+def _attachments(data: dict) -> tuple[AttachmentRef, ...]:
+    """Files already in the raw store, by key: [{key, filename?, content_type?}] (or bare keys)."""
     attachments = []
     for i, a in enumerate(data.get("attachments") or []):
         where = f"attachments[{i}]"
@@ -246,18 +273,24 @@ def parse_request(data: Any) -> SendRequest:
         if not _CONTENT_TYPE.match(ctype):
             raise InvalidRequest(f"{where}: content_type {ctype!r} is not type/subtype", field=where)
         attachments.append(AttachmentRef(a["key"], filename, ctype))
-    thread_id = _optional_str(data, "thread_id", limit=64)
-    record = None
-    if data.get("record") is not None:
-        r = data["record"]
-        if not isinstance(r, dict) or not r.get("model") or r.get("id") in (None, ""):
-            raise InvalidRequest("record: expected {model, id} of the record whose thread this is",
-                                 field="record")
-        record = (_no_crlf(str(r["model"]), "record.model"), _no_crlf(str(r["id"]), "record.id"))
-    headers = []
+    return tuple(attachments)
+
+
+def _record(data: dict) -> tuple[str, str] | None:
+    r = data.get("record")
+    if r is None:
+        return None
+    if not isinstance(r, dict) or not r.get("model") or r.get("id") in (None, ""):
+        raise InvalidRequest("record: expected {model, id} of the record whose thread this is", field="record")
+    return _no_crlf(str(r["model"]), "record.model"), _no_crlf(str(r["id"]), "record.id")
+
+
+def _headers(data: dict) -> tuple[tuple[str, str], ...]:
+    """Extra header fields the application adds (never one composition owns: PROTECTED_HEADERS)."""
     raw_headers = data.get("headers") or {}
     if not isinstance(raw_headers, dict):
         raise InvalidRequest("headers: expected an object of name -> value", field="headers")
+    headers = []
     for name, value in raw_headers.items():
         where = f"headers.{name}"
         if not isinstance(name, str) or not _FIELD_NAME.match(name) or len(name) > 76:
@@ -270,28 +303,24 @@ def parse_request(data: Any) -> SendRequest:
         if len(value) > 900:
             raise InvalidRequest(f"{where}: longer than 900 characters", code="too-large", field=where)
         headers.append((name, _no_crlf(value, where)))
+    return tuple(headers)
+
+
+def _in_reply_to(data: dict) -> str | None:
     in_reply_to = _optional_str(data, "in_reply_to", limit=500)
-    if in_reply_to is not None:
-        _no_crlf(in_reply_to, "in_reply_to")
-        if not _MSGID.match(in_reply_to.strip()):
-            raise InvalidRequest("in_reply_to: expected a message id like <id@domain>", field="in_reply_to")
-        in_reply_to = in_reply_to.strip()
+    if in_reply_to is None:
+        return None
+    _no_crlf(in_reply_to, "in_reply_to")
+    if not _MSGID.match(in_reply_to.strip()):
+        raise InvalidRequest("in_reply_to: expected a message id like <id@domain>", field="in_reply_to")
+    return in_reply_to.strip()
+
+
+def _reply_to_name(data: dict) -> str | None:
     reply_to_name = _optional_str(data, "reply_to_name", limit=200)
     if reply_to_name:
         _no_crlf(reply_to_name, "reply_to_name")
-    alias_domain = _optional_str(data, "alias_domain", limit=253)
-    req = SendRequest(
-        idempotency_key=key, author=author, to=to, cc=cc, bcc=bcc, subject=subject, text=text, html=html,
-        attachments=tuple(attachments), thread_id=thread_id, record=record, headers=tuple(headers),
-        notification=bool(data.get("notification", False)),
-        auto_reply=bool(data.get("auto_reply", False)),
-        alias_domain=alias_domain.lower() if alias_domain else None,
-        in_reply_to=in_reply_to, reply_to_name=reply_to_name,
-    )
-    if len(req.recipients) > MAX_RECIPIENTS:
-        raise InvalidRequest(f"{len(req.recipients)} recipients, over the limit of {MAX_RECIPIENTS}; "
-                             "split the request", code="too-large", field="to")
-    return req
+    return reply_to_name
 
 
 # --------------------------------------------------------------------------- header encoding
@@ -345,21 +374,21 @@ def _phrase(name: str, utf8: bool) -> list[str]:
     return name.split(" ")
 
 
-def _mailbox_tokens(m: Mailbox, utf8: bool) -> list[str]:
+def _address_tokens(m: Address, utf8: bool) -> list[str]:
     phrase = _phrase(m.name, utf8)
     return [*phrase, f"<{m.address}>"] if phrase else [m.address]
 
 
-def format_mailbox(m: Mailbox, utf8: bool = False) -> str:
-    return " ".join(_mailbox_tokens(m, utf8))
+def format_address(m: Address, utf8: bool = False) -> str:
+    return " ".join(_address_tokens(m, utf8))
 
 
-def encode_address_header(name: str, boxes: Iterable[Mailbox], *, utf8: bool = False) -> str:
+def encode_address_header(name: str, addresses: Iterable[Address], *, utf8: bool = False) -> str:
     tokens: list[str] = []
-    for m in boxes:
+    for m in addresses:
         if tokens:
             tokens[-1] += ","
-        tokens += _mailbox_tokens(m, utf8)
+        tokens += _address_tokens(m, utf8)
     return f"{name}: " + _fold_words(tokens, len(name) + 2)
 
 
@@ -430,8 +459,8 @@ class Composed:
     header_names: list[str] = field(default_factory=list)
 
 
-def compose(req: SendRequest, *, author: Mailbox, message_id: str, ref: str,
-            reply_to: Mailbox | None = None, in_reply_to: str | None = None,
+def compose(req: SendRequest, *, author: Address, message_id: str, ref: str,
+            reply_to: Address | None = None, in_reply_to: str | None = None,
             references: Iterable[str] = (), attachments: Iterable[tuple[str, str, bytes]] = (),
             date: float | None = None) -> Composed:
     """The message bytes (CRLF), headers first, ready for DKIM signing.

@@ -56,7 +56,7 @@ def message_ref(idempotency_key: str) -> str:
 @dataclass(frozen=True)
 class Selection:
     server: OutgoingServer | None      # None: SES
-    author: C.Mailbox                  # the From actually used
+    author: C.Address                  # the From actually used
     rewritten: bool
     reason: str
 
@@ -83,7 +83,7 @@ def match_server(servers: list[OutgoingServer], address: str) -> tuple[OutgoingS
     return None, ""
 
 
-def select_transport(servers: list[OutgoingServer], author: C.Mailbox, *, ses_domains: set[str],
+def select_transport(servers: list[OutgoingServer], author: C.Address, *, ses_domains: set[str],
                      default_from: str) -> Selection:
     server, why = match_server(servers, author.address)
     if server:
@@ -95,7 +95,7 @@ def select_transport(servers: list[OutgoingServer], author: C.Mailbox, *, ses_do
         return Selection(None, author, False, f"SES may send for {author.domain}")
     # nobody may send as this domain: send as notifications@ with the author's name (Odoo's
     # encapsulate_email), so SPF/DKIM/DMARC pass for a domain we do control
-    rewritten = C.Mailbox(author.name or author.address, default_from)
+    rewritten = C.Address(author.name or author.address, default_from)
     server, why = match_server(servers, default_from)
     if server:
         return Selection(server, rewritten, True, f"no transport may send for {author.domain}; {why}")
@@ -247,7 +247,7 @@ def _ses_domains(c) -> set[str]:
 
 
 def _envelope_sender(c, domain: AliasDomain, ref: str, index: int, server: OutgoingServer | None,
-                     author: C.Mailbox) -> str:
+                     author: C.Address) -> str:
     verp = tokens.verp_address(c.token_key, domain.bounce, domain.name, ref, index)
     if server is None or not server.from_filter:
         return verp
@@ -315,7 +315,7 @@ def _prepare(c, req: C.SendRequest, ref: str) -> tuple[MessageRecord, bytes]:
     in_reply_to = req.in_reply_to
     if thread:
         name = C.short_display_name(req.reply_to_name or thread.subject or req.subject or author.name or domain.name)
-        reply_to = C.Mailbox(name, tokens.reply_address(c.token_key, domain.catchall, domain.name, thread.thread_id))
+        reply_to = C.Address(name, tokens.reply_address(c.token_key, domain.catchall, domain.name, thread.thread_id))
         references = thread_message_ids(c, thread.thread_id)
         in_reply_to = in_reply_to or (references[-1] if references else None)
     if in_reply_to and in_reply_to not in references:
@@ -340,7 +340,7 @@ def _prepare(c, req: C.SendRequest, ref: str) -> tuple[MessageRecord, bytes]:
         outcome="pending", reason=sel.reason, thread_id=thread.thread_id if thread else "",
         detail={
             "idempotency_key": req.idempotency_key, "alias_domain": domain.name, "transport": sel.transport,
-            "from": C.format_mailbox(author, True), "from_rewritten": sel.rewritten, "smtputf8": composed.smtputf8,
+            "from": C.format_address(author, True), "from_rewritten": sel.rewritten, "smtputf8": composed.smtputf8,
             "dkim": [{"d": k.domain, "s": k.selector, "a": k.algorithm, "key": k.source} for k in keys],
             "recipients": rows, "attempts": 0,
         },
