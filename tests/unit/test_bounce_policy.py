@@ -6,7 +6,7 @@ import time
 
 from mailgate import suppression
 from mailgate.bounce_policy import (
-    BouncePolicy, filter_recipients, note_inbound_from, record_bounce, record_complaint, score,
+    BouncePolicy, note_inbound_from, record_bounce, record_complaint, score,
 )
 from mailgate_dev.fakes import MemoryKeyValueRepository
 
@@ -94,12 +94,11 @@ def test_note_inbound_from_ignores_garbage():
     assert note_inbound_from(kv, "not an address")["reset"] == []
 
 
-def test_outbound_filter_skips_suppressed_recipients_and_says_why():
+def test_outbound_sees_a_hard_bounce_whatever_the_case_of_the_address_and_why():
     kv = MemoryKeyValueRepository()
     record_bounce(kv, D, "gone@customer.example", permanent=True, status="5.1.1")
-    send, skipped = filter_recipients(kv, D, ["ok@customer.example", "Gone@customer.example"])
-    assert send == ["ok@customer.example"]
-    assert skipped[0]["address"] == "Gone@customer.example" and "hard bounce" in skipped[0]["reason"]
+    assert suppression.is_suppressed(kv, D, "ok@customer.example") is None
+    assert "hard bounce" in suppression.is_suppressed(kv, D, "Gone@customer.example")["reason"]
 
 
 def test_a_flood_keeps_a_bounded_history():

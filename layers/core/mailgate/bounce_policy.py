@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from . import suppression
 from .ports import KeyValueRepository
@@ -148,16 +148,3 @@ def note_inbound_from(c_or_kv: Any, address: str, domain: str | None = None) -> 
             suppression.unsuppress(kv, d, address)
             lifted.append(d)
     return {"address": address, "reset": sorted(reset), "unsuppressed": sorted(lifted)}
-
-
-def filter_recipients(kv: KeyValueRepository, domain: str, recipients: Iterable[str]) -> tuple[list[str], list[dict[str, Any]]]:
-    """For the outbound path: (recipients to send to, [{"address", "reason", "source", "since"}] skipped)."""
-    send, skipped = [], []
-    for r in recipients:
-        entry = suppression.is_suppressed(kv, domain, r)
-        if entry is None:
-            send.append(r)
-        else:
-            skipped.append({"address": r, "reason": entry.get("reason", ""), "source": entry.get("source", ""),
-                            "since": entry.get("since")})
-    return send, skipped

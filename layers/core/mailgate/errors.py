@@ -46,9 +46,3 @@ class InvalidInput(PermanentError, ValueError):
     in one line. The `mailgate` command reports it as bad usage (exit status 2)."""
 
     code = "invalid-input"
-
-
-class Conflict(MailgateError):
-    """A conditional write lost: somebody else did the same work first (used for exactly-once)."""
-
-    code = "conflict"

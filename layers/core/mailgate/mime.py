@@ -247,12 +247,6 @@ def parse_bytes(raw: bytes) -> tuple[Message, Elided | None]:
 
 # --- parts --------------------------------------------------------------------------------------
 
-#: Content types whose part is a whole message (RFC 2046 §5.2, RFC 6532 §3.7).
-MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
-#: Content types whose part holds only a message's header (RFC 6522 §4, RFC 6533 §6).
-HEADER_TYPES = frozenset({"text/rfc822-headers", "message/rfc822-headers", "message/global-headers"})
-
-
 def content_type_of(msg: Message) -> str:
     try:
         return msg.get_content_type()
