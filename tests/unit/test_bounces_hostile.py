@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from mailgate import suppression
@@ -77,6 +78,15 @@ def test_header_bomb_and_deep_nesting_are_survived():
     raw = ("Subject: " + "x" * 200_000 + "\n" + "X-H: y\n" * 5000 + deep).encode()
     assert classify(raw).kind in ("normal", "bounce")
     _handle(raw)
+
+
+@pytest.mark.timeout(60)  # it takes well under a second; before, hours (cubic backtracking)
+def test_a_bounce_with_a_line_of_two_hundred_thousand_blanks_is_classified_without_stalling():
+    raw = (b"From: MAILER-DAEMON@b.example\nReturn-Path: <>\nSubject: Undelivered Mail\n\n"
+           b"This message could not be delivered to <gone@b.example>: 550 5.1.1 unknown.\n"
+           + b" " * 200_000 + b"\n")
+    report = classify(raw)
+    assert report.kind == "bounce" and [r.address for r in report.recipients] == ["gone@b.example"]
 
 
 def test_hostile_final_recipient_values():

@@ -66,9 +66,10 @@ class Notification:
         return parse_header_block(quoted) if quoted else None
 
 
-#: lines that start the quoted original (the text after them is not the notification)
+#: lines that start the quoted original (the text after them is not the notification); the lead-in
+#: of white space and rule characters is one class, so a long run of them is read once
 _ORIGINAL_MARKER = re.compile(
-    r"^\s*[-=_*+ ]*\s*("
+    r"^[\s=_*+-]*("
     r"original message|unsent message|returned message|message headers follow|"
     r"(the )?(header|headers) of the original message|"
     r"below this line is a copy of the message|this is a copy of the message|"

@@ -39,7 +39,9 @@ _ML_REJECT = re.compile(r"not (a )?member|loop alert|reject|denied|error|not all
 _LIST_CONTROL = re.compile(r"-(ctl|request|admin|owner)$|^owner-", re.I)
 #: addresses of mail systems, and where senders collect bounces: never the failed recipient
 _MACHINE_LOCALS = automatic.MAILER_DAEMON_LOCALS | automatic.NO_REPLY_LOCALS | automatic.BOUNCE_COLLECTOR_LOCALS
-_SKIP_LINE = re.compile(r"message-?id|in-reply-to|references:|^\s*(to|cc|subject|sent|date):\s|^\s*(<<<|>>>)?\s*mail from|"
+#: lines that name other addresses than the failed ones (headers, the envelope sender, contacts);
+#: no two white-space runs stand side by side, so a line of spaces is read once
+_SKIP_LINE = re.compile(r"message-?id|in-reply-to|references:|^\s*(to|cc|subject|sent|date):\s|^\s*((<<<|>>>)\s*)?mail from|"
                         r"envelope-from|return-path|^\s*from:|^\s*sender:|^\s*reply-to:|"
                         r"\bsent by\b|please contact|further assistance|please send mail to|\bfrom:? *<|your message .{0,40} from|"
                         r"^\s*received:|\bby [\w.-]+ with\b|\bid [\w.-]+@", re.I)
