@@ -5,6 +5,7 @@ These are what the core works with; the DynamoDB models in `adapters.dynamo` per
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -17,8 +18,6 @@ AckMode = Literal["leave", "seen", "move", "delete"]
 
 def new_id(nbytes: int = 10) -> str:
     """A random id in lower-case base32 (no padding): safe in a local part, case-insensitive."""
-    import base64
-
     return base64.b32encode(secrets.token_bytes(nbytes)).decode().rstrip("=").lower()
 
 
