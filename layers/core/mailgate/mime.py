@@ -362,8 +362,7 @@ class Part:
         try:
             if msg.is_multipart() or self.content_type.startswith("message/"):
                 payload = msg.get_payload()
-                inner = payload[0] if isinstance(payload, list) and len(payload) == 1 else msg
-                data = _as_bytes(inner) if inner is not msg else _as_bytes(msg)
+                data = _as_bytes(payload[0] if isinstance(payload, list) and len(payload) == 1 else msg)
                 return self.elided.expand_bytes(data) if self.elided is not None else data
             return _decoded_payload(msg, self.elided) or b""
         except Exception:  # noqa: BLE001 - a broken part still gives its raw text
