@@ -21,6 +21,8 @@ AUTO_REPLY_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Auto-
 #: Microsoft's markers of mail its rules and agents generate. (X-Auto-Response-Suppress alone is
 #: a request to responders, not a sign.)
 EXCHANGE_AUTOMATIC_HEADERS = ("X-MS-Exchange-Inbox-Rules-Loop", "X-MS-Exchange-Generated-Message-Source")
+_RESPONDER = tuple((name, name.lower()) for name in AUTO_REPLY_HEADERS)
+_EXCHANGE = tuple((name, name.lower()) for name in EXCHANGE_AUTOMATIC_HEADERS)
 #: Precedence is not standardised (RFC 2076 §3.9 lists it); bulk/junk/list are what vacation(1)
 #: and Odoo treat as "do not answer"; auto_reply is what some responders put on their replies.
 PRECEDENCE_AUTO_REPLY = "auto_reply"
@@ -39,11 +41,11 @@ def precedence(p: ParsedMessage) -> str:
 
 def responder_headers(p: ParsedMessage) -> list[str]:
     """The AUTO_REPLY_HEADERS the message carries."""
-    return [name for name in AUTO_REPLY_HEADERS if name.lower() in p.headers]
+    return [name for name, lower in _RESPONDER if lower in p.headers]
 
 
 def exchange_automatic_headers(p: ParsedMessage) -> list[str]:
-    return [name for name in EXCHANGE_AUTOMATIC_HEADERS if name.lower() in p.headers]
+    return [name for name, lower in _EXCHANGE if lower in p.headers]
 
 
 def apple_vacation(p: ParsedMessage) -> bool:
