@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/hostile.py [--quick] [--family NAME ...] [--n N] [--json]
                                       [--timeout S] [--memory-limit MB] [--profile] [--no-cases]
+                                      [--save FILE]
 
 Each family (tests/hostile.py) is built at size n and 10n and measured two ways:
 
@@ -767,6 +768,7 @@ def main(argv: list[str] | None = None) -> int:
                     "also selects the cases that belong to it")
     ap.add_argument("--n", type=int, help="size n for the selected families (10n is run too)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
+    ap.add_argument("--save", metavar="FILE", help="also write the results as JSON to FILE")
     ap.add_argument("--timeout", type=float, default=30.0,
                     help="seconds per measurement (default 30: fifteen times the 2 s target)")
     ap.add_argument("--memory-limit", type=int, default=3072, metavar="MB",
@@ -816,10 +818,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             print(f"  measured case {case.name}", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - started
+    data = as_json(fam_results, case_results)
+    data["load_average_at_start"] = load
+    data["seconds"] = round(elapsed, 1)
+    if args.save:
+        pathlib.Path(args.save).write_text(json.dumps(data, indent=1))
     if args.json:
-        data = as_json(fam_results, case_results)
-        data["load_average_at_start"] = load
-        data["seconds"] = round(elapsed, 1)
         print(json.dumps(data, indent=1))
     else:
         print(f"\nHostile mail: {len(fam_results)} families at n and 10n, {len(case_results)} fixed cases; "
