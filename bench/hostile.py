@@ -97,9 +97,8 @@ def _import(candidates: list[tuple[str, str]]) -> Any:
 
 
 parse = _import([("mailgate.message", "parse")])
-html_to_text = _import([("mailgate.message", "html_to_text"), ("mailgate.html", "html_to_text")])
-decode_header_value = _import([("mailgate.message", "decode_header_value"),
-                               ("mailgate.headers", "decode_header_value")])
+html_to_text = _import([("mailgate.htmltext", "html_to_text"), ("mailgate.message", "html_to_text")])
+decode_header_value = _import([("mailgate.mime", "decode_header_value"), ("mailgate.message", "decode_header_value")])
 classify = _import([("mailgate.bounces", "classify")])
 signals = _import([("mailgate.loops", "signals")])
 inbound = _import([("mailgate.services.inbound", "")])
