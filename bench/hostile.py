@@ -483,6 +483,8 @@ class FamilyResult:
     flags: list[str] = field(default_factory=list)
     ratio: float | None = None
     ratio_stage: str = ""
+    ratio_at_least: bool = False   # the 10n stage ran out of time: the ratio is a lower bound
+    timeout: float = 0.0
 
     def stage_ratios(self) -> dict[str, float]:
         a, b = self.small.times.stages, self.large.times.stages
@@ -502,7 +504,7 @@ def measure_family(fam: hostile.Family, n: int, args) -> FamilyResult:
         if not args.no_inspect and k == 10 * n:  # the targets are met at 10n or not at all
             sr.process = run_inspect(raw, timeout=args.timeout, memory_limit=args.memory_limit)
         sizes.append(sr)
-    res = FamilyResult(fam.name, fam.what, fam.unit, sizes[0], sizes[1])
+    res = FamilyResult(fam.name, fam.what, fam.unit, sizes[0], sizes[1], timeout=args.timeout)
     judge(res)
     if res.ratio is not None and res.ratio >= SUPERLINEAR and ours_total(res.large.times) < CONFIRM_MAX:
         # A fast family flagged super-linear: measure both sizes once more and keep each stage's
@@ -512,7 +514,7 @@ def measure_family(fam: hostile.Family, n: int, args) -> FamilyResult:
                                  memory_limit=args.memory_limit)
             for stage, t in again.stages.items():
                 sr.times.stages[stage] = min(t, sr.times.stages.get(stage, t))
-        res.flags, res.ratio, res.ratio_stage = [], None, ""
+        res.flags, res.ratio, res.ratio_stage, res.ratio_at_least = [], None, "", False
         judge(res)
     if not args.no_memory and not res.large.times.timed_out and ours_total(res.large.times) < MEMORY_PASS_MAX:
         res.memory, _ = run_child(_child_memory, fam.message(res.large.n), fam.recipients, timeout=args.timeout,
@@ -539,12 +541,16 @@ def judge(res: FamilyResult) -> None:
         res.flags.append(f"TIMEOUT in {which.timed_out}")
     ratios = res.stage_ratios()
     counted = {s: r for s, r in ratios.items() if large.stages.get(s, 0) >= NOISE_FLOOR and s in OURS}
-    if counted:
+    if large.timed_out and not small.timed_out:
+        # The stage that ran out of time at 10n grew at least this much: deadline / t(n).
+        res.ratio_stage, res.ratio_at_least = large.timed_out, True
+        res.ratio = res.timeout / max(small.stages.get(large.timed_out, 0.0), 1e-6)
+        if res.ratio >= SUPERLINEAR:
+            res.flags.append(f"SUPER-LINEAR {res.ratio_stage} x{res.ratio:.0f} or more")
+    elif counted:
         res.ratio_stage, res.ratio = max(counted.items(), key=lambda kv: kv[1])
         if res.ratio >= SUPERLINEAR:
             res.flags.append(f"SUPER-LINEAR {res.ratio_stage} x{res.ratio:.0f}")
-    elif large.timed_out and not small.timed_out:
-        res.ratio_stage = large.timed_out
     for sr in (res.small, res.large):
         label = f"{sr.n} {res.unit}"
         res.flags += _failures(sr.times, f" at {label}")
@@ -637,7 +643,7 @@ def print_families(results: list[FamilyResult], args) -> None:
         a, b = r.small, r.large
         t_small = _s(ours_total(a.times), a.times.timed_out, args.timeout)
         t_large = _s(ours_total(b.times), b.times.timed_out, args.timeout)
-        ratio = f"{r.ratio:.1f}" if r.ratio is not None else "-"
+        ratio = "-" if r.ratio is None else f">{r.ratio:.0f}" if r.ratio_at_least else f"{r.ratio:.1f}"
         per_mb = "-" if b.times.timed_out else f"{ours_total(b.times) / (b.size / MB):.2f}"
         ours_mem = {k: v for k, v in (r.memory.memory if r.memory else {}).items() if k in OURS}
         mem = "-"
@@ -713,6 +719,7 @@ def as_json(families: list[FamilyResult], cases: list[CaseResult]) -> dict:
         "targets": {"time": "2 s + 0.1 s per MB", "memory": "200 MB + 4x the message size"},
         "families": [{
             "name": r.name, "what": r.what, "unit": r.unit, "ratio": r.ratio, "ratio_stage": r.ratio_stage,
+            "ratio_is_a_lower_bound": r.ratio_at_least,
             "flags": r.flags, "memory": child(r.memory),
             "sizes": [{"n": s.n, "bytes": s.size, "in_process": child(s.times), "inspect": proc(s.process),
                        "time_target": time_target(s.size), "memory_target": memory_target(s.size)}

@@ -439,7 +439,7 @@ FAMILIES: list[Family] = [
     # blank lines
     _fam("body-blank-lines", "text body: blank lines", "lines", 200, 300, _body_blank_lines),
     _fam("body-ws-lines", "text body: whitespace-only lines", "lines", 120, 300, _body_ws_lines),
-    _fam("reply-blank-lines", "reply text: blank lines before the quote header", "lines", 10_000, 300,
+    _fam("reply-blank-lines", "reply text: blank lines before the quote header", "lines", 500, 300,
          _reply_blank_lines),
     # bounces
     _fam("bounce-space-line", "text bounce with a line of spaces", "spaces", 20, 60, _bounce_space_line, **_BOUNCE),
