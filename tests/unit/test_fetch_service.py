@@ -326,7 +326,7 @@ def test_message_deleted_between_listing_and_fetching_is_counted_not_failed(c):
 
 
 def test_time_budget_stops_cleanly_and_the_next_run_carries_on(c, monkeypatch):
-    monkeypatch.setattr(fetch, "CHUNK_MESSAGES", 10)
+    monkeypatch.setattr(fetch.worker, "CHUNK_MESSAGES", 10)
     box = FakeImap()
     for n in range(50):
         box.add(make_raw(n))
@@ -350,7 +350,7 @@ def test_message_cap_per_run(c):
 
 
 def test_chunks_are_fetched_in_one_call_each(c, monkeypatch):
-    monkeypatch.setattr(fetch, "CHUNK_MESSAGES", 100)
+    monkeypatch.setattr(fetch.worker, "CHUNK_MESSAGES", 100)
     box = FakeImap()
     for n in range(250):
         box.add(make_raw(n))
@@ -506,7 +506,7 @@ def test_jobs_left_without_time_are_handed_out_again_untouched(c):
     box.add(make_raw(1))
     c.extras.update(mailbox_factory=lambda s, p: box, ingest=RecordingIngest())
     event = {"Records": [{"messageId": "1", "body": json.dumps({"server": "shop"})}]}
-    out = fetch_worker.handle(c, event, deadline=time.monotonic() + fetch.SAFETY_SECONDS)
+    out = fetch_worker.handle(c, event, deadline=time.monotonic() + fetch.worker.SAFETY_SECONDS)
     assert out == {"batchItemFailures": [{"itemIdentifier": "1"}]}
     assert ledger(c) == [] and box.calls == []
 

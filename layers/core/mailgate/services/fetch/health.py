@@ -1,0 +1,94 @@
+"""What a run did, and each server's health: its last success, its run of failures, and the
+disabling of a server that has failed for days (with an event that names the fix)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ...adapters.netmail import ERROR_WORDS
+from .state import HEALTH_PREFIX
+
+log = logging.getLogger(__name__)
+
+#: a server failing for this long is disabled and reported
+DISABLE_AFTER_SECONDS = 5 * 24 * 3600
+
+DETAIL_SERVER_DISABLED = "Fetch Server Disabled"
+
+@dataclass
+class FetchResult:
+    """What one run did, in words a person can read (also the CLI's --json output)."""
+
+    server: str
+    status: str = "ok"  # ok | busy | failed | disabled | not-found
+    fetched: int = 0  # messages read from the server
+    stored: int = 0  # raw messages newly written to the store
+    duplicates: int = 0  # already in the store (a retry after a crash, a UIDVALIDITY reset)
+    ingested: int = 0  # handed to routing successfully
+    failed: int = 0  # routing failed: kept with the error, not fetched again
+    skipped: int = 0  # over the size cap: left on the server, recorded
+    vanished: int = 0  # deleted on the server between listing and fetching
+    acked: int = 0
+    more: bool = False  # stopped by the time budget or the message cap: carries on next run
+    uidvalidity_reset: bool = False
+    error: str = ""
+    error_code: str = ""
+    transient: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def health(c, server_name: str) -> dict[str, Any]:
+    return c.kv.get_item(HEALTH_PREFIX + server_name) or {}
+
+
+def record_success(c, server, res: FetchResult, t: float) -> None:
+    key = HEALTH_PREFIX + server.name
+    h = c.kv.get_item(key) or {}
+    h.update(last_run=t, last_success=t, consecutive_failures=0, failing_since=None,
+             last_result={k: v for k, v in res.to_dict().items() if k not in ("notes",)})
+    if res.failed:
+        h["failed_messages"] = int(h.get("failed_messages") or 0) + res.failed
+    if res.skipped:
+        h["skipped_messages"] = int(h.get("skipped_messages") or 0) + res.skipped
+    h.pop("version", None)
+    c.kv.put_item(key, h)
+
+
+def reset_failures(c, server_name: str) -> None:
+    """Forget a server's run of failures (it was fixed and enabled again by a person)."""
+    key = HEALTH_PREFIX + server_name
+    h = c.kv.get_item(key)
+    if not h:
+        return
+    h.update(consecutive_failures=0, failing_since=None)
+    h.pop("disabled_at", None)
+    h.pop("version", None)
+    c.kv.put_item(key, h)
+
+
+def record_failure(c, server, res: FetchResult, t: float) -> None:
+    key = HEALTH_PREFIX + server.name
+    h = c.kv.get_item(key) or {}
+    since = h.get("failing_since") or t
+    words = ERROR_WORDS.get(res.error_code, res.error_code)
+    h.update(last_run=t, last_error=f"{words}: {res.error}", last_error_code=res.error_code,
+             last_error_at=t, consecutive_failures=int(h.get("consecutive_failures") or 0) + 1,
+             failing_since=since)
+    h.pop("version", None)
+    if t - float(since) >= DISABLE_AFTER_SECONDS:
+        c.config.put_incoming(replace(server, enabled=False))
+        h["disabled_at"] = t
+        detail = {"server": server.name, "failing_since": since, "consecutive_failures":
+                  h["consecutive_failures"], "last_error": h["last_error"],
+                  "last_error_code": res.error_code,
+                  "fix": f"fix the cause, check with `mailgate server test {server.name}`, then "
+                         f"`mailgate server enable {server.name}`"}
+        c.events.publish(DETAIL_SERVER_DISABLED, detail)
+        res.notes.append("server failed for 5 days and is now disabled")
+        log.error("fetch %s disabled after failing since %s: %s", server.name, since, h["last_error"])
+    c.kv.put_item(key, h)
