@@ -16,7 +16,8 @@ import dns.resolver
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mailgate.dnsadvice import DnspythonResolver, check_domain, make_plan, records_for_plan, zone_lines
+from mailgate.adapters.dnspython import DnspythonResolver
+from mailgate.dnsadvice import check_domain, make_plan, records_for_plan, zone_lines
 from mailgate.domain import AliasDomain, OutgoingServer
 from mailgate_dev.localdns import LocalDnsServer
 

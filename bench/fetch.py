@@ -34,6 +34,7 @@ import time
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "layers" / "core"), str(REPO / "dev"), str(REPO)]
 
+from mailgate.adapters.mailboxes import NetMailboxes  # noqa: E402
 from mailgate.domain import IncomingServer, MessageRecord  # noqa: E402
 from mailgate.errors import NotFound  # noqa: E402
 from mailgate.services import fetch  # noqa: E402
@@ -144,9 +145,7 @@ def run_bare(d, user, n) -> float:
 
 
 def run_mailgate(d, user, n, store) -> float:
-    c = fakes.in_memory()
-    c.raw_store = store
-    c.extras["fetch_cafile"] = str(d.ca_pem)
+    c = fakes.in_memory(raw_store=store, mailboxes=NetMailboxes(cafile=str(d.ca_pem)))
     c.config.put_incoming(IncomingServer(name="bench", protocol="imap", host="127.0.0.1",
                                          port=d.imaps_port, user=user, ack="seen"))
     c.secrets.put("mailgate/server/bench", "secret")

@@ -29,6 +29,7 @@ sys.path[:0] = [str(ROOT / "layers" / "core"), str(ROOT / "dev"), str(ROOT)]
 
 from mailgate import message as message_mod  # noqa: E402
 from mailgate.domain import Thread  # noqa: E402
+from mailgate_dev.fakes import MemoryInboundStore  # noqa: E402
 from mailgate.services import inbound  # noqa: E402
 from tests.unit.inbound_odd import odd_messages  # noqa: E402
 from tests.unit.inbound_support import BOUNCES, CPYTHON_EMAIL_DATA, reply_address, stack  # noqa: E402
@@ -162,13 +163,15 @@ def count_calls(messages) -> dict:
                                     followers=["rep@example.org", f"cust{t}@customer.test"]))
         c.threads.index_message_id(f"out{t}@example.test", f"thread{t:02d}")
     c.token_key  # read once per container (cold start), not per message
-    store = inbound.store_for(c)
-    store.domains()  # cached per warm container
     counts: Counter = Counter()
     inside: list[str] = []
     for name in ("raw_store", "config", "threads", "messages", "counters", "kv", "events", "outbound_queue"):
         setattr(c, name, Counting(getattr(c, name), name, counts, inside))
-    c.extras["inbound_store"] = Counting(store, "store", counts, inside, is_store=True)
+    # the fake store over the counted ports, so that what it does inside load/commit shows too
+    store = MemoryInboundStore(c.config, c.threads, c.messages, c.counters, c.kv,
+                               gateway_domain=c.settings.gateway_domain)
+    store.domains()  # cached per warm container
+    c.inbound = Counting(store, "store", counts, inside, is_store=True)
     for i, (kind, raw, rcpt) in enumerate(messages):
         c.raw_store._inner.put(f"raw/ses/c{i}", raw)
     for i, (kind, raw, rcpt) in enumerate(messages):
@@ -240,7 +243,7 @@ def main() -> None:
     args = ap.parse_args()
     c = stack()
     msgs = build_messages(args.messages, c)
-    inbound.store_for(c).domains()
+    c.inbound.domains()
     c.token_key
     kinds = Counter(k for k, _, _ in msgs)
     total_bytes = sum(len(r) for _, r, _ in msgs)

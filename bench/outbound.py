@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from mailgate import tokens  # noqa: E402
 from mailgate import compose as C  # noqa: E402
 from mailgate import dkim as D  # noqa: E402
+from mailgate.adapters.senders import Transports  # noqa: E402
 from mailgate.adapters.smtp import Ahead, Envelope, SmtpSender  # noqa: E402
 from mailgate.domain import AliasDomain, OutgoingServer  # noqa: E402
 from mailgate.services import outbound  # noqa: E402
@@ -114,13 +115,12 @@ def run_mailgate(port, ctx, reqs, key, token_key, *, overlap=True):
 
 
 def run_service(port, ctx, reqs, key):
-    c = fakes.in_memory()
+    c = fakes.in_memory(transports=Transports(ssl_context=ctx))
     c.config.put_domain(AliasDomain("example.test", dkim_selector="mg"))
     c.config.put_outgoing(OutgoingServer(name="sink", host="127.0.0.1", port=port, user=USER,
                                          from_filter="example.test", secret_id="pw"))
     c.secrets.put("pw", PASSWORD)
     c.secrets.put("mailgate/dkim/example.test/mg", D.private_pem(key))
-    c.extras["smtp_ssl_context"] = ctx
     senders = outbound.Senders(c)
     t = time.perf_counter()
     for data in reqs:

@@ -1,18 +1,27 @@
 """In-memory fakes of every port, for the pure core's unit tests and the benchmarks.
 
-A fake records what it received (`published`, `sent`) so that a test can assert on it.
+A fake records what it received (`published`, `sent`, `transactions`) so that a test can assert
+on it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 from mailgate.bootstrap import Container
+from mailgate.checks import Step
+from mailgate.dnsadvice.resolver import Answer, norm
 from mailgate.domain import Alias, AliasDomain, IncomingServer, MessageRecord, OutgoingServer, Thread
-from mailgate.errors import NotFound
+from mailgate.errors import NotFound, TransientError
+from mailgate.inbound_model import DomainCache, LookupKeys, Snapshot, contact_key
+from mailgate.keyring import SecretKeyring
+from mailgate.ports import (
+    ConfigRepository, CounterRepository, Envelope, KeyValueRepository, Mailbox, MessageRepository,
+    RecipientResult, ThreadRepository,
+)
 from mailgate.settings import Settings
 
 
@@ -138,6 +147,14 @@ class MemoryMessageRepository:
             self.records[record.key] = replace(record)
             return True
 
+    def replace(self, record: MessageRecord, *, version: int) -> bool:
+        with self._lock:
+            current = self.records.get(record.key)
+            if current is None or current.version != version:
+                return False
+            self.records[record.key] = replace(record)
+            return True
+
     def get(self, key: str) -> MessageRecord | None:
         r = self.records.get(key)
         return replace(r) if r else None
@@ -248,19 +265,151 @@ class MemorySecretStore:
         self.values.pop(secret_id, None)
 
 
-def in_memory(settings: Settings | None = None, *, token_key: str = "test-token-key") -> Container:
-    """A Container of fakes, for unit tests and benchmarks."""
+class MemoryInboundStore:
+    """The `InboundStore` port over the other ports, call by call (a real store makes `load` one
+    batched read and `commit` one transaction)."""
+
+    def __init__(self, config: ConfigRepository, threads: ThreadRepository, messages: MessageRepository,
+                 counters: CounterRepository, kv: KeyValueRepository, *, gateway_domain: str = "") -> None:
+        self.config, self.threads, self.messages, self.counters, self.kv = config, threads, messages, counters, kv
+        self.gateway_domain = gateway_domain
+        self.domains = DomainCache(config.list_domains)
+
+    def load(self, keys: LookupKeys) -> Snapshot:
+        snap = Snapshot(domains=self.domains(), gateway_domain=self.gateway_domain)
+        for dom, name in keys.aliases:
+            alias = self.config.get_alias(dom, name)
+            if alias is not None:
+                snap.aliases[(dom.lower(), name.lower())] = alias
+        if keys.message_ids:
+            snap.index = dict(self.threads.threads_for_message_ids(keys.message_ids))
+        for key in keys.counter_keys:
+            snap.counts[key] = self.counters.get(key)
+        for address in keys.contacts:
+            if self.kv.get_item(contact_key(address)) is not None:
+                snap.known_senders.add(address.lower())
+        # second read: the threads named by the first (tokens, index hits, forced threads)
+        wanted = list(keys.thread_ids) + list(snap.index.values()) + [
+            a.force_thread_id for a in snap.aliases.values() if a.force_thread_id]
+        for tid in dict.fromkeys(wanted):
+            thread = self.threads.get_thread(tid)
+            if thread is not None:
+                snap.threads[tid] = thread
+        return snap
+
+    def commit(self, record: MessageRecord, *, new_thread: Thread | None, index: list[tuple[str, str]],
+               follower: tuple[str, str] | None, counter: tuple[str, int] | None, contact: str | None,
+               replace: bool = False) -> bool:
+        if replace:
+            version = record.version
+            record.version += 1
+            if not self.messages.replace(record, version=version):
+                record.version = version
+                return False
+        elif not self.messages.claim(record):
+            return False
+        if new_thread is not None:  # a fresh id: nobody else can have it
+            self.threads.put_thread(new_thread)
+        for message_id, thread_id in index:
+            self.threads.index_message_id(message_id, thread_id)
+        if follower is not None:
+            self.threads.add_follower(*follower)
+        if counter is not None:
+            self.counters.incr(counter[0], window_seconds=counter[1])
+        if contact:
+            self.kv.put_item(contact_key(contact), {"address": contact, "since": time.time()}, if_absent=True)
+        return True
+
+
+class MemorySender:
+    """Accepts every recipient unless `outcomes` says otherwise ({address: (status, code)});
+    records (mail_from, rcpt, raw) per transaction."""
+
+    def __init__(self, name: str = "ses", outcomes: dict[str, tuple[str, int]] | None = None) -> None:
+        self.name = name
+        self.kind = "ses" if name == "ses" else "smtp"
+        self.outcomes = dict(outcomes or {})
+        self.transactions: list[tuple[str, str, bytes]] = []
+        self.closed = 0
+
+    def send(self, envelopes: list[Envelope], raw: bytes, *, smtputf8: bool = False,
+             from_address: str = "") -> list[RecipientResult]:
+        out = []
+        for env in envelopes:
+            status, code = self.outcomes.get(env.rcpt, ("sent", 250))
+            if status == "sent":
+                self.transactions.append((env.mail_from, env.rcpt, raw))
+            out.append(RecipientResult(env.rcpt, status, code, f"{code} {status}",
+                                       transport_id=f"{self.name}-{len(self.transactions)}" if status == "sent" else ""))
+        return out
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class MemoryTransports:
+    """The `SenderFactory` fake: one `MemorySender` per transport name ("ses" or the server's)."""
+
+    def __init__(self) -> None:
+        self.senders: dict[str, MemorySender] = {}
+
+    def open(self, server: OutgoingServer | None, password: str | None) -> MemorySender:
+        name = server.name if server else "ses"
+        return self.senders.setdefault(name, MemorySender(name))
+
+    def test_connection(self, server: OutgoingServer, password: str | None, *, mail_from: str,
+                        rcpt_to: str) -> list[Step]:
+        return [Step("connect", True, f"in-memory transport {server.name}"),
+                Step("mail-from", True, f"sender {mail_from} accepted"),
+                Step("rcpt-to", True, f"recipient {rcpt_to} accepted")]
+
+
+class MemoryMailboxes:
+    """The `MailboxFactory` fake: the mailbox object given for each server name."""
+
+    def __init__(self, boxes: dict[str, Mailbox] | None = None) -> None:
+        self.boxes = dict(boxes or {})
+
+    def __call__(self, server: IncomingServer, password: str) -> Mailbox:
+        try:
+            return self.boxes[server.name]
+        except KeyError:
+            raise TransientError(f"host unreachable: no in-memory mailbox for server {server.name}",
+                                 code="unreachable") from None
+
+
+@dataclass
+class MemoryResolver:
+    """Answers from {(name, type): [records]} (a str value is an error kind); anything absent is
+    NXDOMAIN. Counts the questions, as the real resolver counts queries."""
+
+    data: dict[tuple[str, str], list[str] | str] = field(default_factory=dict)
+    queries: int = 0
+
+    def query(self, name: str, rtype: str) -> Answer:
+        self.queries += 1
+        value = self.data.get((norm(name), rtype.upper()))
+        if value is None:
+            return Answer(norm(name), rtype.upper(), error="nxdomain")
+        if isinstance(value, str):
+            return Answer(norm(name), rtype.upper(), error=value)
+        return Answer(norm(name), rtype.upper(), tuple(value))
+
+
+def in_memory(settings: Settings | None = None, *, token_key: str = "test-token-key", **ports) -> Container:
+    """A Container of fakes, for unit tests and benchmarks; a keyword argument replaces a port
+    (the inbound store and the keyring, built over the others, follow the replacements)."""
     settings = settings or Settings(table_name="memory", bucket_name="memory", gateway_domain="example.test")
-    return Container(
-        settings=settings,
-        raw_store=MemoryRawMailStore(),
-        config=MemoryConfigRepository(),
-        threads=MemoryThreadRepository(),
-        messages=MemoryMessageRepository(),
-        counters=MemoryCounterRepository(),
-        kv=MemoryKeyValueRepository(),
-        events=MemoryEventPublisher(),
-        outbound_queue=MemoryQueue(),
-        fetch_queue=MemoryQueue(),
+    given = dict(
+        raw_store=MemoryRawMailStore(), config=MemoryConfigRepository(), threads=MemoryThreadRepository(),
+        messages=MemoryMessageRepository(), counters=MemoryCounterRepository(), kv=MemoryKeyValueRepository(),
+        events=MemoryEventPublisher(), outbound_queue=MemoryQueue(), fetch_queue=MemoryQueue(),
         secrets=MemorySecretStore({settings.token_secret_id: token_key}),
-    )
+        transports=MemoryTransports(), mailboxes=MemoryMailboxes(), resolvers=MemoryResolver,
+    ) | ports
+    if "inbound" not in given:
+        given["inbound"] = MemoryInboundStore(given["config"], given["threads"], given["messages"], given["counters"],
+                                              given["kv"], gateway_domain=settings.gateway_domain)
+    if "signing_keys" not in given:
+        given["signing_keys"] = SecretKeyring(given["secrets"], settings)
+    return Container(settings=settings, **given)

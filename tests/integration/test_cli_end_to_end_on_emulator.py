@@ -10,7 +10,7 @@ import dkim
 import pytest
 
 from mailgate import dkim as D
-from mailgate.dnsadvice.resolver import DnspythonResolver
+from mailgate.adapters.dnspython import DnspythonResolver
 from mailgate.entrypoints import outbound as outbound_handler
 from tests.integration.test_cli_config import cli  # noqa: F401 - the fixture
 from tests.integration.test_dns_check import AMAZONSES
@@ -103,12 +103,12 @@ def test_gateway_key_made_by_the_cli_is_what_records_advise_and_the_daily_check_
     assert [(r["name"], r["value"]) for r in txt] == [(made["record_name"], made["value"])]
     dns_server.load(records["zone"])
     dns_server.set_zone("amazonses.com", AMAZONSES)
-    factory = lambda: DnspythonResolver.for_nameserver(dns_server.nameserver, timeout=1.0)  # noqa: E731
-    [result] = dnswatch.run_daily(aws, factory)
+    aws.resolvers = lambda: DnspythonResolver.for_nameserver(dns_server.nameserver, timeout=1.0)
+    [result] = dnswatch.run_daily(aws)
     assert result["status"] == "ok", result
     assert aws.kv.get_item("dnscheck#shop.test")["status"] == "ok"
     dns_server.set_zone("shop.test", "@ IN TXT \"v=spf1 -all\"")
-    [result] = dnswatch.run_daily(aws, factory)
+    [result] = dnswatch.run_daily(aws)
     assert result["published"] and result["status"] == "error", result
 
 
@@ -118,7 +118,10 @@ def test_server_disabled_after_days_of_failures_is_enabled_again_by_the_command_
     from tests.integration.test_fetch_dovecot import make_raw, person
 
     state = json.loads((tmp_path / "stack.json").read_text())
-    state["fetch_cafile"] = aws.extras["fetch_cafile"] = str(dovecot.ca_pem)
+    from mailgate.adapters.mailboxes import NetMailboxes
+
+    state["fetch_cafile"] = str(dovecot.ca_pem)
+    aws.mailboxes = NetMailboxes(cafile=state["fetch_cafile"])
     (tmp_path / "stack.json").write_text(json.dumps(state))
     assert cli("server", "add-imap", "office", "--host", "127.0.0.1", "--port", str(dovecot.imaps_port),
                "--user", mailbox_user, "--folder", "Orders", "--password-stdin", stdin="secret\n")[0] == 0

@@ -8,8 +8,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mailgate.adapters.dnspython import DnspythonResolver
 from mailgate.dnsadvice import (
-    DnspythonResolver, check_domain, dkim_key_from_pem, make_plan, records_for_plan, zone_lines,
+    check_domain, dkim_key_from_pem, make_plan, records_for_plan, zone_lines,
 )
 from mailgate.domain import AliasDomain, OutgoingServer
 from mailgate_dev.localdns import LocalDnsServer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate.dnsadvice import DnspythonResolver
+from mailgate.adapters.dnspython import DnspythonResolver
 from mailgate.domain import AliasDomain
 from mailgate.services import dnswatch
 from mailgate.settings import Settings
@@ -22,13 +22,15 @@ def c():
     return c
 
 
-def factory(dns_server, timeout=1.0):
-    return lambda: DnspythonResolver.for_nameserver(dns_server.nameserver, timeout=timeout)
+def run(c, dns_server, timeout=1.0, **kw):
+    """The daily check, resolving through the local DNS server."""
+    c.resolvers = lambda: DnspythonResolver.for_nameserver(dns_server.nameserver, timeout=timeout)
+    return dnswatch.run_daily(c, **kw)
 
 
 def test_first_check_records_the_state_without_an_event(c, dns_server):
     serve(dns_server)
-    [result] = dnswatch.run_daily(c, factory(dns_server), now=lambda: 1000.0)
+    [result] = run(c, dns_server, now=lambda: 1000.0)
     assert result["status"] == "ok" and not result["published"]
     stored = c.kv.get_item("dnscheck#example.test")
     assert stored["status"] == "ok" and stored["records"]["dkim mailgate._domainkey.example.test"] == "ok"
@@ -37,9 +39,9 @@ def test_first_check_records_the_state_without_an_event(c, dns_server):
 
 def test_dkim_cname_removed_after_a_good_day_publishes_dns_check_changed(c, dns_server):
     serve(dns_server)
-    dnswatch.run_daily(c, factory(dns_server))
+    run(c, dns_server)
     serve(dns_server, dkim="")  # the customer's DNS provider lost the CNAME overnight
-    [result] = dnswatch.run_daily(c, factory(dns_server), now=lambda: 2000.0)
+    [result] = run(c, dns_server, now=lambda: 2000.0)
     assert result["published"]
     [(detail_type, detail)] = c.events.published
     assert detail_type == "DNS Check Changed"
@@ -51,16 +53,16 @@ def test_dkim_cname_removed_after_a_good_day_publishes_dns_check_changed(c, dns_
 
 def test_a_record_that_stays_wrong_is_not_announced_again(c, dns_server):
     serve(dns_server, dkim="")
-    dnswatch.run_daily(c, factory(dns_server))
-    dnswatch.run_daily(c, factory(dns_server))
+    run(c, dns_server)
+    run(c, dns_server)
     assert c.events.published == []
 
 
 def test_a_record_that_recovers_is_stored_as_ok_without_event(c, dns_server):
     serve(dns_server, dkim="")
-    dnswatch.run_daily(c, factory(dns_server))
+    run(c, dns_server)
     serve(dns_server, dkim=DKIM)
-    [result] = dnswatch.run_daily(c, factory(dns_server))
+    [result] = run(c, dns_server)
     assert result["status"] == "ok" and c.events.published == []
     assert c.kv.get_item("dnscheck#example.test")["status"] == "ok"
 
@@ -69,7 +71,7 @@ def test_a_domain_whose_key_is_broken_does_not_stop_the_others(c, dns_server):
     serve(dns_server)
     c.config.put_domain(AliasDomain("broken.test"))
     c.secrets.put("mailgate/dkim/broken.test/mailgate", "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
-    results = {r["domain"]: r for r in dnswatch.run_daily(c, factory(dns_server, timeout=0.3))}
+    results = {r["domain"]: r for r in run(c, dns_server, timeout=0.3)}
     assert results["broken.test"]["status"] == "error"
     assert "the DKIM key of broken.test (selector mailgate) does not load" in results["broken.test"]["error"]
     assert results["example.test"]["status"] == "ok"

@@ -17,7 +17,8 @@ from email.parser import BytesHeaderParser
 import pytest
 
 from mailgate.adapters.imap import ImapMailbox
-from mailgate.adapters.netmail import Timeouts
+from mailgate.adapters.mailboxes import NetMailboxes
+from mailgate.ports import Timeouts
 from mailgate.domain import IncomingServer, MessageRecord
 from mailgate.entrypoints import fetch_worker
 from mailgate.errors import PermanentError
@@ -46,9 +47,7 @@ def ingest(c, raw_key, *, source, envelope_recipients, verdicts=None):
 
 
 def container(dovecot):
-    c = fakes.in_memory()
-    c.extras["fetch_cafile"] = str(dovecot.ca_pem)
-    return c
+    return fakes.in_memory(mailboxes=NetMailboxes(cafile=str(dovecot.ca_pem)))
 
 
 def add_server(c, dovecot, user, *, name="shop", protocol="imap", security="ssl", port=None,
@@ -167,7 +166,7 @@ def test_pop3_wrong_password_is_reported_as_authentication_failed(dovecot, mailb
 
 
 def test_certificate_from_an_unknown_ca_is_not_trusted_by_default(dovecot, mailbox_user):
-    c = fakes.in_memory()  # system trust store only: our test CA is not in it
+    c = fakes.in_memory(mailboxes=NetMailboxes())  # system trust store only: our test CA is not in it
     add_server(c, dovecot, mailbox_user)
     res = run(c)
     assert res.status == "failed" and res.error_code == "tls-untrusted"
@@ -197,8 +196,7 @@ def test_host_that_accepts_and_never_answers_times_out(dovecot):
         for protocol, security in (("imap", "ssl"), ("imap", "starttls"), ("pop", "ssl")):
             add_server(c, dovecot, "nobody", protocol=protocol, security=security,
                        port=silent.getsockname()[1])
-            factory = fetch.default_mailbox_factory(cafile=str(dovecot.ca_pem),
-                                                    timeouts=Timeouts(connect=1, login=1, command=1))
+            factory = NetMailboxes(cafile=str(dovecot.ca_pem), timeouts=Timeouts(connect=1, login=1, command=1))
             started = time.monotonic()
             res = run(c, mailbox_factory=factory)
             assert res.status == "failed" and res.error_code == "timeout" and res.transient
@@ -276,7 +274,7 @@ class Crash(BaseException):
 def crashing_factory(dovecot, where: str):
     """Real mailboxes; the first one dies at `where` (after the raw messages are stored)."""
     state = {"armed": True}
-    base = fetch.default_mailbox_factory(cafile=str(dovecot.ca_pem))
+    base = NetMailboxes(cafile=str(dovecot.ca_pem))
 
     def make(server, password):
         box = base(server, password)
@@ -343,7 +341,7 @@ def test_two_workers_on_the_same_mailbox_store_each_message_once(dovecot, mailbo
         dovecot.deliver(mailbox_user, make_raw(n))
     results = []
     second = {}
-    base = fetch.default_mailbox_factory(cafile=str(dovecot.ca_pem))
+    base = NetMailboxes(cafile=str(dovecot.ca_pem))
 
     def first_factory(server, password):
         box = base(server, password)
@@ -471,7 +469,6 @@ def test_sqs_worker_fetches_the_mailbox_named_in_each_record(dovecot, mailbox_us
     add_server(c, dovecot, mailbox_user, ack="seen")
     add_server(c, dovecot, mailbox_user, name="locked", password="wrong")
     dovecot.deliver(mailbox_user, make_raw(1))
-    c.extras["ingest"] = ingest
     event = {"Records": [{"messageId": "a", "body": '{"server": "shop"}'},
                          {"messageId": "b", "body": '{"server": "locked"}'}]}
     out = fetch_worker.handle(c, event, deadline=time.monotonic() + 60)

@@ -7,7 +7,9 @@ import time
 
 import pytest
 
+from mailgate.adapters.mailboxes import NetMailboxes
 from mailgate.domain import AliasDomain, Alias, IncomingServer
+from mailgate.ports import MailItem
 from mailgate.services import fetch
 
 from tests.integration.test_fetch_dovecot import make_raw, flags_by_message_id
@@ -21,7 +23,7 @@ def add_server(c, dovecot, user, *, name="shop", protocol="imap", ack="seen", **
                             security="ssl", ack=ack, secret_id=c.settings.server_secret_prefix + name, **kw)
     c.config.put_incoming(server)
     c.secrets.put(c.settings.server_secret_prefix + name, "secret")
-    c.extras["fetch_cafile"] = str(dovecot.ca_pem)
+    c.mailboxes = NetMailboxes(cafile=str(dovecot.ca_pem))
     return server
 
 
@@ -68,14 +70,10 @@ class BigPop:
     protocol = "pop"
 
     def __init__(self, count: int) -> None:
-        from mailgate.adapters.netmail import MailItem
-
         self.items = [MailItem(n, f"{n:070d}", 300) for n in range(1, count + 1)]
         self.exists = count
 
     def add(self, n: int) -> None:
-        from mailgate.adapters.netmail import MailItem
-
         self.items.append(MailItem(len(self.items) + 1, f"new-{n:066d}", 300))
         self.exists = len(self.items)
 
@@ -163,13 +161,14 @@ def test_reply_fetched_from_a_mailbox_finds_the_thread_of_mail_sent_through_the_
     import email.policy
 
     from mailgate import dkim as D
+    from mailgate import keyring
     from mailgate.domain import OutgoingServer
     from mailgate.services import outbound
 
     c = aws
     monkeypatch.setenv("SSL_CERT_FILE", str(smtp_tls.ca_file))
     c.config.put_domain(AliasDomain(name="example.net"))
-    c.secrets.put(D.secret_id(c.settings, "example.net", "mailgate"), D.private_pem(D.generate_key("rsa", 2048)))
+    c.secrets.put(keyring.secret_id(c.settings, "example.net", "mailgate"), D.private_pem(D.generate_key("rsa", 2048)))
     c.secrets.put(c.settings.server_secret_prefix + "relay", smtp_server.password)
     c.config.put_outgoing(OutgoingServer(name="relay", host="127.0.0.1", port=smtp_server.port,
                                          user=smtp_server.user, from_filter="example.net",

@@ -62,11 +62,11 @@ def test_outbound_handler_sends_the_sample_request_signed_through_ses(deployed, 
     import boto3
     import dkim as dkimpy
 
-    from mailgate import dkim
+    from mailgate import dkim, keyring
     from tests.fixtures.dns import publish_dkim_key
 
     key = dkim.generate_key("rsa", 2048)
-    deployed.secrets.put(dkim.secret_id(deployed.settings, "example.test", "mailgate"), dkim.private_pem(key))
+    deployed.secrets.put(keyring.secret_id(deployed.settings, "example.test", "mailgate"), dkim.private_pem(key))
     lookup = publish_dkim_key(dns_server, "example.test", "mailgate", key)
     boto3.client("ses", endpoint_url=deployed.settings.endpoint_url,
                  region_name="us-east-1").verify_domain_identity(Domain="example.test")
@@ -106,11 +106,10 @@ def test_fetch_worker_handler_hands_the_sample_job_out_again_while_its_server_is
 
 
 def test_dns_check_handler_runs_over_every_alias_domain(deployed, dns_server, monkeypatch):
-    from mailgate.services import dnswatch
-    from mailgate.dnsadvice import DnspythonResolver
+    from mailgate.adapters.dnspython import DnspythonResolver
 
-    monkeypatch.setattr(dnswatch, "system_resolver_factory",
-                        lambda *a, **k: (lambda: DnspythonResolver.for_nameserver(dns_server.nameserver, timeout=0.5)))
+    monkeypatch.setattr(deployed, "resolvers",
+                        lambda: DnspythonResolver.for_nameserver(dns_server.nameserver, timeout=0.5))
     result = invoke("dns_check", sample("schedule-dnscheck.json"))
     assert [r["domain"] for r in result["results"]] == ["example.test"]
 

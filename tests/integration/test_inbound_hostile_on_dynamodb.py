@@ -60,7 +60,7 @@ def test_a_message_with_hundreds_of_attachments_is_recorded_and_its_ledger_says_
 
 
 def test_a_refused_transaction_is_a_permanent_failure_not_a_retry(c):
-    store = c.extras["inbound_store"]
+    store = c.inbound
     record = MessageRecord(key="in:raw:" + "k" * 3000, raw_key="raw/ses/x")  # hash key over 2,048 bytes
     with pytest.raises(PermanentError, match="refused"):
         store.commit(record, new_thread=None, index=[], follower=None, counter=None, contact=None)

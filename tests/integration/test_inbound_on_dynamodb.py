@@ -2,6 +2,7 @@
 
 import pytest
 
+from mailgate.adapters.dynamo import DynamoInboundStore
 from mailgate.domain import Alias, AliasDomain
 from mailgate.services import inbound
 
@@ -63,7 +64,7 @@ def test_replay_after_adding_the_alias_opens_the_record_and_makes_the_author_a_k
     first = deliver(c, mail(1, "kim@client.test", to="support@example.test"), "raw/ses/r1", to="support@example.test")
     assert first.outcome == "unknown-recipient"
     c.config.put_alias(Alias("example.test", "support", "helpdesk.ticket"))
-    c.extras["inbound_store"]._domains._domains = None  # as a new container would
+    c.inbound = DynamoInboundStore(c.config, gateway_domain=c.settings.gateway_domain)  # as a new container would
     again = inbound.replay(c, first.key)
     assert again.outcome == "new-record" and c.threads.get_thread(again.thread_id).model == "helpdesk.ticket"
     # partners-only alias: kim opened a record, so she is a known contact now

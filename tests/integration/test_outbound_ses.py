@@ -14,6 +14,8 @@ import pytest
 
 from mailgate import tokens
 from mailgate import dkim as D
+from mailgate import keyring
+from mailgate.adapters.senders import Transports
 from mailgate.adapters.ses import SesSender, ses_client
 from mailgate.adapters.smtp import Envelope
 from mailgate.domain import AliasDomain
@@ -67,15 +69,15 @@ def world(aws, rsa_key, domain):
     configuration set of its own."""
     aws.settings = dataclasses.replace(aws.settings, ses_configuration_set=f"mailgate-outbound-{domain.split('.')[0]}")
     aws.config.put_domain(AliasDomain(domain, dkim_selector="mg"))
-    aws.secrets.put(D.secret_id(aws.settings, domain, "mg"), D.private_pem(rsa_key))
+    aws.secrets.put(keyring.secret_id(aws.settings, domain, "mg"), D.private_pem(rsa_key))
     client = ses_client(aws.settings)
     client.create_configuration_set(ConfigurationSetName=aws.settings.ses_configuration_set)
-    aws.extras["ses_client"] = client
+    aws.transports = Transports(ses_client=client, configuration_set=aws.settings.ses_configuration_set)
     return aws
 
 
 def verify_domain(c, domain):
-    c.extras["ses_client"].create_email_identity(EmailIdentity=domain)
+    c.transports.ses_client().create_email_identity(EmailIdentity=domain)
 
 
 def req(domain, **over):
@@ -108,7 +110,7 @@ def test_message_sent_through_ses_is_the_dkim_signed_raw_message_one_call_per_re
 
 def test_ses_call_names_the_verp_bounce_address_and_configuration_set(world, domain):
     calls = []
-    client = world.extras["ses_client"]
+    client = world.transports.ses_client()
     client.meta.events.register("provide-client-params.sesv2.SendEmail", lambda params, **kw: calls.append(params))
     verify_domain(world, domain)
     out = outbound.send(world, req(domain, to=["bob@example.org"]))

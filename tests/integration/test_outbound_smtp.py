@@ -9,6 +9,7 @@ import pytest
 from mailgate import tokens
 from mailgate import dkim as D
 from mailgate.adapters import smtp as smtp_adapter
+from mailgate.adapters.senders import Transports
 from mailgate.adapters.smtp import Envelope, SmtpSender
 from mailgate.checks import all_ok
 from mailgate.domain import AliasDomain, OutgoingServer
@@ -62,12 +63,11 @@ def relay_for(sink, *, security="starttls", user="mailgate", from_filter="exampl
 
 @pytest.fixture
 def world(rsa_key, smtp_server, smtp_client_context):
-    c = fakes.in_memory()
+    c = fakes.in_memory(transports=Transports(ssl_context=smtp_client_context))
     c.config.put_domain(AliasDomain("example.test", dkim_selector="mg"))
     c.secrets.put("mailgate/dkim/example.test/mg", D.private_pem(rsa_key))
     c.secrets.put("mailgate/server/relay", smtp_server.password)
     c.config.put_outgoing(relay_for(smtp_server))
-    c.extras["smtp_ssl_context"] = smtp_client_context
     return c
 
 
@@ -116,7 +116,7 @@ def test_wrong_password_fails_the_send_with_the_fix_and_delivers_nothing(world, 
 
 
 def test_untrusted_certificate_is_refused_by_default(world, smtp_server):
-    world.extras.pop("smtp_ssl_context")  # the system's CAs: they do not know the test CA
+    world.transports = Transports()  # the system's CAs: they do not know the test CA
     out = outbound.send(world, req())
     assert out["status"] == "failed"
     assert {r["error"] for r in out["recipients"]} == {"tls-untrusted"}
@@ -126,7 +126,7 @@ def test_untrusted_certificate_is_refused_by_default(world, smtp_server):
 
 def test_certificate_signed_by_a_ca_the_client_does_not_trust_is_refused(world, smtp_server,
                                                                          smtp_untrusted_context):
-    world.extras["smtp_ssl_context"] = smtp_untrusted_context  # trusts another local CA only
+    world.transports = Transports(ssl_context=smtp_untrusted_context)  # trusts another local CA only
     out = outbound.send(world, req())
     assert out["status"] == "failed"
     assert {r["error"] for r in out["recipients"]} == {"tls-untrusted"}
@@ -236,7 +236,7 @@ def test_test_connection_names_a_wrong_password(world, smtp_server):
 
 
 def test_test_connection_names_an_untrusted_certificate(world, smtp_server):
-    world.extras.pop("smtp_ssl_context")
+    world.transports = Transports()  # the system's CAs
     steps = outbound.test_connection(world, world.config.get_outgoing("relay"))
     assert (steps[-1].name, steps[-1].ok) == ("tls", False)
     assert "not trusted" in steps[-1].detail

@@ -8,8 +8,9 @@ from mailgate.errors import PermanentError
 from mailgate_dev import fakes
 from mailgate_dev.cli import common
 from mailgate_dev.cli import fetch as fetch_cli
+from mailgate_dev.fakes import MemoryMailboxes
 
-from tests.unit.test_fetch_service import FakeImap, RecordingIngest, make_raw
+from tests.unit.test_fetch_service import FakeImap, make_raw
 
 
 def cli(c, monkeypatch, *argv):
@@ -21,12 +22,10 @@ def cli(c, monkeypatch, *argv):
 
 
 def setup(boxes):
-    c = fakes.in_memory()
+    c = fakes.in_memory(mailboxes=MemoryMailboxes(boxes))
     for name in boxes:
         c.config.put_incoming(IncomingServer(name=name, protocol="imap", host="h", port=993, user="u"))
         c.secrets.put(f"mailgate/server/{name}", "pw")
-    c.extras["mailbox_factory"] = lambda server, password: boxes[server.name]
-    c.extras["ingest"] = RecordingIngest()
     return c
 
 

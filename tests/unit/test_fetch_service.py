@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from mailgate.adapters.netmail import MailItem
 from mailgate.domain import IncomingServer, MessageRecord
 from mailgate.entrypoints import fetch_worker
 from mailgate.errors import PermanentError, TransientError
+from mailgate.ports import MailItem
 from mailgate.services import fetch
 from mailgate_dev import fakes
 
@@ -494,7 +494,7 @@ def test_sqs_batch_retries_only_transient_failures(c):
         {"messageId": "4", "body": "not json"},
         {"messageId": "5", "body": json.dumps({"no": "server"})},
     ]}
-    c.extras.update(mailbox_factory=lambda s, p: Box(s), ingest=RecordingIngest())
+    c.mailboxes = lambda server, password: Box(server)
     out = fetch_worker.handle(c, event, deadline=time.monotonic() + 60)
     assert out == {"batchItemFailures": [{"itemIdentifier": "2"}]}
     assert fetch.health(c, "badpw")["last_error_code"] == "auth-failed"
@@ -504,7 +504,7 @@ def test_sqs_batch_retries_only_transient_failures(c):
 def test_jobs_left_without_time_are_handed_out_again_untouched(c):
     box = FakeImap()
     box.add(make_raw(1))
-    c.extras.update(mailbox_factory=lambda s, p: box, ingest=RecordingIngest())
+    c.mailboxes = lambda server, password: box
     event = {"Records": [{"messageId": "1", "body": json.dumps({"server": "shop"})}]}
     out = fetch_worker.handle(c, event, deadline=time.monotonic() + fetch.worker.SAFETY_SECONDS)
     assert out == {"batchItemFailures": [{"itemIdentifier": "1"}]}
@@ -515,7 +515,7 @@ def test_a_job_stopped_by_its_message_cap_queues_its_continuation(c):
     box = FakeImap()
     for n in range(3):
         box.add(make_raw(n))
-    c.extras.update(mailbox_factory=lambda s, p: box, ingest=RecordingIngest())
+    c.mailboxes = lambda server, password: box
     first = fetch.run_job(c, {"server": "shop"}, deadline=time.monotonic() + 60, max_messages=2)
     assert (first.status, first.ingested, first.more) == ("ok", 2, True)
     assert c.fetch_queue.sent == [{"server": "shop", "continue": True}]

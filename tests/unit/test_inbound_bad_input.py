@@ -123,17 +123,24 @@ def test_a_store_that_refuses_the_route_for_good_records_the_message_as_failed_a
     """Contract with the DynamoDB store: PermanentError from commit means "these items will never
     fit" (not "try again"), so the message is recorded as failed rather than retried and lost."""
     from mailgate.errors import PermanentError
+    from mailgate_dev.fakes import MemoryInboundStore
     from mailgate.services import inbound
 
     c = stack()
 
-    class Refusing(inbound.PortsInboundStore):
-        def commit(self, record, **kw):
-            raise PermanentError("recording message was refused: item too large", code="dynamodb-validation")
+    class Refusing(MemoryInboundStore):
+        """Refuses a route's items for good, as DynamoDB refuses an item over 400 KB; the plain
+        "failed" record fits."""
 
-    c.extras["inbound_store"] = Refusing(c)
+        def commit(self, record, **kw):
+            if record.outcome != "failed":
+                raise PermanentError("recording message was refused: item too large", code="dynamodb-validation")
+            return super().commit(record, **kw)
+
+    working = c.inbound
+    c.inbound = Refusing(c.config, c.threads, c.messages, c.counters, c.kv, gateway_domain=c.settings.gateway_domain)
     record = deliver(c, mail(subject="refused"), key="raw/ses/refused")
     assert record.outcome == "failed" and "recording the route (new-record) failed" in record.reason
     assert c.messages.get(record.key).outcome == "failed" and not c.events.published
-    c.extras["inbound_store"] = inbound.PortsInboundStore(c)  # after the fix
+    c.inbound = working  # after the fix
     assert inbound.replay(c, record.key).outcome == "new-record"

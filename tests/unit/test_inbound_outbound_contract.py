@@ -9,6 +9,7 @@ import pytest
 
 from mailgate import compose, tokens
 from mailgate import dkim as D
+from mailgate import keyring
 from mailgate.domain import Thread
 from mailgate.services import outbound
 from tests.unit.inbound_support import answers, deliver, mail, notifications, reply_address, stack
@@ -21,7 +22,7 @@ def key():
 
 
 def send_all(c, key, requests):
-    c.secrets.put(D.secret_id(c.settings, "example.test", "mailgate"), D.private_pem(key))
+    c.secrets.put(keyring.secret_id(c.settings, "example.test", "mailgate"), D.private_pem(key))
     ses = FakeSender("ses")
     for r in requests:
         compose.parse_request(r)  # raises InvalidRequest if the contract is broken

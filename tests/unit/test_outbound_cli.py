@@ -8,6 +8,7 @@ import dkim
 import pytest
 
 from mailgate import dkim as D
+from mailgate.adapters.senders import Transports
 from mailgate.domain import AliasDomain
 from mailgate_dev import fakes
 from mailgate_dev.cli import common
@@ -38,7 +39,7 @@ def test_keygen_stores_the_key_and_prints_the_record_that_verifies_its_signature
     assert out["record_name"] == "mg._domainkey.example.test" and out["secret_id"] == "mailgate/dkim/example.test/mg"
     key = D.load_private_key(c.secrets.get(out["secret_id"]))
     assert key.key_size == 2048
-    (k,) = D.signing_keys(c, "example.test", "mg")
+    (k,) = c.signing_keys.keys_for("example.test", "mg")
     raw = D.sign_message(b"From: a@example.test\r\nSubject: x\r\n\r\nbody\r\n", [k])
     assert dkim.verify(raw, dnsfunc=D.dnsfunc_for({out["record_name"]: out["value"]}))
 
@@ -59,7 +60,7 @@ def test_keygen_ed25519_goes_under_the_selector_the_signer_looks_for(c, capsys):
     assert re.search(r'mg-ed25519\._domainkey\.example\.test\. 3600 IN TXT "v=DKIM1; k=ed25519; p=', text)
     assert "gateway's shared key" in text  # example.test is the in-memory gateway domain
     c.secrets.put("mailgate/dkim/example.test/mg", D.private_pem(D.generate_key("rsa", 1024)))
-    assert [k.selector for k in D.signing_keys(c, "example.test", "mg")] == ["mg", "mg-ed25519"]
+    assert [k.selector for k in c.signing_keys.keys_for("example.test", "mg")] == ["mg", "mg-ed25519"]
 
 
 def test_keygen_rejects_a_name_that_is_not_a_domain(c, capsys):
@@ -84,7 +85,7 @@ def test_send_now_uploads_attachments_and_sends(c, tmp_path, capsys):
             sent.append(params["Content"]["Raw"]["Data"])
             return {"MessageId": f"ses-{len(sent)}"}
 
-    c.extras["ses_client"] = FakeSesClient()
+    c.transports = Transports(ses_client=FakeSesClient())
     pdf = tmp_path / "invoice.pdf"
     pdf.write_bytes(b"%PDF-1.4 test")
     code = run("send", "--from", "shop@example.test", "--to", "bob@example.org", "--subject", "Invoice",

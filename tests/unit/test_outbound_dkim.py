@@ -8,6 +8,7 @@ import pytest
 
 from mailgate import compose as C
 from mailgate import dkim as D
+from mailgate import keyring
 from mailgate.errors import ConfigError
 from mailgate_dev import fakes
 
@@ -142,7 +143,7 @@ def test_domain_own_key_is_preferred_over_the_gateway_shared_key(rsa_key):
     c = container_with_keys()
     c.secrets.put("mailgate/dkim/example.test/mg", D.private_pem(rsa_key))       # the gateway's shared key
     c.secrets.put("mailgate/dkim/customer.example/mg", D.private_pem(other))     # the domain's own
-    (k,) = D.signing_keys(c, "customer.example", "mg")
+    (k,) = c.signing_keys.keys_for("customer.example", "mg")
     assert (k.domain, k.selector, k.source) == ("customer.example", "mg", "mailgate/dkim/customer.example/mg")
 
 
@@ -150,7 +151,7 @@ def test_gateway_shared_key_signs_for_a_customer_domain_under_the_cnamed_selecto
     c = container_with_keys()
     c.secrets.put("mailgate/dkim/example.test/mg", D.private_pem(rsa_key))        # gateway domain = example.test
     c.secrets.put("mailgate/dkim/example.test/mg-ed25519", D.private_pem(ed_key))
-    keys = D.signing_keys(c, "customer.example", "mg")
+    keys = c.signing_keys.keys_for("customer.example", "mg")
     assert [(k.domain, k.selector, k.algorithm) for k in keys] == [
         ("customer.example", "mg", "rsa-sha256"), ("customer.example", "mg-ed25519", "ed25519-sha256")]
     raw = D.sign_message(message(**{"from": "c@customer.example"}).raw, keys)
@@ -163,7 +164,7 @@ def test_gateway_shared_key_signs_for_a_customer_domain_under_the_cnamed_selecto
 def test_missing_key_is_a_config_error_that_says_how_to_make_one():
     c = container_with_keys()
     with pytest.raises(ConfigError) as e:
-        D.signing_keys(c, "customer.example", "mg")
+        c.signing_keys.keys_for("customer.example", "mg")
     assert e.value.code == "dkim-key-missing"
     assert "mailgate dkim keygen customer.example" in str(e.value)
 
@@ -175,7 +176,7 @@ def test_keys_are_read_from_the_secret_store_once_and_cached(rsa_key):
     real_get = c.secrets.get
     c.secrets.get = lambda sid: reads.append(sid) or real_get(sid)
     for _ in range(5):
-        D.signing_keys(c, "example.test", "mg")
+        c.signing_keys.keys_for("example.test", "mg")
     # the RSA key and the (absent) Ed25519 key: each looked up once, the absence cached too
     assert sorted(reads) == ["mailgate/dkim/example.test/mg", "mailgate/dkim/example.test/mg-ed25519"]
 
@@ -184,7 +185,7 @@ def test_cached_key_is_reloaded_after_its_time(rsa_key):
     now = [0.0]
     c = container_with_keys()
     c.secrets.put("mailgate/dkim/example.test/mg", D.private_pem(rsa_key))
-    cache = D.KeyCache(c.secrets, ttl=60, clock=lambda: now[0])
+    cache = keyring.KeyCache(c.secrets, ttl=60, clock=lambda: now[0])
     cache.get("mailgate/dkim/example.test/mg")
     now[0] = 59
     cache.get("mailgate/dkim/example.test/mg")

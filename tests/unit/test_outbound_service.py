@@ -261,7 +261,7 @@ def test_missing_dkim_key_rejects_with_the_fix_and_a_later_retry_sends(c, rsa_ke
     assert out["status"] == "rejected" and "mailgate dkim keygen example.test" in out["reason"]
     assert ses.transactions == []
     c.secrets.put("mailgate/dkim/example.test/mg", D.private_pem(rsa_key))
-    c.extras.pop("dkim_key_cache")
+    c.signing_keys.forget()  # as `mailgate dkim keygen` does
     assert outbound.send(c, req(), senders={"ses": ses})["status"] == "sent"
 
 

@@ -156,9 +156,10 @@ class Tour:
     # -- DKIM against the local DNS server -------------------------------------------------------
     def dkim_txt(self) -> tuple[str, str]:
         from mailgate import dkim as D
+        from mailgate import keyring
 
         d = self.c.config.get_domain(self.domain)
-        pem = self.c.secrets.get(D.secret_id(self.c.settings, self.domain, d.dkim_selector))
+        pem = self.c.secrets.get(keyring.secret_id(self.c.settings, self.domain, d.dkim_selector))
         return f"{d.dkim_selector}._domainkey.{self.domain}", D.public_txt(D.load_private_key(pem))
 
     def publish_dkim(self) -> None:
@@ -174,7 +175,7 @@ class Tour:
         """RFC 6376 verification with dkimpy, the key looked up in the local DNS server."""
         import dkim
 
-        from mailgate.dnsadvice import DnspythonResolver
+        from mailgate.adapters.dnspython import DnspythonResolver
 
         resolver = DnspythonResolver.for_nameserver(self.stack.dns_server.nameserver, timeout=2)
 

@@ -28,6 +28,7 @@ def register(subparsers) -> None:
 
 def cmd_keygen(args) -> int:
     from mailgate import dkim as D
+    from mailgate import keyring
     from mailgate.errors import NotFound
 
     domain = args.domain.strip().rstrip(".").lower()
@@ -42,7 +43,7 @@ def cmd_keygen(args) -> int:
     selector = args.selector or (item.dkim_selector if item else "mailgate")
     if args.type == "ed25519" and not selector.endswith(D.ED25519_SUFFIX):
         selector += D.ED25519_SUFFIX  # the signer looks for the Ed25519 key under this name
-    sid = D.secret_id(c.settings, domain, selector)
+    sid = keyring.secret_id(c.settings, domain, selector)
     try:
         c.secrets.get(sid)
         exists = True
@@ -55,7 +56,7 @@ def cmd_keygen(args) -> int:
                            "--dkim-selector NEW`")
     key = D.generate_key(args.type, args.bits)
     c.secrets.put(sid, D.private_pem(key))
-    c.extras.pop("dkim_key_cache", None)
+    c.signing_keys.forget()  # the next send in this process signs with the new key
     name = f"{selector}._domainkey.{domain}"
     line = D.dns_record(domain, selector, key)
     data = {"domain": domain, "selector": selector, "type": args.type, "secret_id": sid, "record_name": name,

@@ -47,7 +47,8 @@ class _Usage(Exception):
 
 
 def _resolver(args):
-    from mailgate.dnsadvice import DnspythonResolver, parse_nameserver
+    from mailgate.adapters.dnspython import DnspythonResolver
+    from mailgate.dnsadvice import parse_nameserver
 
     if not _DOMAIN_RE.match(args.domain or ""):
         raise _Usage(f"{args.domain!r} is not a domain name")

@@ -11,6 +11,7 @@ import os
 import pathlib
 
 from mailgate import bootstrap
+from mailgate.adapters.mailboxes import NetMailboxes
 from mailgate.errors import ConfigError
 from mailgate.settings import Settings
 
@@ -90,7 +91,5 @@ def container_for_args(args):
     if getattr(args, "stack", None):
         return bootstrap.from_settings(settings_for_args(args))
     state = local_state()
-    c = bootstrap.from_settings(local_settings(state))
-    if state.get("fetch_cafile"):
-        c.extras["fetch_cafile"] = state["fetch_cafile"]  # the local Dovecot's own CA
-    return c
+    # the local Dovecot's own CA, when the local stack runs one
+    return bootstrap.from_settings(local_settings(state), mailboxes=NetMailboxes(cafile=state.get("fetch_cafile")))

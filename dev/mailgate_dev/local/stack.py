@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailgate import bootstrap, settings
+from mailgate.adapters.mailboxes import NetMailboxes
 from mailgate.domain import Alias, AliasDomain, IncomingServer, OutgoingServer
 from mailgate.errors import ConfigError
 from mailgate.settings import Settings
@@ -174,12 +175,12 @@ class LocalStack:
     def seed_demo(self) -> None:
         """example.test with catchall@, bounce@, a sales@ alias, its DKIM key, and the SMTP sink
         as the outgoing server for it."""
-        from mailgate import dkim
+        from mailgate import dkim, keyring
 
         c = self.container()
         domain = AliasDomain(self.gateway_domain)
         c.config.put_domain(domain)
-        c.secrets.put(dkim.secret_id(c.settings, domain.name, domain.dkim_selector),
+        c.secrets.put(keyring.secret_id(c.settings, domain.name, domain.dkim_selector),
                       dkim.private_pem(dkim.generate_key("rsa", 2048)))
         c.config.put_alias(Alias(self.gateway_domain, "sales", "crm.lead", defaults={"team": "sales"}))
         c.config.put_outgoing(OutgoingServer("local-sink", "127.0.0.1", self.ports.sink, security="none",
@@ -256,7 +257,7 @@ class LocalStack:
         c.secrets.put(server.secret_id, password)
         c.config.put_incoming(server)
         # The fetch worker of this process trusts Dovecot's CA (other processes: stack.json's fetch_cafile).
-        c.extras["fetch_cafile"] = str(self.dovecot.ca_file)
+        c.mailboxes = NetMailboxes(cafile=str(self.dovecot.ca_file))
         return server
 
     def start_dns(self):

@@ -1,19 +1,32 @@
 """The one place that wires adapters to the core, once per cold start.
 
-`Container` holds every port. `from_settings` builds the real AWS adapters (imported lazily so a
-handler pays only for what it uses); the in-memory fakes live in the development package.
+`Container` holds every port, one typed field each. `from_settings` builds the real adapters
+(DynamoDB, S3, EventBridge, SQS, Secrets Manager, SES/SMTP, IMAP/POP3, DNS); the in-memory fakes
+(`mailgate_dev.fakes.in_memory`) live in the development package. Both take keyword arguments
+that replace a port, which is how a test points one at a local server
+(`mailboxes=NetMailboxes(cafile=...)`) or observes it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+import botocore.session
+
+from .adapters import aws, dynamo
+from .adapters.mailboxes import NetMailboxes
+from .adapters.senders import Transports
+from .bounce_policy import DEFAULT_POLICY, BouncePolicy
+from .keyring import SecretKeyring
 from .ports import (
-    ConfigRepository, CounterRepository, EventPublisher, KeyValueRepository, MessageRepository,
-    Queue, RawMailStore, SecretStore, ThreadRepository,
+    ConfigRepository, CounterRepository, EventPublisher, InboundStore, KeyValueRepository, MailboxFactory,
+    MessageRepository, Queue, RawMailStore, Resolver, ResolverFactory, SecretStore, SenderFactory,
+    SigningKeys, ThreadRepository,
 )
 from .settings import Settings
+
+#: seconds per DNS query of the daily check (the system's resolvers answer well within it)
+DNS_TIMEOUT = 3.0
 
 
 @dataclass
@@ -29,8 +42,17 @@ class Container:
     outbound_queue: Queue
     fetch_queue: Queue
     secrets: SecretStore
-    #: seams for network libraries; None means "the real one"
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: the inbound path's batched read and single write
+    inbound: InboundStore
+    #: DKIM keys for outbound mail
+    signing_keys: SigningKeys
+    #: SES, or an outgoing server's SMTP host
+    transports: SenderFactory
+    #: an incoming server's IMAP/POP3 mailbox
+    mailboxes: MailboxFactory
+    #: a fresh DNS resolver per check run
+    resolvers: ResolverFactory
+    bounce_policy: BouncePolicy = DEFAULT_POLICY
 
     @property
     def token_key(self) -> bytes:
@@ -39,35 +61,42 @@ class Container:
         return self.secrets.get(self.settings.token_secret_id).encode()
 
 
+def _system_resolver() -> Resolver:
+    # Imported on first use: only the daily DNS check resolves names, and dnspython is a cold
+    # start the other functions need not pay.
+    from .adapters.dnspython import DnspythonResolver
+
+    return DnspythonResolver.for_nameserver(None, timeout=DNS_TIMEOUT)
+
+
 _container: Container | None = None
 
 
-def from_settings(settings: Settings) -> Container:
-    """Real adapters: DynamoDB, S3, EventBridge, SQS, Secrets Manager."""
-    import botocore.session
-
-    from .adapters import aws, dynamo
-
+def from_settings(settings: Settings, **ports) -> Container:
+    """Real adapters: DynamoDB, S3, EventBridge, SQS, Secrets Manager, SES/SMTP, IMAP/POP3, DNS;
+    a keyword argument replaces one (a test's CA file, an SES client, ...)."""
     # One botocore session for boto3's clients and pynamodb: service models load once.
     shared = botocore.session.get_session()
     session = aws.Clients(settings, shared)
     table = dynamo.bind_models(settings, shared)
-    c = Container(
-        settings=settings,
-        raw_store=aws.S3RawMailStore(session, settings.bucket_name),
-        config=dynamo.DynamoConfigRepository(table),
-        threads=dynamo.DynamoThreadRepository(table),
-        messages=dynamo.DynamoMessageRepository(table),
-        counters=dynamo.DynamoCounterRepository(table),
-        kv=dynamo.DynamoKeyValueRepository(table),
+    config = dynamo.DynamoConfigRepository(table)
+    secrets = aws.SecretsManagerStore(session)
+    given = dict(
+        raw_store=aws.S3RawMailStore(session, settings.bucket_name), config=config,
+        threads=dynamo.DynamoThreadRepository(table), messages=dynamo.DynamoMessageRepository(table),
+        counters=dynamo.DynamoCounterRepository(table), kv=dynamo.DynamoKeyValueRepository(table),
         events=aws.EventBridgePublisher(session, settings.event_bus_name),
         outbound_queue=aws.SqsQueue(session, settings.outbound_queue_url),
-        fetch_queue=aws.SqsQueue(session, settings.fetch_queue_url),
-        secrets=aws.SecretsManagerStore(session),
-    )
-    # The inbound path resolves a route with one batched read and records it in one transaction.
-    c.extras["inbound_store"] = dynamo.DynamoInboundStore(c)
-    return c
+        fetch_queue=aws.SqsQueue(session, settings.fetch_queue_url), secrets=secrets,
+        # The inbound path resolves a route with one batched read and records it in one transaction.
+        inbound=dynamo.DynamoInboundStore(config, gateway_domain=settings.gateway_domain),
+        signing_keys=SecretKeyring(secrets, settings),
+        # SES's client comes from the same session, made when the first message goes through SES.
+        transports=Transports(make_ses_client=lambda: session.client("sesv2"),
+                              configuration_set=settings.ses_configuration_set),
+        mailboxes=NetMailboxes(), resolvers=_system_resolver,
+    ) | ports
+    return Container(settings=settings, **given)
 
 
 def container() -> Container:

@@ -1,4 +1,4 @@
-"""DKIM signing (RFC 6376) with dkimpy's logic and OpenSSL's arithmetic; key cache; key generation.
+"""DKIM signing (RFC 6376) with dkimpy's logic and OpenSSL's arithmetic; key generation.
 
 dkimpy does the DKIM work (header selection, relaxed canonicalization, body hash, tag list,
 folding) but computes RSA in pure Python (~8 ms per signature). `FastDKIM` is a documented
@@ -9,11 +9,8 @@ and `gen_header` is `DomainSigner.gen_header` with `key.sign(digest)` in place o
 tests check that FastDKIM's header is byte-for-byte the one stock dkimpy produces for the same
 key and time, and that stock `dkim.verify` accepts it.
 
-Keys: secret `f"{prefix}{domain}/{selector}"` holds a PKCS#8 PEM (RSA or Ed25519). The domain's own
-key is preferred; else the gateway's shared key (`settings.gateway_domain`) is used under the
-same selector, which the customer CNAMEs to the gateway. An Ed25519 key, where configured, lives
-under selector `<selector>-ed25519` and adds a second signature (RFC 8463 recommends signing
-with both until Ed25519 verification is common).
+Keys: secret `f"{prefix}{domain}/{selector}"` holds a PKCS#8 PEM (RSA or Ed25519); `keyring`
+finds the ones to sign with and keeps them warm.
 """
 
 from __future__ import annotations
@@ -30,11 +27,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from dkim import CanonicalizationPolicy, HashThrough, ParameterError, hash_headers, fold, RE_BTAG
 
-from .errors import ConfigError, NotFound
+from .errors import ConfigError
 
 _RELAXED = _canon.Relaxed
 ED25519_SUFFIX = "-ed25519"
-KEY_CACHE_SECONDS = 900
 
 #: Headers we sign when present (dkimpy's RFC 6376 §5.4.1 list plus ours).
 SIGNED_HEADERS = tuple(h.decode() for h in _dkimpy.DKIM.SHOULD) + (
@@ -203,62 +199,6 @@ def load_private_key(pem: str | bytes) -> PrivateKey:
     return key
 
 
-class KeyCache:
-    """DKIM private keys read from the secret store, kept for `ttl` seconds (also 'not found')."""
-
-    def __init__(self, secrets, *, ttl: float = KEY_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic):
-        self.secrets, self.ttl, self.clock = secrets, ttl, clock
-        self._items: dict[str, tuple[float, Any]] = {}
-        self.loads = 0
-
-    def get(self, secret_id: str) -> PrivateKey | None:
-        hit = self._items.get(secret_id)
-        if hit and hit[0] > self.clock():
-            return hit[1]
-        self.loads += 1
-        try:
-            key = load_private_key(self.secrets.get(secret_id))
-        except NotFound:
-            key = None
-        self._items[secret_id] = (self.clock() + self.ttl, key)
-        return key
-
-
-def key_cache(c) -> KeyCache:
-    """The container's key cache: the container lives for the process, so keys survive invocations."""
-    cache = c.extras.get("dkim_key_cache")
-    if cache is None or cache.secrets is not c.secrets:
-        cache = c.extras["dkim_key_cache"] = KeyCache(c.secrets)
-    return cache
-
-
-def secret_id(settings, domain: str, selector: str) -> str:
-    return f"{settings.dkim_secret_prefix}{domain.lower()}/{selector}"
-
-
-def signing_keys(c, domain: str, selector: str) -> list[SigningKey]:
-    """RSA key (domain's own, else the gateway's shared one) and, where configured, Ed25519."""
-    cache, settings = key_cache(c), c.settings
-    owners = [domain.lower()] + ([settings.gateway_domain.lower()] if settings.gateway_domain else [])
-    out = []
-    for sel in (selector, selector + ED25519_SUFFIX):
-        for owner in owners:
-            sid = secret_id(settings, owner, sel)
-            key = cache.get(sid)
-            if key is not None:
-                out.append(SigningKey(domain.lower(), sel, key, sid))
-                break
-    if not out or not isinstance(out[0].key, rsa.RSAPrivateKey):
-        raise ConfigError(
-            f"no DKIM key to sign mail from {domain}: run `mailgate dkim keygen {domain} --selector {selector}` "
-            f"and publish the record it prints"
-            + (f", or `mailgate dkim keygen {settings.gateway_domain} --selector {selector}` and CNAME "
-               f"{selector}._domainkey.{domain} to {selector}._domainkey.{settings.gateway_domain}"
-               if settings.gateway_domain and settings.gateway_domain.lower() != domain.lower() else ""),
-            code="dkim-key-missing")
-    return out
-
-
 def generate_key(kind: str = "rsa", bits: int = 2048) -> PrivateKey:
     if kind == "rsa":
         if bits < 1024:
@@ -304,10 +244,10 @@ def dnsfunc_for(records: dict[str, str]) -> Callable[..., bytes | None]:
 
 
 def dnsfunc_from_resolver(resolver) -> Callable[..., bytes | None]:
-    """A dkimpy `dnsfunc` that asks a `mailgate.dnsadvice.resolver.Resolver` (e.g. a
-    DnspythonResolver pointed at one nameserver) for the key record. The record's character-strings
-    are joined into one value (RFC 6376 §3.6.2.2); no record, or a failed lookup, gives None, which
-    dkimpy reports as a missing key."""
+    """A dkimpy `dnsfunc` that asks a `ports.Resolver` (e.g. a DnspythonResolver pointed at one
+    nameserver) for the key record. The record's character-strings are joined into one value
+    (RFC 6376 §3.6.2.2); no record, or a failed lookup, gives None, which dkimpy reports as a
+    missing key."""
 
     def lookup(name, timeout=5):
         answer = resolver.query(name.decode() if isinstance(name, bytes) else name, "TXT")

@@ -163,3 +163,5 @@ class MessageRecord:
     thread_id: str = ""
     received_at: float = field(default_factory=now)
     detail: dict[str, Any] = field(default_factory=dict)
+    #: bumped by each replay, whose write is conditional on it (MessageRepository.replace)
+    version: int = 0

@@ -1,15 +1,37 @@
 """What the core needs from the outside world, as small Protocols.
 
 Each has one real adapter named after its technology (`adapters/`) and one in-memory fake
-(`memory.py`) for the pure core's unit tests. Network libraries get factories with the same seam
-(`SmtpFactory`, `ImapFactory`, `Resolver`) so tests can point them at local servers.
+(`memory.py`) for the pure core's unit tests. Network libraries sit behind factories
+(`SenderFactory`, `MailboxFactory`, `ResolverFactory`) built once in `bootstrap`, so that tests
+point them at local servers by constructing them with other arguments.
+
+Ports and where their real adapter and fake live:
+
+    RawMailStore                 aws.S3RawMailStore          memory.MemoryRawMailStore
+    Config/Thread/Message/Counter/KeyValue repositories
+                                 dynamo.Dynamo*Repository    memory.Memory*Repository
+    InboundStore                 dynamo.DynamoInboundStore   memory.MemoryInboundStore
+    EventPublisher               aws.EventBridgePublisher    memory.MemoryEventPublisher
+    Queue                        aws.SqsQueue                memory.MemoryQueue
+    SecretStore                  aws.SecretsManagerStore     memory.MemorySecretStore
+    SigningKeys                  keyring.SecretKeyring over the SecretStore (so: over either)
+    SenderFactory                senders.Transports          memory.MemoryTransports
+    MailboxFactory               mailboxes.NetMailboxes      memory.MemoryMailboxes
+    ResolverFactory              dnspython.DnspythonResolver memory.MemoryResolver
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol
 
+from .checks import Step
 from .domain import Alias, AliasDomain, IncomingServer, MessageRecord, OutgoingServer, Thread
+from .inbound_model import LookupKeys, Snapshot
+
+if TYPE_CHECKING:  # annotations only: dkim (dkimpy, cryptography) and dnsadvice load on first use
+    from .dkim import SigningKey
+    from .dnsadvice.resolver import Answer
 
 
 class RawMailStore(Protocol):
@@ -63,6 +85,11 @@ class MessageRepository(Protocol):
         """Create the record if its key is new (a conditional write); False if it already existed."""
         ...
 
+    def replace(self, record: MessageRecord, *, version: int) -> bool:
+        """Overwrite the record if the stored one is still at `version` (a conditional write);
+        False if it changed meanwhile or is gone. A record stored without a version is at 0."""
+        ...
+
     def get(self, key: str) -> MessageRecord | None: ...
     def update(self, record: MessageRecord) -> None: ...
     def list(self, *, limit: int = 50, direction: str | None = None) -> list[MessageRecord]: ...
@@ -106,3 +133,154 @@ class SecretStore(Protocol):
     def get(self, secret_id: str) -> str: ...
     def put(self, secret_id: str, value: str) -> None: ...
     def delete(self, secret_id: str) -> None: ...
+
+
+class SigningKeys(Protocol):
+    """The DKIM private keys outbound mail is signed with (RFC 6376), kept warm between sends."""
+
+    def keys_for(self, domain: str, selector: str) -> list[SigningKey]:
+        """The keys to sign mail From `domain` with, RSA first; ConfigError (with the fix) when
+        there is none."""
+        ...
+
+    def forget(self) -> None:
+        """Drop cached keys (a key was just written)."""
+        ...
+
+
+class InboundStore(Protocol):
+    """The inbound path's reads and writes: one batched read, one conditional write per message."""
+
+    def domains(self) -> dict[str, AliasDomain]:
+        """The alias domains by lower-case name (cached briefly: they are few and change rarely)."""
+        ...
+
+    def load(self, keys: LookupKeys) -> Snapshot:
+        """Everything `keys` names, read at once (the threads the index names in a second read)."""
+        ...
+
+    def commit(self, record: MessageRecord, *, new_thread: Thread | None, index: list[tuple[str, str]],
+               follower: tuple[str, str] | None, counter: tuple[str, int] | None, contact: str | None,
+               replace: bool = False) -> bool:
+        """Record the message's outcome and what its route writes, all or nothing.
+
+        The first delivery (`replace` False) writes the record only if its key is new; a replay
+        (`replace` True) only if the stored record is still at `record.version`, and bumps it.
+        False when that condition fails (another delivery or replay won); True when written.
+        PermanentError means the items themselves are refused (they will never fit)."""
+        ...
+
+
+# --- sending mail ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One SMTP transaction's envelope (RFC 5321): the VERP return path and one recipient."""
+
+    mail_from: str
+    rcpt: str
+
+
+@dataclass
+class RecipientResult:
+    recipient: str
+    status: str            # "sent" | "deferred" | "failed" | "unknown"
+    code: int | None = None
+    detail: str = ""
+    error: str = ""        # short machine code, e.g. "rcpt-rejected", "auth-failed"
+    transport_id: str = ""
+
+    def to_dict(self) -> dict:
+        return {"address": self.recipient, "status": self.status, "code": self.code,
+                "detail": self.detail, "error": self.error, "transport_id": self.transport_id}
+
+
+class Sender(Protocol):
+    """An open transport: sends one signed message, one transaction per envelope."""
+
+    kind: str  # "smtp" | "ses"
+    name: str
+
+    def send(self, envelopes: list[Envelope], raw: bytes, *, smtputf8: bool = False,
+             from_address: str = "") -> list[RecipientResult]: ...
+    def close(self) -> None: ...
+
+
+class SenderFactory(Protocol):
+    """Opens the transports of outbound mail: SES (`server` None) or an outgoing server's SMTP host."""
+
+    def open(self, server: OutgoingServer | None, password: str | None) -> Sender:
+        """PermanentError when the server's settings cannot work (plaintext refused)."""
+        ...
+
+    def test_connection(self, server: OutgoingServer, password: str | None, *, mail_from: str,
+                        rcpt_to: str) -> list[Step]:
+        """Odoo's Test Connection: each step's verdict, nothing delivered."""
+        ...
+
+
+# --- fetching mail -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MailItem:
+    """One message on the server: `ref` addresses it now (IMAP UID / POP3 message number),
+    `ident` identifies it across sessions (IMAP UID as text / POP3 UIDL), `size` in octets."""
+
+    ref: int
+    ident: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds allowed for each kind of network operation (Odoo's fetcher has none and can hang)."""
+
+    connect: float = 15.0
+    login: float = 30.0
+    command: float = 60.0
+
+
+class Mailbox(Protocol):
+    """An incoming server's mailbox (ImapMailbox, PopMailbox). Failures are MailgateErrors with a
+    code (netmail's list) and a message that names the fix.
+
+    IMAP mailboxes also have `uidvalidity` and `list_since(last_uid)`; POP3 ones `list_all()` and
+    `commit()` (QUIT, which applies the deletions: RFC 1939 section 6)."""
+
+    protocol: str
+    exists: int
+
+    def connect(self) -> None: ...
+    def login(self) -> None: ...
+    def select(self, readonly: bool = False) -> int: ...
+    def open(self) -> None: ...
+    def fetch(self, items: list[MailItem]) -> Iterator[tuple[MailItem, bytes]]: ...
+    def ack(self, items: list[MailItem], mode: str, move_to: str = "") -> None: ...
+    def set_timeout(self, seconds: float) -> None: ...
+    def close(self) -> None: ...
+
+
+class MailboxFactory(Protocol):
+    """A mailbox of an incoming server, not connected yet."""
+
+    def __call__(self, server: IncomingServer, password: str) -> Mailbox: ...
+
+
+# --- DNS ---------------------------------------------------------------------------------------
+
+
+class Resolver(Protocol):
+    """Look a name up, never an exception (`Answer.error` says what went wrong); the result is
+    cached for the resolver's life (one check run)."""
+
+    queries: int
+
+    def query(self, name: str, rtype: str) -> Answer: ...
+
+
+class ResolverFactory(Protocol):
+    """A fresh resolver per run, so that no answer is cached across days."""
+
+    def __call__(self) -> Resolver: ...

@@ -1,7 +1,7 @@
 """The routing decision for one inbound message: pure, over a small read-only view.
 
-`decide(parsed, envelope_recipients, view)` follows Odoo's order (DESIGN.md "Routing an inbound
-message"), improved:
+`decide(parsed, envelope_recipients, view, token_key=...)` follows Odoo's order (DESIGN.md
+"Routing an inbound message"), improved; each step is a small rule that returns a Route or None:
 
 0. SES verdicts under the alias domain's policy (virus, DMARC failure: quarantine; spam: mark)
 1. (dedup happens in the service: a conditional write on the message key)
@@ -11,10 +11,12 @@ message"), improved:
 5. In-Reply-To / References (newest known of 32)  -> "thread"
 6. an alias: new record or its forced thread, under its contact policy -> "new-record" /
    "thread" / "rejected"
+7a. fetched mail no alias takes, from a server with a fallback model -> "new-record"
 7. the catchall or an unknown alias               -> "unknown-recipient" (polite answer)
 
 The view answers lookups only; `lookup_keys` lists every key the decision may read so that a
-store can fetch them all in one batch (see services/inbound.py).
+store can fetch them all in one batch (`ports.InboundStore.load`, answered as an
+`inbound_model.Snapshot`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from functools import lru_cache
 from typing import Any, Iterable, Protocol
 
 from . import loops, tokens
-from .domain import Alias, AliasDomain, Thread
+from .domain import Alias, AliasDomain, IncomingServer, Thread
+from .inbound_model import LookupKeys, loop_counter_key
 from .message import ParsedMessage
 
 #: At most this many recipient addresses are looked at (a message with 2,000 recipients is
@@ -41,9 +44,7 @@ DEFAULT_POLICY = AliasDomain(name="")
 
 
 class RoutingView(Protocol):
-    """Read-only facts the decision needs (config, threads, counters)."""
-
-    token_key: bytes
+    """Read-only facts the decision needs (config, threads, counters); `inbound_model.Snapshot`."""
 
     def domain(self, name: str) -> AliasDomain | None: ...
     def own_domains(self) -> frozenset[str]: ...
@@ -103,18 +104,6 @@ class Route:
         }
 
 
-@dataclass(frozen=True)
-class LookupKeys:
-    """Everything `decide` may read, known before reading anything (one batch read)."""
-
-    domains: list[str]
-    aliases: list[tuple[str, str]]
-    thread_ids: list[str]
-    message_ids: list[str]
-    counter_keys: list[str]
-    contacts: list[str]
-
-
 def candidate_recipients(parsed: ParsedMessage, envelope_recipients: Iterable[str]) -> list[str]:
     """Envelope recipients first (SES receipt.recipients), then the headers a redirection keeps."""
     envelope = tuple(envelope_recipients or ())
@@ -155,10 +144,6 @@ def _targets(recipients: list[str], view: RoutingView) -> list[Target]:
 def _token_thread(token_key: bytes, address: str) -> str | None:
     """The thread id of a genuine reply address (memoised: `lookup_keys` and `decide` both ask)."""
     return tokens.parse_reply_address(token_key, address)
-
-
-def loop_counter_key(sender: str, target: str) -> str:
-    return f"loop#{sender.lower()}#{target.lower()}"
 
 
 def lookup_keys(parsed: ParsedMessage, envelope_recipients: Iterable[str],
@@ -224,114 +209,185 @@ DEFAULT_REJECTED_TEXT = (
 )
 
 
+@dataclass
+class _Message:
+    """What every rule reads: the message, its recipients in our domains, its signals; and the
+    notes and loop counter that earlier rules leave for later ones."""
+
+    parsed: ParsedMessage
+    recipients: list[str]
+    targets: list[Target]
+    view: RoutingView
+    token_key: bytes
+    own: frozenset[str]
+    sig: loops.Signals
+    spam: bool
+    verdict_notes: list[str]
+    domain: AliasDomain | None
+    #: why a reply token or a forced thread was not followed (said on the route finally taken)
+    notes: list[str] = field(default_factory=list)
+    #: the loop counter the route increments when committed (rule 3, continued)
+    counted: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sender(self) -> str:
+        return self.parsed.sender
+
+    def route(self, kind: str, reason: str, **kw: Any) -> Route:
+        r = Route(kind=kind, reason=reason, domain=kw.pop("domain", self.domain),
+                  recipients=self.recipients[:200], **kw)
+        r.spam, r.signals = self.spam, self.sig.to_dict()
+        r.notes = self.verdict_notes + r.notes
+        return r
+
+    def noted(self, r: Route) -> Route:
+        r.notes += self.notes
+        return r
+
+
 def decide(parsed: ParsedMessage, envelope_recipients: Iterable[str], view: RoutingView, *,
-           verdicts: dict[str, Any] | None = None) -> Route:
+           token_key: bytes, verdicts: dict[str, Any] | None = None,
+           fetched_from: IncomingServer | None = None) -> Route:
+    """The route of one message: the first rule that applies, in Odoo's order (module docstring).
+
+    `fetched_from` is the incoming server a fetched message came from: its fallback model opens a
+    record for mail that no alias takes (Odoo's fetchmail.server `object_id`)."""
     recipients = candidate_recipients(parsed, envelope_recipients)
     targets = _targets(recipients, view)
     domain = targets[0].domain if targets else None
-    policy = domain or DEFAULT_POLICY
+    quarantine, spam, notes = _apply_verdicts(verdicts, domain or DEFAULT_POLICY)
     own = view.own_domains()
-    sender = parsed.sender
-
-    def route(kind: str, reason: str, **kw: Any) -> Route:
-        r = Route(kind=kind, reason=reason, domain=kw.pop("domain", domain), recipients=recipients[:200], **kw)
-        r.spam, r.signals = spam, sig.to_dict()
-        r.notes = notes + r.notes
-        return r
-
-    quarantine, spam, notes = _apply_verdicts(verdicts, policy)
-    sig = loops.signals(parsed, own)
+    m = _Message(parsed, recipients, targets, view, token_key, own, loops.signals(parsed, own), spam, notes, domain)
     if quarantine:
-        return route("quarantined", quarantine)
+        return m.route("quarantined", quarantine)
+    for rule in (_bounce, _automatic, _reply_token, _references, _loop_limit, _alias):
+        route = rule(m)
+        if route is not None:
+            return route
+    return _fallback_model(m, fetched_from) or _unknown_recipient(m)
 
-    # 2. bounces: never routed as replies (classification: the feedback capability)
-    bounce_target = next((t for t in targets if t.role == "bounce"), None)
-    if bounce_target:
-        return route("bounce", f"sent to the bounce address {bounce_target.address}", recipient=bounce_target.address)
-    if sig.bounce:
-        return route("bounce", "delivery notification: " + "; ".join(sig.bounce))
 
-    # 3. auto-replies and loops: recorded, never answered, never a new record
-    if sig.auto_reply:
-        return route("auto-reply", "automatic message: " + "; ".join(sig.auto_reply))
-    if sig.own:
-        return route("loop", "our own mail came back: " + "; ".join(sig.own))
-    # 4. signed reply token
-    token_notes = []
-    for t in targets:
+def _bounce(m: _Message) -> Route | None:
+    """2. bounces: never routed as replies (classification: the feedback capability)."""
+    target = next((t for t in m.targets if t.role == "bounce"), None)
+    if target:
+        return m.route("bounce", f"sent to the bounce address {target.address}", recipient=target.address)
+    if m.sig.bounce:
+        return m.route("bounce", "delivery notification: " + "; ".join(m.sig.bounce))
+    return None
+
+
+def _automatic(m: _Message) -> Route | None:
+    """3. auto-replies and loops: recorded, never answered, never a new record."""
+    if m.sig.auto_reply:
+        return m.route("auto-reply", "automatic message: " + "; ".join(m.sig.auto_reply))
+    if m.sig.own:
+        return m.route("loop", "our own mail came back: " + "; ".join(m.sig.own))
+    return None
+
+
+def _reply_token(m: _Message) -> Route | None:
+    """4. a signed reply token in a catchall+TOKEN@ recipient names the thread."""
+    for t in m.targets:
         if t.role == "catchall" and t.tag:
-            tid = _token_thread(view.token_key, t.address)
-            if tid and view.thread(tid) is not None:
-                return route("thread", f"reply token in {t.address}", thread_id=tid, recipient=t.address,
-                             domain=t.domain, thread=view.thread(tid))
-            token_notes.append(f"reply token in {t.address} is {'for an unknown thread' if tid else 'not genuine'}; ignored")
+            tid = _token_thread(m.token_key, t.address)
+            if tid and m.view.thread(tid) is not None:
+                return m.route("thread", f"reply token in {t.address}", thread_id=tid, recipient=t.address,
+                               domain=t.domain, thread=m.view.thread(tid))
+            m.notes.append(f"reply token in {t.address} is {'for an unknown thread' if tid else 'not genuine'}; ignored")
+    return None
 
-    # 5. In-Reply-To / References: the newest id we know
-    if parsed.references:
-        known = view.threads_for_message_ids(parsed.references)
-        for mid in reversed(parsed.references):
-            tid = known.get(mid)
-            if tid and view.thread(tid) is not None:
-                r = route("thread", f"answers message <{mid}>", thread_id=tid, thread=view.thread(tid))
-                r.notes += token_notes
-                return r
 
-    # 3 (continued). Mail to an alias or the catchall that does not answer a thread: more than
-    # loop_limit per sender and address in the window is a loop (Odoo: 20 in 120 minutes).
-    # Replies to threads (rules 4-5) are not counted: a busy conversation is not a loop.
+def _references(m: _Message) -> Route | None:
+    """5. In-Reply-To / References: the newest id we know."""
+    references = m.parsed.references
+    if not references:
+        return None
+    known = m.view.threads_for_message_ids(references)
+    for mid in reversed(references):
+        tid = known.get(mid)
+        if tid and m.view.thread(tid) is not None:
+            return m.noted(m.route("thread", f"answers message <{mid}>", thread_id=tid, thread=m.view.thread(tid)))
+    return None
+
+
+def _loop_limit(m: _Message) -> Route | None:
+    """3 (continued). Mail to an alias or the catchall that does not answer a thread: more than
+    loop_limit per sender and address in the window is a loop (Odoo: 20 in 120 minutes). Replies
+    to threads (rules 4-5) are not counted: a busy conversation is not a loop."""
     counter_key, window = "", 0
-    first = next((t for t in targets if t.role != "bounce"), None)
+    first = next((t for t in m.targets if t.role != "bounce"), None)
+    sender = m.sender
     if sender and first is not None:
         counter_key = loop_counter_key(sender, first.plain_address)
         window = first.domain.loop_window_minutes * 60
         if not _allowlisted(sender, first.domain):
-            seen = view.count(counter_key)
+            seen = m.view.count(counter_key)
             if seen >= first.domain.loop_limit:
-                return route("loop", f"{sender} sent {seen} messages to {first.plain_address} within "
-                                     f"{first.domain.loop_window_minutes} minutes (limit {first.domain.loop_limit})")
-    counted = {"counter_key": counter_key, "counter_window_seconds": window}
+                return m.route("loop", f"{sender} sent {seen} messages to {first.plain_address} within "
+                                       f"{first.domain.loop_window_minutes} minutes (limit {first.domain.loop_limit})")
+    m.counted = {"counter_key": counter_key, "counter_window_seconds": window}
+    return None
 
-    # 6. aliases, under their contact policy
+
+def _alias(m: _Message) -> Route | None:
+    """6. an alias: a new record of its model, or a post in its forced thread, under its contact
+    policy; refused by every alias -> "rejected", with a polite answer."""
     rejected: tuple[Target, str] | None = None
-    for t in targets:
+    for t in m.targets:
         if t.role != "alias" or t.alias is None:
             continue
         alias = t.alias
-        refusal = _contact_refusal(alias, sender, view)
+        refusal = _contact_refusal(alias, m.sender, m.view)
         if refusal:
             rejected = rejected or (t, refusal)
             continue
         if alias.force_thread_id:
-            if view.thread(alias.force_thread_id) is not None:
-                r = route("thread", f"alias {alias.address} posts into its thread", thread_id=alias.force_thread_id,
-                          alias=alias, recipient=t.address, domain=t.domain, thread=view.thread(alias.force_thread_id),
-                          **counted)
-                r.notes += token_notes
-                return r
-            token_notes.append(f"forced thread {alias.force_thread_id} of {alias.address} does not exist")
-        r = route("new-record", f"alias {alias.address} creates a {alias.model}", alias=alias,
-                  recipient=t.address, domain=t.domain, **counted)
-        r.notes += token_notes
-        return r
-
+            if m.view.thread(alias.force_thread_id) is not None:
+                return m.noted(m.route("thread", f"alias {alias.address} posts into its thread",
+                                       thread_id=alias.force_thread_id, alias=alias, recipient=t.address,
+                                       domain=t.domain, thread=m.view.thread(alias.force_thread_id), **m.counted))
+            m.notes.append(f"forced thread {alias.force_thread_id} of {alias.address} does not exist")
+        return m.noted(m.route("new-record", f"alias {alias.address} creates a {alias.model}", alias=alias,
+                               recipient=t.address, domain=t.domain, **m.counted))
     if rejected:
         t, refusal = rejected
         text = t.alias.bounce_text or t.domain.bounce_text or DEFAULT_REJECTED_TEXT
-        return _answered(route("rejected", f"{t.alias.address}: {refusal}", alias=t.alias, recipient=t.address,
-                               domain=t.domain, **counted), parsed, sig, own, text, t)
+        return _answered(m.route("rejected", f"{t.alias.address}: {refusal}", alias=t.alias, recipient=t.address,
+                                 domain=t.domain, **m.counted), m.parsed, m.sig, m.own, text, t)
+    return None
 
-    # 7. only the catchall or an unknown alias: a polite answer
-    local = next((t for t in targets if t.role in ("catchall", "unknown")), None)
+
+def _local_target(m: _Message) -> Target | None:
+    return next((t for t in m.targets if t.role in ("catchall", "unknown")), None)
+
+
+def _fallback_model(m: _Message, server: IncomingServer | None) -> Route | None:
+    """7a. fetched mail that no alias takes opens a record of its server's fallback model instead
+    of going unanswered, as if the mailbox were an alias of that model."""
+    if server is None or not server.fallback_model:
+        return None
+    mailbox = server.user if "@" in server.user else f"{server.name}@{server.host}"
+    local_part, _, domain = mailbox.rpartition("@")
+    target = _local_target(m)
+    where = {"recipient": target.address, "domain": target.domain, **m.counted} if target is not None else {}
+    return m.noted(m.route(
+        "new-record", f"fetched from {server.name} ({mailbox}) and matching no alias: a new "
+                      f"{server.fallback_model} record (the server's fallback model)",
+        alias=Alias(domain=domain, name=local_part, model=server.fallback_model), **where))
+
+
+def _unknown_recipient(m: _Message) -> Route:
+    """7. only the catchall or an unknown alias: a polite answer."""
+    local = _local_target(m)
     if local is not None:
         what = "the catchall address" if local.role == "catchall" else "an unknown alias"
-        r = route("unknown-recipient", f"{local.plain_address} is {what}", recipient=local.address,
-                  domain=local.domain, **counted)
-        r.notes += token_notes
-        return _answered(r, parsed, sig, own, local.domain.bounce_text or DEFAULT_UNKNOWN_TEXT, local)
-    r = route("unknown-recipient", "no recipient in a configured alias domain"
-              + (f" (looked at {len(recipients)} addresses)" if recipients else " (no recipients)"))
-    r.notes += token_notes
-    return r
+        r = m.noted(m.route("unknown-recipient", f"{local.plain_address} is {what}", recipient=local.address,
+                            domain=local.domain, **m.counted))
+        return _answered(r, m.parsed, m.sig, m.own, local.domain.bounce_text or DEFAULT_UNKNOWN_TEXT, local)
+    recipients = m.recipients
+    return m.noted(m.route("unknown-recipient", "no recipient in a configured alias domain"
+                           + (f" (looked at {len(recipients)} addresses)" if recipients else " (no recipients)")))
 
 
 def _contact_refusal(alias: Alias, sender: str, view: RoutingView) -> str | None:

@@ -11,6 +11,8 @@ import json
 from functools import cached_property
 from typing import Any
 
+from botocore.config import Config
+
 from ..errors import NotFound, PermanentError, TransientError
 from ..settings import Settings
 
@@ -27,6 +29,8 @@ class Clients:
 
     @cached_property
     def session(self):
+        # boto3 loads with the first client, not on a cold start (the botocore session is
+        # already there for pynamodb)
         import boto3
 
         # One boto3 Session per botocore session: a second one would register boto3's S3
@@ -34,8 +38,6 @@ class Clients:
         return boto3.Session(botocore_session=self.botocore_session) if self.botocore_session else boto3
 
     def client(self, service: str):
-        from botocore.config import Config
-
         return self.session.client(
             service, region_name=self.settings.region, endpoint_url=self.settings.endpoint_url,
             config=Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30),

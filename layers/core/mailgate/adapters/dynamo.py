@@ -31,11 +31,15 @@ from pynamodb.attributes import (
     BooleanAttribute, DiscriminatorAttribute, JSONAttribute, ListAttribute, NumberAttribute,
     UnicodeAttribute,
 )
-from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
+from ..bounce_policy import SCORE_PREFIX, SOFT_PREFIX
 from ..domain import Alias, AliasDomain, IncomingServer, MessageRecord, OutgoingServer, Thread
+from ..errors import PermanentError, TransientError
+from ..inbound_model import DomainCache, LookupKeys, Snapshot, contact_key
 from ..settings import Settings
 
 GSI1 = "gsi1"
@@ -105,6 +109,8 @@ class MessageItem(Item, discriminator="msg"):
     outcome = UnicodeAttribute()
     received_at = NumberAttribute()
     data = JSONAttribute()
+    #: the record's version (a replay's write is conditional on it); absent on old items: 0
+    version = NumberAttribute(null=True)
 
 
 class CounterItem(Item, discriminator="counter"):
@@ -143,6 +149,18 @@ def bind_models(settings: Settings, botocore_session=None) -> type[Item]:
 
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(d, default=list))
+
+
+def _store_error(exc: PynamoDBException, what: str) -> PermanentError | TransientError:
+    """pynamodb's error as the core's. Only a refused request (ValidationException: a key or an
+    item too large, say) fails the same way again; throttling, an unreachable or missing table, a
+    conflicting transaction may pass, and are retried."""
+    code = getattr(exc, "cause_response_code", None) or ""
+    cause = getattr(exc, "cause", None) or exc
+    if code == "ValidationException" or "ValidationException" in str(exc):
+        return PermanentError(f"{what} was refused: {cause}", code="dynamodb-validation")
+    return TransientError(f"{what} failed: {code or cause}", code="aws-transient")
+
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -372,12 +390,30 @@ class DynamoMessageRepository:
         return MessageItem(f"msg#{record.key}", "msg", gsi1pk=f"messages#{record.direction}",
                            gsi1sk=f"{_iso(record.received_at)}#{record.key}", key=record.key,
                            direction=record.direction, outcome=record.outcome,
-                           received_at=record.received_at, data=_fit_record(_clean(asdict(record))))
+                           received_at=record.received_at, data=_fit_record(_clean(asdict(record))),
+                           version=record.version)
+
+    @staticmethod
+    def at_version(version: int):
+        """The condition "the stored record is still at `version`" (an item without one is at 0)."""
+        condition = Item.pk.exists() & (MessageItem.version == version)
+        if version == 0:
+            condition = condition | (Item.pk.exists() & MessageItem.version.does_not_exist())
+        return condition
 
     def claim(self, record: MessageRecord) -> bool:
         try:
             # Conditional create: two concurrent deliveries of one message cannot both win.
             self._item(record).save(condition=Item.pk.does_not_exist())
+            return True
+        except PutError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+
+    def replace(self, record: MessageRecord, *, version: int) -> bool:
+        try:
+            self._item(record).save(condition=self.at_version(version))
             return True
         except PutError as exc:
             if _is_condition_failure(exc):
@@ -525,27 +561,20 @@ def _window_bucket(key: str, window: int, now: float) -> tuple[str, str, float]:
 
 
 class DynamoInboundStore:
-    """`services.inbound.InboundStore` over the table: `load` is one BatchGetItem (plus one for
-    threads that only the Message-ID index or a forced thread names), `commit` is one
-    TransactWriteItems whose first item is the message record, conditional on its key being new.
+    """`ports.InboundStore` over the table: `load` is one BatchGetItem (plus one for threads that
+    only the Message-ID index or a forced thread names), `commit` is one TransactWriteItems whose
+    first item is the message record, conditional on its key being new (or, for a replay, on its
+    version).
     """
 
-    def __init__(self, c, *, window_seconds: int = 120 * 60, clock=time.time) -> None:
-        from ..services.inbound import PortsInboundStore
-
-        self.c = c
+    def __init__(self, config, *, gateway_domain: str = "", window_seconds: int = 120 * 60, clock=time.time) -> None:
         self.clock = clock
         self.window = window_seconds
-        self._domains = PortsInboundStore(c)  # its cached list of alias domains
+        self.gateway_domain = gateway_domain
+        self.domains = DomainCache(config.list_domains)
 
-    def domains(self):
-        return self._domains.domains()
-
-    def load(self, keys):
-        from ..services.inbound import Snapshot, contact_key
-
-        c = self.c
-        snap = Snapshot(token_key=c.token_key, domains=self.domains(), gateway_domain=c.settings.gateway_domain)
+    def load(self, keys: LookupKeys) -> Snapshot:
+        snap = Snapshot(domains=self.domains(), gateway_domain=self.gateway_domain)
         now = self.clock()
         wanted: list[tuple[str, str]] = []
         wanted += [(f"domain#{d.lower()}", f"alias#{n.lower()}") for d, n in keys.aliases]
@@ -560,16 +589,14 @@ class DynamoInboundStore:
             wanted += [(cur, "counter"), (prev, "counter")]
         # Whether the sender has a bounce score to reset (bounce_policy.note_inbound_from), read
         # in the same batch so that the common path does not pay two queries for it.
-        from ..bounce_policy import SCORE_PREFIX, SOFT_PREFIX
-
         bounce_keys = {f"kv#{p}{a.lower()}#{d}": a.lower() for a in keys.contacts for d in snap.domains
                        for p in (SCORE_PREFIX, SOFT_PREFIX)}
         wanted += [(k, "kv") for k in bounce_keys]
-        self._bounce_state = {a.lower(): False for a in keys.contacts}
+        snap.bounce_state = {a.lower(): False for a in keys.contacts}
         got = self._batch(wanted)
         for (pk, sk), item in got.items():
             if pk in bounce_keys:
-                self._bounce_state[bounce_keys[pk]] = True
+                snap.bounce_state[bounce_keys[pk]] = True
             if isinstance(item, AliasItem):
                 snap.aliases[(item.domain, item.name)] = Alias(**item.data)
             elif isinstance(item, MessageIdItem):
@@ -583,7 +610,11 @@ class DynamoInboundStore:
             previous = got.get((prev, "counter"))
             snap.counts[key] = int((current.hits if current else 0)
                                    + (previous.hits if previous else 0) * (1 - elapsed))
-        # The second read: threads named only by what the first one found.
+        self._second_read(snap)
+        return snap
+
+    def _second_read(self, snap: Snapshot) -> None:
+        """The threads named only by what the first read found."""
         more = [t for t in list(snap.index.values()) +
                 [a.force_thread_id for a in snap.aliases.values() if a.force_thread_id]
                 if t and t not in snap.threads]
@@ -591,11 +622,6 @@ class DynamoInboundStore:
             for item in self._batch([(f"thread#{t}", "thread") for t in dict.fromkeys(more)]).values():
                 if isinstance(item, ThreadItem):
                     snap.threads[item.thread_id] = _thread(item)
-        return snap
-
-    def has_bounce_state(self, address: str) -> bool:
-        """Did the last `load` find a bounce score or soft suppression for `address`? (True when unsure.)"""
-        return getattr(self, "_bounce_state", {}).get(address.lower(), True)
 
     def _window_for(self, key: str) -> int:
         """Loop counter keys end with the alias address; its domain sets the window."""
@@ -615,55 +641,54 @@ class DynamoInboundStore:
         try:
             return {(i.pk, i.sk): i for i in Item.batch_get(keys)}
         except PynamoDBException as exc:
-            if getattr(exc, "cause_response_code", None) == "ValidationException":
-                raise  # a key the table refuses: the message's fault, recorded as failed
-            from ..errors import TransientError
+            # a key the table refuses is the message's fault (recorded as failed); throttled or
+            # unreachable, the invocation is retried (services.inbound re-raises TransientError)
+            raise _store_error(exc, "reading the routing facts") from exc
 
-            # throttled or unreachable: the invocation is retried (services.inbound re-raises it)
-            raise TransientError(f"reading the routing facts failed: {exc.cause or exc}", code="aws-transient") from exc
-
-    def commit(self, record: MessageRecord, *, new_thread, index, follower, counter, contact) -> bool:
-        from pynamodb.exceptions import TransactWriteError
-        from pynamodb.transactions import TransactWrite
-
-        from ..errors import PermanentError, TransientError
-        from ..services.inbound import contact_key
-
+    def commit(self, record: MessageRecord, *, new_thread, index, follower, counter, contact,
+               replace: bool = False) -> bool:
         now = self.clock()
         conn = Item._get_connection().connection  # the table's client: no new session per message
+        version = record.version
+        if replace:
+            record.version += 1
         try:
             with TransactWrite(connection=conn) as tx:
-                # First: the record, only if new. A duplicate delivery cancels the whole transaction.
-                tx.save(DynamoMessageRepository._item(record), condition=Item.pk.does_not_exist())
-                if new_thread is not None:
-                    tx.save(DynamoThreadRepository._thread_item(new_thread))
-                for message_id, thread_id in dict(index).items():
-                    tx.save(message_id_item(message_id, thread_id, now))
-                if follower is not None and (new_thread is None or new_thread.thread_id != follower[0]):
-                    thread_id, address = follower
-                    tx.update(ThreadItem(f"thread#{thread_id}", "thread"), actions=[
-                        ThreadItem.followers.set(ThreadItem.followers.append([address]))])
-                if counter is not None:
-                    key, window = counter
-                    cur, _, _ = _window_bucket(key, window, now)
-                    # An update creates the item when missing: set the discriminator too, or
-                    # pynamodb would read it back as a bare Item.
-                    tx.update(CounterItem(cur, "counter"), actions=[
-                        CounterItem.hits.add(1), CounterItem.ttl.set(int(now + 2 * window)),
-                        CounterItem.kind.set(CounterItem)])
-                if contact:
-                    k = contact_key(contact)
-                    tx.save(KvItem(f"kv#{k}", "kv", gsi1pk=DynamoKeyValueRepository._namespace(k), gsi1sk=k,
-                                   data={"address": contact, "since": now}, version=0))
+                # First: the record, only if new (or still at the version read). A duplicate
+                # delivery (or a concurrent replay) cancels the whole transaction.
+                condition = DynamoMessageRepository.at_version(version) if replace else Item.pk.does_not_exist()
+                tx.save(DynamoMessageRepository._item(record), condition=condition)
+                self._route_items(tx, now, new_thread, index, follower, counter, contact)
         except TransactWriteError as exc:
+            record.version = version
             reasons = getattr(exc, "cancellation_reasons", None) or []
             first = reasons[0] if reasons else None
             if first is not None and getattr(first, "code", "") == "ConditionalCheckFailed":
                 return False
-            if "ValidationException" in f"{getattr(exc, 'cause_response_code', '')} {exc}":
-                # The items themselves are refused (a key or an item too large): a retry would
-                # fail the same way, so the caller records the message as failed instead.
-                raise PermanentError(f"recording message {record.key} was refused: {exc.cause or exc}",
-                                     code="dynamodb-validation") from exc
-            raise TransientError(f"recording message {record.key} failed: {exc}", code="aws-transient") from exc
+            # The items themselves refused (a key or an item too large): a retry would fail the
+            # same way, so the caller records the message as failed instead.
+            raise _store_error(exc, f"recording message {record.key}") from exc
         return True
+
+    @staticmethod
+    def _route_items(tx: TransactWrite, now: float, new_thread, index, follower, counter, contact) -> None:
+        if new_thread is not None:
+            tx.save(DynamoThreadRepository._thread_item(new_thread))
+        for message_id, thread_id in dict(index).items():
+            tx.save(message_id_item(message_id, thread_id, now))
+        if follower is not None and (new_thread is None or new_thread.thread_id != follower[0]):
+            thread_id, address = follower
+            tx.update(ThreadItem(f"thread#{thread_id}", "thread"), actions=[
+                ThreadItem.followers.set(ThreadItem.followers.append([address]))])
+        if counter is not None:
+            key, window = counter
+            cur, _, _ = _window_bucket(key, window, now)
+            # An update creates the item when missing: set the discriminator too, or
+            # pynamodb would read it back as a bare Item.
+            tx.update(CounterItem(cur, "counter"), actions=[
+                CounterItem.hits.add(1), CounterItem.ttl.set(int(now + 2 * window)),
+                CounterItem.kind.set(CounterItem)])
+        if contact:
+            k = contact_key(contact)
+            tx.save(KvItem(f"kv#{k}", "kv", gsi1pk=DynamoKeyValueRepository._namespace(k), gsi1sk=k,
+                           data={"address": contact, "since": now}, version=0))

@@ -14,9 +14,8 @@ from typing import Iterator
 
 from ..domain import IncomingServer
 from ..errors import MailgateError, PermanentError, TransientError
-from .netmail import (
-    MailItem, NetMailbox, PresetSocket, SocketFactory, Timeouts, auth_failed, classify, compact_set,
-)
+from ..ports import MailItem, Timeouts
+from .netmail import NetMailbox, PresetSocket, SocketFactory, auth_failed, classify, compact_set
 
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")

@@ -18,51 +18,14 @@ from __future__ import annotations
 
 import socket
 import ssl
-from dataclasses import dataclass
 from typing import Callable
 
 from ..domain import IncomingServer
 from ..errors import ConfigError, MailgateError, PermanentError, TransientError
+from ..ports import Timeouts
 
 #: the seam tests use to point adapters at local servers: (host, port, timeout) -> connected socket
 SocketFactory = Callable[[str, int, float], socket.socket]
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Seconds allowed for each kind of network operation (Odoo's fetcher has none and can hang)."""
-
-    connect: float = 15.0
-    login: float = 30.0
-    command: float = 60.0
-
-
-@dataclass(frozen=True)
-class MailItem:
-    """One message on the server: `ref` addresses it now (IMAP UID / POP3 message number),
-    `ident` identifies it across sessions (IMAP UID as text / POP3 UIDL), `size` in octets."""
-
-    ref: int
-    ident: str
-    size: int
-
-
-ERROR_WORDS = {
-    "auth-failed": "authentication failed",
-    "tls-untrusted": "certificate not trusted",
-    "tls-failed": "TLS failed",
-    "plaintext-refused": "plaintext refused",
-    "folder-missing": "folder not found",
-    "unreachable": "host unreachable",
-    "timeout": "timed out",
-    "connection-lost": "connection lost",
-    "too-large": "message too large",
-    "ack-failed": "acknowledgement failed",
-    "lease-lost": "lease lost",
-    "protocol": "server refused a command",
-    "config": "configuration",
-    "internal": "internal error",
-}
 
 
 def default_socket_factory(host: str, port: int, timeout: float) -> socket.socket:

@@ -12,7 +12,8 @@ from typing import Iterator
 
 from ..domain import IncomingServer
 from ..errors import PermanentError
-from .netmail import MailItem, NetMailbox, PresetSocket, SocketFactory, Timeouts, auth_failed, classify
+from ..ports import MailItem, Timeouts
+from .netmail import NetMailbox, PresetSocket, SocketFactory, auth_failed, classify
 
 # poplib refuses lines over 2048 octets; RFC 5322 allows 998 but real mail (HTML without line
 # breaks) goes far beyond. A cap still protects memory; the message size cap applies as well.

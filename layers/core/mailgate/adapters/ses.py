@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .smtp import Envelope, RecipientResult
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..ports import Envelope, RecipientResult
 
 TRANSIENT_CODES = {
     "TooManyRequestsException", "Throttling", "ThrottlingException", "LimitExceededException",
@@ -24,8 +27,8 @@ TRANSIENT_CODES = {
 
 
 def ses_client(settings=None, *, region: str | None = None):
+    # boto3 loads with the first client, not on a cold start
     import boto3
-    from botocore.config import Config
 
     region = region or (settings.region if settings else None) or "us-east-1"
     # standard mode: exponential backoff with jitter on throttling, 4 attempts in all
@@ -44,8 +47,6 @@ class SesSender:
 
     def send(self, envelopes: list[Envelope], raw: bytes, *, smtputf8: bool = False,
              from_address: str = "") -> list[RecipientResult]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         results = []
         for env in envelopes:
             args: dict[str, Any] = {

@@ -18,34 +18,14 @@ import re
 import smtplib
 import socket
 import ssl
-from dataclasses import dataclass
 from typing import Callable
 
 from ..checks import Step
 from ..domain import OutgoingServer
 from ..errors import ConfigError, PermanentError, TransientError
+from ..ports import Envelope, RecipientResult
 
 DEFAULT_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class Envelope:
-    mail_from: str
-    rcpt: str
-
-
-@dataclass
-class RecipientResult:
-    recipient: str
-    status: str            # "sent" | "deferred" | "failed" | "unknown"
-    code: int | None = None
-    detail: str = ""
-    error: str = ""        # short machine code, e.g. "rcpt-rejected", "auth-failed"
-    transport_id: str = ""
-
-    def to_dict(self) -> dict:
-        return {"address": self.recipient, "status": self.status, "code": self.code,
-                "detail": self.detail, "error": self.error, "transport_id": self.transport_id}
 
 
 Connect = Callable[[OutgoingServer, ssl.SSLContext, float], smtplib.SMTP]
@@ -181,9 +161,10 @@ class SmtpSender:
         self.close()
 
     # -- sending ------------------------------------------------------------------
-    def send(self, envelopes: list[Envelope], raw: bytes, *, smtputf8: bool = False,
+    def send(self, envelopes: list[Envelope], raw: bytes, *, smtputf8: bool = False, from_address: str = "",
              idle: Callable[[], None] | None = None) -> list[RecipientResult]:
         """One SMTP transaction per envelope (each has its own VERP sender) over one connection.
+        (`from_address` is SES's; SMTP takes the sender from the envelope.)
 
         `idle`, when given, is called each time a command has been written and the server is
         working on it (before its reply is read): the caller prepares the next message there

@@ -5,7 +5,7 @@ Named `dnsadvice` so it never shadows dnspython's `dns` package.
 
     plan = plan_for(c, "example.com")               # or make_plan(...) without a stack
     records = records_for_plan(plan, existing_spf=...)
-    report = check_domain(plan, DnspythonResolver.for_nameserver("127.0.0.1:5353"))
+    report = check_domain(plan, resolver)           # a ports.Resolver (adapters.dnspython)
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from .records import (
     ED25519_SUFFIX, DkimKey, Plan, Record, dkim_key_from_pem, make_plan, records_for_plan, required_records,
     ses_feedback_host, ses_inbound_host, smtp_spf_term, transports_for, zone_lines,
 )
-from .resolver import Answer, DnspythonResolver, Resolver, parse_nameserver
+from .resolver import Answer, Resolver, parse_nameserver
 from .spf import evaluate as evaluate_spf
 from .spf import merge as merge_spf
 
 __all__ = [
-    "Answer", "DkimKey", "DnspythonResolver", "ERROR", "Finding", "OK", "Plan", "Record", "Report",
+    "Answer", "DkimKey", "ERROR", "Finding", "OK", "Plan", "Record", "Report",
     "Resolver", "WARN", "check_domain", "dkim_key_from_pem", "dkim_keys_for", "evaluate_spf",
     "make_plan", "merge_spf", "parse_nameserver", "parse_tags", "plan_for", "records_for_plan",
     "required_records", "ses_feedback_host", "ses_inbound_host", "smtp_spf_term", "transports_for",

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Callable
 
-from ..dnsadvice import ERROR, OK, Report, Resolver, check_domain, plan_for
+from ..dnsadvice import ERROR, OK, Report, check_domain, plan_for
 
 log = logging.getLogger(__name__)
 
@@ -30,22 +30,16 @@ def state_of(report: Report) -> dict[str, str]:
     return state
 
 
-def system_resolver_factory(timeout: float = 3.0) -> Callable[[], Resolver]:
-    """For the deployed function: the system's nameservers (Lambda's /etc/resolv.conf)."""
-    from ..dnsadvice import DnspythonResolver
-
-    return lambda: DnspythonResolver.for_nameserver(None, timeout=timeout)
-
-
-def run_daily(c, resolver_factory: Callable[[], Resolver], *, now: Callable[[], float] = time.time) -> list[dict]:
-    """Check every alias domain in c.config; returns one summary per domain:
+def run_daily(c, *, now: Callable[[], float] = time.time) -> list[dict]:
+    """Check every alias domain in c.config with a fresh resolver from `c.resolvers` (deployed: the
+    system's nameservers); returns one summary per domain:
     {"domain", "status", "queries", "changed": [...], "published": bool} (or "error" when the
     domain could not be checked at all, e.g. an unreadable DKIM key)."""
     results = []
     for domain in c.config.list_domains():
         try:
             plan = plan_for(c, domain.name, inbound=domain.inbound, dmarc_rua=domain.dmarc_rua or None)
-            report = check_domain(plan, resolver_factory())  # a fresh resolver: no stale cache across days
+            report = check_domain(plan, c.resolvers())  # a fresh resolver: no stale cache across days
         except Exception as exc:  # one broken domain must not stop the others' checks
             log.exception("dns check of %s failed", domain.name)
             results.append({"domain": domain.name, "status": ERROR, "error": f"{type(exc).__name__}: {exc}",

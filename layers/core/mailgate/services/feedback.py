@@ -29,11 +29,6 @@ from ..message import ParsedMessage
 DEDUP_TTL = 30 * 24 * 3600
 
 
-def _policy(c) -> bounce_policy.BouncePolicy:
-    p = getattr(c, "extras", {}).get("bounce_policy")
-    return p if isinstance(p, bounce_policy.BouncePolicy) else bounce_policy.DEFAULT_POLICY
-
-
 def _domain_of(address: str) -> str:
     return address.rpartition("@")[2].strip().lower()
 
@@ -192,7 +187,7 @@ def _apply(c, report: BounceReport, entry: BounceRecipient, address: str, domain
 
 def _count(c, report: BounceReport, entry: BounceRecipient, address: str, domain: str, kind: str,
            source: str) -> dict[str, Any]:
-    policy = _policy(c)
+    policy = c.bounce_policy
     if kind == "complaint":
         outcome = bounce_policy.record_complaint(c.kv, domain, address, feedback_type=report.feedback_type,
                                                  policy=policy)

@@ -5,20 +5,20 @@
 
 The SES Lambda action (mailgate.entrypoints.inbound) and the fetch worker both call `ingest`.
 
-Per message the store calls are (the DynamoDB adapter can make each one call):
+Per message the store calls are (the DynamoDB adapter makes each one call):
 
     1. c.raw_store.get(raw_key)                         S3 GetObject
-    2. store.load(keys)                                 one BatchGetItem (a second one only when
+    2. c.inbound.load(keys)                             one BatchGetItem (a second one only when
                                                         References name a thread, or an alias has
                                                         a forced thread: the thread items)
-    3. store.commit(record, thread, index, follower, counter)
+    3. c.inbound.commit(record, thread, index, follower, counter)
                                                         one TransactWriteItems, conditional on the
-                                                        message key being new (exactly-once)
+                                                        message key being new (exactly-once); for
+                                                        a replay, on the record's version
     4. c.events.publish(...)                            one PutEvents
 
 plus, off the common path: attachments (S3 PutObject each), follower notifications (SQS), the
-polite answer (a conditional kv write, then SQS). `PortsInboundStore` implements load/commit
-over the existing ports; a store in `c.extras["inbound_store"]` replaces it.
+polite answer (a conditional kv write, then SQS). A replay writes through the same commit.
 """
 
 from __future__ import annotations
@@ -28,14 +28,13 @@ import hashlib
 import logging
 import re
 import time
-from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable
 
+from .. import bounce_policy, routing
 from .. import message as message_mod
-from .. import routing
-from ..domain import Alias, AliasDomain, MessageRecord, Thread, new_id
+from ..domain import AliasDomain, IncomingServer, MessageRecord, Thread, new_id
 from ..errors import NotFound, PermanentError, TransientError
+from ..inbound_model import Snapshot, message_key
 from ..message import ParsedMessage
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,8 @@ MAX_NOTIFY_TEXT, MAX_NOTIFY_HTML = 60_000, 60_000
 MAX_RECORD_RECIPIENTS = 200
 #: One polite answer per sender per day at most (and never to an automatic message).
 ANSWER_WINDOW_SECONDS = 24 * 3600
-DOMAIN_CACHE_SECONDS = 60
+#: a replayed record keeps the outcomes of its last replays
+REPLAYS_KEPT = 10
 
 #: a Message-ID the outbound request schema accepts as in_reply_to (others are left out)
 _SIMPLE_MSGID = re.compile(r"[^<>\s\"()\\,;:]{1,200}@[^<>\s\"()\\,;:@]{1,250}")
@@ -62,137 +62,6 @@ _SIMPLE_MSGID = re.compile(r"[^<>\s\"()\\,;:]{1,200}@[^<>\s\"()\\,;:@]{1,250}")
 DT_THREAD = "Message Routed To Thread"
 DT_RECORD = "Record To Create"
 DT_OUTCOME = "Message Outcome"
-
-
-# --- the store: one batched read, one conditional write ---------------------------------------
-
-@dataclass
-class Snapshot:
-    """A `routing.RoutingView` answered from what `load` read (no calls while deciding)."""
-
-    token_key: bytes
-    domains: dict[str, AliasDomain]
-    aliases: dict[tuple[str, str], Any] = field(default_factory=dict)
-    threads: dict[str, Thread] = field(default_factory=dict)
-    index: dict[str, str] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    known_senders: set[str] = field(default_factory=set)
-    gateway_domain: str = ""
-
-    def domain(self, name: str) -> AliasDomain | None:
-        return self.domains.get(name.lower())
-
-    def own_domains(self) -> frozenset[str]:
-        return _own_domains(frozenset(self.domains), self.gateway_domain.lower())
-
-    def alias(self, domain: str, name: str):
-        return self.aliases.get((domain.lower(), name.lower()))
-
-    def thread(self, thread_id: str) -> Thread | None:
-        return self.threads.get(thread_id)
-
-    def threads_for_message_ids(self, message_ids: list[str]) -> dict[str, str]:
-        return {m: self.index[m] for m in message_ids if m in self.index}
-
-    def is_known_sender(self, address: str) -> bool:
-        return address.lower() in self.known_senders
-
-    def count(self, key: str) -> int:
-        return self.counts.get(key, 0)
-
-
-@lru_cache(maxsize=64)
-def _own_domains(domains: frozenset[str], gateway: str) -> frozenset[str]:
-    return domains | {gateway} if gateway else domains
-
-
-class InboundStore(Protocol):
-    def load(self, keys: routing.LookupKeys) -> Snapshot: ...
-    def commit(self, record: MessageRecord, *, new_thread: Thread | None, index: list[tuple[str, str]],
-               follower: tuple[str, str] | None, counter: tuple[str, int] | None,
-               contact: str | None) -> bool: ...
-
-
-def contact_key(address: str) -> str:
-    """kv key of a known sender (Odoo's partner): written when someone starts a thread."""
-    return f"contact#{address.strip().lower()}"
-
-
-class PortsInboundStore:
-    """load/commit over the existing ports (the in-memory fakes, or the AWS adapters call by call)."""
-
-    def __init__(self, c) -> None:
-        self.c = c
-        self._domains: tuple[float, dict[str, AliasDomain]] | None = None
-
-    def domains(self) -> dict[str, AliasDomain]:
-        """Alias domains are few and change rarely: read once a minute per warm container."""
-        now = time.monotonic()
-        if self._domains is None or now - self._domains[0] > DOMAIN_CACHE_SECONDS:
-            self._domains = (now, {d.name.lower(): d for d in self.c.config.list_domains()})
-        return self._domains[1]
-
-    def load(self, keys: routing.LookupKeys) -> Snapshot:
-        c = self.c
-        snap = Snapshot(token_key=c.token_key, domains=self.domains(), gateway_domain=c.settings.gateway_domain)
-        for dom, name in keys.aliases:
-            alias = c.config.get_alias(dom, name)
-            if alias is not None:
-                snap.aliases[(dom.lower(), name.lower())] = alias
-        if keys.message_ids:
-            snap.index = dict(c.threads.threads_for_message_ids(keys.message_ids))
-        for key in keys.counter_keys:
-            snap.counts[key] = c.counters.get(key)
-        for address in keys.contacts:
-            if c.kv.get_item(contact_key(address)) is not None or _follows_any(c, address):
-                snap.known_senders.add(address.lower())
-        # second read: the threads named by the first (tokens, index hits, forced threads)
-        wanted = list(keys.thread_ids) + list(snap.index.values()) + [
-            a.force_thread_id for a in snap.aliases.values() if a.force_thread_id]
-        for tid in dict.fromkeys(wanted):
-            thread = c.threads.get_thread(tid)
-            if thread is not None:
-                snap.threads[tid] = thread
-        return snap
-
-    def commit(self, record: MessageRecord, *, new_thread: Thread | None, index: list[tuple[str, str]],
-               follower: tuple[str, str] | None, counter: tuple[str, int] | None, contact: str | None) -> bool:
-        c = self.c
-        if not c.messages.claim(record):
-            return False
-        if new_thread is not None:  # a fresh id: nobody else can have it
-            c.threads.put_thread(new_thread)
-        for message_id, thread_id in index:
-            c.threads.index_message_id(message_id, thread_id)
-        if follower is not None:
-            c.threads.add_follower(*follower)
-        if counter is not None:
-            c.counters.incr(counter[0], window_seconds=counter[1])
-        if contact:
-            c.kv.put_item(contact_key(contact), {"address": contact, "since": time.time()}, if_absent=True)
-        return True
-
-
-def _follows_any(c, address: str) -> bool:
-    """Optional port method (asked of the founder): does `address` follow any thread?"""
-    method = getattr(c.threads, "follows_any_thread", None)
-    return bool(method(address)) if callable(method) else False
-
-
-def store_for(c) -> InboundStore:
-    store = c.extras.get("inbound_store")
-    if store is None:
-        store = c.extras["inbound_store"] = PortsInboundStore(c)
-    return store
-
-
-# --- keys ------------------------------------------------------------------------------------
-
-def message_key(parsed: ParsedMessage) -> str:
-    """The idempotency key: the Message-ID when there is one, else the raw digest."""
-    if parsed.message_id:
-        return "in:mid:" + hashlib.sha256(parsed.message_id.encode("utf-8", "replace")).hexdigest()[:40]
-    return "in:raw:" + parsed.digest[:40]
 
 
 def _safe_name(name: str) -> str:
@@ -204,12 +73,26 @@ def _safe_name(name: str) -> str:
 def route_message(c, parsed: ParsedMessage, envelope_recipients: Iterable[str], *,
                   verdicts: dict[str, Any] | None = None) -> routing.Route:
     """Read what the decision needs (one batch) and decide. No writes: `mailgate route` uses it."""
-    store = store_for(c)
-    domains = store.domains() if hasattr(store, "domains") else {d.name.lower(): d for d in c.config.list_domains()}
-    recipients = list(envelope_recipients or [])
-    keys = routing.lookup_keys(parsed, recipients, domains, c.token_key)
-    snapshot = store.load(keys)
-    return routing.decide(parsed, recipients, snapshot, verdicts=verdicts)
+    route, _ = _decide(c, parsed, list(envelope_recipients or []), verdicts, None)
+    return route
+
+
+def _decide(c, parsed: ParsedMessage, recipients: list[str], verdicts: dict[str, Any] | None,
+            fetched_from: IncomingServer | None) -> tuple[routing.Route, Snapshot]:
+    token_key = c.token_key
+    keys = routing.lookup_keys(parsed, recipients, c.inbound.domains(), token_key)
+    snapshot = c.inbound.load(keys)
+    route = routing.decide(parsed, recipients, snapshot, token_key=token_key, verdicts=verdicts,
+                           fetched_from=fetched_from)
+    return route, snapshot
+
+
+def _fetched_from(c, source: str) -> IncomingServer | None:
+    """The incoming server a fetched message came from (source "imap:NAME" / "pop:NAME")."""
+    protocol, _, name = (source or "").partition(":")
+    if protocol not in ("imap", "pop") or not name:
+        return None
+    return c.config.get_incoming(name)
 
 
 # --- ingest ----------------------------------------------------------------------------------
@@ -223,133 +106,123 @@ def ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str] =
 
 def _ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str],
             verdicts: dict[str, Any] | None, replay_of: MessageRecord | None = None) -> tuple[MessageRecord, bool]:
+    """Route and record one message (a replay rewrites `replay_of`); (the record, whether this call
+    recorded it)."""
     envelope = [str(r) for r in (envelope_recipients or [])][:1000]
+    replace = replay_of is not None
     try:
         raw = c.raw_store.get(raw_key)
     except NotFound as exc:
         record = MessageRecord(key="in:missing:" + hashlib.sha256(raw_key.encode()).hexdigest()[:40],
                                raw_key=raw_key, source=source, recipients=envelope[:MAX_RECORD_RECIPIENTS],
                                outcome="failed", reason=f"raw message not found: {exc}")
-        created = c.messages.claim(record)
-        return (record if created else c.messages.get(record.key) or record), created
+        return _record_outcome(c, record, replace=False)
 
     parsed = message_mod.parse(raw)
-    key = message_key(parsed)
-    record = replay_of or MessageRecord(key=key, raw_key=raw_key)
+    # a replay keeps the thread its first route created
     previous_thread = replay_of.thread_id if replay_of is not None and replay_of.outcome == "new-record" else ""
-    record.source = record.source or source
-    record.message_id, record.digest = parsed.message_id, parsed.digest
-    record.sender, record.subject = parsed.sender, parsed.subject[:500]
-    record.recipients = routing.candidate_recipients(parsed, envelope)[:MAX_RECORD_RECIPIENTS]
-    record.detail = {"verdicts": dict(verdicts or {}), "defects": parsed.defects[:10],
-                     "recipients_total": len(envelope) + len(parsed.header_recipients)}
+    record = _record_for(parsed, raw_key, source, envelope, verdicts, replay_of)
     try:
-        route = route_message(c, parsed, envelope, verdicts=verdicts)
+        server = _fetched_from(c, record.source)
+        route, snapshot = _decide(c, parsed, envelope, verdicts, server)
     except TransientError:
         raise  # the store is unreachable: let the invocation be retried
     except Exception as exc:  # noqa: BLE001 - a bug or hostile input must not lose the message
         log.exception("routing failed for %s", raw_key)
         record.outcome, record.reason = "failed", f"routing failed: {type(exc).__name__}: {exc}"
-        created = _commit_plain(c, record, replay=replay_of is not None)
-        return (record if created else c.messages.get(record.key) or record), created
-
-    route = _apply_server_options(c, route, record)
-    record.outcome, record.reason, record.thread_id = route.kind, route.reason, route.thread_id
-    record.detail["route"] = route.to_dict()
-
-    new_thread = None
-    if route.kind == "new-record":
-        thread_id = previous_thread or new_id()  # a replay keeps the thread it created before
-        record.thread_id = thread_id
-        new_thread = Thread(thread_id=thread_id, model=route.alias.model, subject=parsed.subject[:500],
-                            followers=[parsed.sender] if parsed.sender else [])
-        record.detail["model"], record.detail["defaults"] = route.alias.model, dict(route.alias.defaults)
-    if route.kind in ("thread", "new-record"):
-        record.detail["attachments"] = _store_attachments(c, record.key, parsed)
-
-    index = [(parsed.message_id, record.thread_id)] if parsed.message_id and record.thread_id else []
-    counter = (route.counter_key, route.counter_window_seconds) if route.counter_key and replay_of is None else None
-    contact = parsed.sender if route.kind == "new-record" and parsed.sender else None
-    follower = None  # a new thread is created with its author as follower
-    store = store_for(c)
-    if replay_of is not None:
-        c.messages.update(record)
-        created = True
-        if new_thread is not None and c.threads.get_thread(new_thread.thread_id) is None:
-            c.threads.put_thread(new_thread)
-        for mid, tid in index:
-            c.threads.index_message_id(mid, tid)
-        if contact:  # as the first delivery's commit would have: the author is now a known contact
-            c.kv.put_item(contact_key(contact), {"address": contact, "since": time.time()}, if_absent=True)
-    else:
-        try:
-            created = store.commit(record, new_thread=new_thread, index=index, follower=follower,
-                                   counter=counter, contact=contact)
-        except PermanentError as exc:
-            # The store refuses these items for good (hostile sizes): retrying would lose the
-            # message for ever, so record a plain "failed" outcome that `mailgate replay` can redo.
-            log.exception("recording the route of %s failed", raw_key)
-            record.outcome, record.thread_id = "failed", ""
-            record.reason = f"recording the route ({route.kind}) failed: {exc}"[:1000]
-            record.detail = {"verdicts": dict(verdicts or {}), "defects": parsed.defects[:10],
-                             "error": getattr(exc, "code", "error")}
-            created = c.messages.claim(record)
-            return (record if created else c.messages.get(record.key) or record), created
-    if not created:
-        existing = c.messages.get(record.key) or record
-        if existing.detail.get("effects_error") and replay_of is None:
-            # the first invocation recorded the outcome but could not publish or notify (and
-            # asked to be retried): this retry finishes its job, with the same idempotency keys
-            return replay(c, existing.key), False
-        return existing, False
-
+        return _record_outcome(c, record, replace=replace)
+    if server is not None and not server.keep_original:
+        record.detail["keep_original"] = False
+    writes = _apply_route(c, record, parsed, route, previous_thread, replay=replace)
     try:
-        _effects(c, record, parsed, route, raw, new_thread)
+        created = c.inbound.commit(record, **writes, replace=replace)
+    except PermanentError as exc:
+        # The store refuses these items for good (hostile sizes): retrying would lose the
+        # message for ever, so record a plain "failed" outcome that `mailgate replay` can redo.
+        log.exception("recording the route of %s failed", raw_key)
+        return _record_outcome(c, _refused(record, parsed, route, verdicts, exc), replace=replace)
+    if not created:
+        return _recorded_before(c, record, finish=replay_of is None)
+    try:
+        _effects(c, record, parsed, route, snapshot)
     except Exception as exc:  # noqa: BLE001 - the outcome is recorded; a retry or `mailgate replay` redoes effects
-        log.exception("after-routing effects failed for %s", key)
+        log.exception("after-routing effects failed for %s", record.key)
         record.detail["effects_error"] = f"{type(exc).__name__}: {exc}"
         c.messages.update(record)
         if isinstance(exc, TransientError):
             raise  # EventBridge/SQS unreachable: the invocation is retried and finishes the effects
-        return record, True
-    if replay_of is not None and record.detail.pop("effects_error", None):
-        c.messages.update(record)
     return record, True
 
 
-def _apply_server_options(c, route: routing.Route, record: MessageRecord) -> routing.Route:
-    """The options of the incoming server a fetched message came from (Odoo's fetchmail.server):
-
-    - "fallback model": mail that matches no alias opens a record of that model instead of going
-      unanswered;
-    - "keep original" off: the application's events do not point at the original .eml (it is
-      still stored, so nothing is lost and `mailgate replay` works).
-    """
-    protocol, _, name = (record.source or "").partition(":")
-    if protocol not in ("imap", "pop") or not name:
-        return route
-    server = c.config.get_incoming(name)
-    if server is None:
-        return route
-    if not server.keep_original:
-        record.detail["keep_original"] = False
-    if route.kind != "unknown-recipient" or not server.fallback_model:
-        return route
-    mailbox = server.user if "@" in server.user else f"{server.name}@{server.host}"
-    local, _, domain = mailbox.rpartition("@")
-    route.kind = "new-record"
-    route.alias = Alias(domain=domain, name=local, model=server.fallback_model)
-    route.answer, route.answer_to, route.answer_text = False, "", ""
-    route.reason = (f"fetched from {name} ({mailbox}) and matching no alias: a new "
-                    f"{server.fallback_model} record (the server's fallback model)")
-    return route
+def _record_for(parsed: ParsedMessage, raw_key: str, source: str, envelope: list[str],
+                verdicts: dict[str, Any] | None, replay_of: MessageRecord | None) -> MessageRecord:
+    """The ledger record before routing: a new one, or the replayed one with its history."""
+    record = replay_of or MessageRecord(key=message_key(parsed), raw_key=raw_key)
+    history = {}
+    if replay_of is not None:
+        previous = {"outcome": replay_of.outcome, "reason": replay_of.reason, "at": time.time()}
+        history = {"replays": list(replay_of.detail.get("replays", []))[-(REPLAYS_KEPT - 1):] + [previous]}
+    record.source = record.source or source
+    record.message_id, record.digest = parsed.message_id, parsed.digest
+    record.sender, record.subject = parsed.sender, parsed.subject[:500]
+    record.recipients = routing.candidate_recipients(parsed, envelope)[:MAX_RECORD_RECIPIENTS]
+    record.detail = {"verdicts": dict(verdicts or {}), "defects": parsed.defects[:10],
+                     "recipients_total": len(envelope) + len(parsed.header_recipients), **history}
+    return record
 
 
-def _commit_plain(c, record: MessageRecord, *, replay: bool) -> bool:
-    if replay:
-        c.messages.update(record)
-        return True
-    return c.messages.claim(record)
+def _refused(record: MessageRecord, parsed: ParsedMessage, route: routing.Route, verdicts: dict[str, Any] | None,
+             exc: PermanentError) -> MessageRecord:
+    """The record of a route the store refused to write: failed, with the reason."""
+    record.outcome, record.thread_id = "failed", ""
+    record.reason = f"recording the route ({route.kind}) failed: {exc}"[:1000]
+    replays = {"replays": record.detail["replays"]} if "replays" in record.detail else {}
+    record.detail = {"verdicts": dict(verdicts or {}), "defects": parsed.defects[:10],
+                     "error": getattr(exc, "code", "error"), **replays}
+    return record
+
+
+def _recorded_before(c, record: MessageRecord, *, finish: bool) -> tuple[MessageRecord, bool]:
+    """Another delivery (or replay) recorded this message first: its record."""
+    existing = c.messages.get(record.key) or record
+    if finish and existing.detail.get("effects_error"):
+        # the first invocation recorded the outcome but could not publish or notify (and
+        # asked to be retried): this retry finishes its job, with the same idempotency keys
+        return replay(c, existing.key), False
+    return existing, False
+
+
+def _apply_route(c, record: MessageRecord, parsed: ParsedMessage, route: routing.Route, previous_thread: str, *,
+                 replay: bool) -> dict[str, Any]:
+    """The route on the record (attachments stored), and what its commit writes besides."""
+    record.outcome, record.reason, record.thread_id = route.kind, route.reason, route.thread_id
+    record.detail["route"] = route.to_dict()
+    new_thread = None
+    if route.kind == "new-record":
+        record.thread_id = previous_thread or new_id()
+        new_thread = Thread(thread_id=record.thread_id, model=route.alias.model, subject=parsed.subject[:500],
+                            followers=[parsed.sender] if parsed.sender else [])
+        record.detail["model"], record.detail["defaults"] = route.alias.model, dict(route.alias.defaults)
+        if previous_thread and c.threads.get_thread(previous_thread) is not None:
+            new_thread = None  # replayed: the thread is there, with the followers it has gained since
+    if route.kind in ("thread", "new-record"):
+        record.detail["attachments"] = _store_attachments(c, record.key, parsed)
+    return {
+        "new_thread": new_thread,
+        "index": [(parsed.message_id, record.thread_id)] if parsed.message_id and record.thread_id else [],
+        "follower": None,  # a new thread is created with its author as follower
+        # a replay counts nothing: the first delivery counted the message
+        "counter": (route.counter_key, route.counter_window_seconds) if route.counter_key and not replay else None,
+        # the author of a new record is a known contact now (Odoo's partner)
+        "contact": parsed.sender if route.kind == "new-record" and parsed.sender else None,
+    }
+
+
+def _record_outcome(c, record: MessageRecord, *, replace: bool) -> tuple[MessageRecord, bool]:
+    """Record an outcome that writes nothing else (a failure), through the same commit."""
+    created = c.inbound.commit(record, new_thread=None, index=[], follower=None, counter=None, contact=None,
+                               replace=replace)
+    return (record if created else c.messages.get(record.key) or record), created
 
 
 def _store_attachments(c, key: str, parsed: ParsedMessage) -> list[dict[str, Any]]:
@@ -372,21 +245,19 @@ def _handle_bounce(c, record: MessageRecord, parsed: ParsedMessage) -> MessageRe
     """Mail to the bounce alias, DSNs and mailer-daemon mail: classified and counted by the
     feedback service (VERP token first, else the DSN itself), which updates the record's outcome
     and publishes "Bounce" / "Complaint" events. Never answered (RFC 3834 §2)."""
+    # Imported on the first bounce: the bounce classifier costs ~30 ms of cold start that
+    # the common path (replies, new records) does not need.
     from . import feedback
 
     feedback.handle_inbound_bounce(c, record, parsed)
     return record
 
 
-def _note_alive(c, sender: str) -> None:
+def _note_alive(c, sender: str, snapshot: Snapshot) -> None:
     """Mail from a person proves the address works: reset its bounce score (Odoo's rule)."""
-    from .. import bounce_policy
-
-    store = store_for(c)
-    check = getattr(store, "has_bounce_state", None)
-    if callable(check) and not check(sender):
+    if not snapshot.may_have_bounce_state(sender):
         return  # the route's batched read found nothing to reset
-    bounce_policy.note_inbound_from(c, sender)
+    bounce_policy.note_inbound_from(c.kv, sender)
 
 
 class _Publisher:
@@ -401,14 +272,13 @@ class _Publisher:
         self.c.events.publish(detail_type, detail)
 
 
-def _effects(c, record: MessageRecord, parsed: ParsedMessage, route: routing.Route, raw: bytes,
-             new_thread: Thread | None) -> None:
+def _effects(c, record: MessageRecord, parsed: ParsedMessage, route: routing.Route, snapshot: Snapshot) -> None:
     events = _Publisher(c, record)
     if route.kind == "bounce":
         _handle_bounce(c, record, parsed)
         return
     if route.kind in ("thread", "new-record") and parsed.sender:
-        _note_alive(c, parsed.sender)
+        _note_alive(c, parsed.sender, snapshot)
     if route.kind == "thread":
         thread = route.thread if route.thread is not None else (
             c.threads.get_thread(route.thread_id) if route.thread_id else None)
@@ -476,8 +346,7 @@ def _notify_followers(c, record: MessageRecord, parsed: ParsedMessage, route: ro
     if thread is None:
         return
     domain = _notify_domain(c, route)
-    store = store_for(c)
-    own = set(store.domains()) if hasattr(store, "domains") else set()
+    own = set(c.inbound.domains())
     sender = parsed.sender.lower()
     text, _ = _cut(parsed.reply_text or parsed.text or message_mod.html_to_text(parsed.html), MAX_NOTIFY_TEXT)
     html, html_cut = _cut(parsed.html, MAX_NOTIFY_HTML)
@@ -520,7 +389,8 @@ def _answer(c, record: MessageRecord, parsed: ParsedMessage, route: routing.Rout
 # --- replay ----------------------------------------------------------------------------------
 
 def replay(c, key: str) -> MessageRecord:
-    """Route a stored message again (after a configuration or code fix): same record, new outcome.
+    """Route a stored message again (after a configuration or code fix): same record, new outcome,
+    written through the same commit as a first delivery (conditional on the record's version).
 
     `key` is a message key (`in:...`) or a raw key. Effects are redone with the same
     idempotency keys, so the outbound path can drop the notifications it already sent."""
@@ -535,11 +405,7 @@ def replay(c, key: str) -> MessageRecord:
             raise NotFound(f"no message with key {key!r}: see `mailgate messages list` for keys")
     if existing.direction != "in":
         raise NotFound(f"{key!r} is an outbound message; only inbound messages can be replayed")
-    previous = {"outcome": existing.outcome, "reason": existing.reason, "at": time.time()}
-    history = list(existing.detail.get("replays", []))[-9:] + [previous]
     record, _ = _ingest(c, existing.raw_key, source=existing.source or "replay",
                         envelope_recipients=existing.recipients, verdicts=existing.detail.get("verdicts"),
                         replay_of=existing)
-    record.detail["replays"] = history
-    c.messages.update(record)
     return record

@@ -31,10 +31,10 @@ from typing import Any
 from .. import compose as C
 from .. import dkim as D
 from .. import suppression, tokens
-from ..adapters.smtp import Envelope, RecipientResult
 from ..checks import Step
 from ..domain import AliasDomain, MessageRecord, OutgoingServer, Thread, new_id
 from ..errors import ConfigError, MailgateError, NotFound, PermanentError, TransientError
+from ..ports import Envelope, RecipientResult, Sender
 
 log = logging.getLogger(__name__)
 
@@ -106,33 +106,21 @@ def select_transport(servers: list[OutgoingServer], author: C.Address, *, ses_do
 
 
 class Senders:
-    """The open transports of one batch: one SmtpSender per server (its connection reused), SES."""
+    """The open transports of one batch: one sender per server (its SMTP connection reused), SES."""
 
-    def __init__(self, c, overrides: dict[str, Any] | None = None) -> None:
+    def __init__(self, c, overrides: dict[str, Sender] | None = None) -> None:
         self.c = c
-        self.open: dict[str, Any] = dict(overrides or {})
-        self._owned: list[Any] = []
+        self.open: dict[str, Sender] = dict(overrides or {})
+        self._owned: list[Sender] = []
 
-    def get(self, server: OutgoingServer | None):
+    def get(self, server: OutgoingServer | None) -> Sender:
         name = server.name if server else "ses"
         sender = self.open.get(name)
         if sender is None:
-            sender = self.open[name] = self._make(server)
+            password = _server_password(self.c, server) if server is not None else None
+            sender = self.open[name] = self.c.transports.open(server, password)
             self._owned.append(sender)
         return sender
-
-    def _make(self, server: OutgoingServer | None):
-        c = self.c
-        if server is None:
-            from ..adapters.ses import SesSender, ses_client
-
-            clients = getattr(c.raw_store, "clients", None)  # the container's shared AWS session
-            client = c.extras.get("ses_client") or (clients.client("sesv2") if clients else ses_client(c.settings))
-            return SesSender(client, configuration_set=c.settings.ses_configuration_set)
-        from ..adapters.smtp import SmtpSender
-
-        return SmtpSender(server, _server_password(c, server), ssl_context=_ssl_context(c, server),
-                          connect=c.extras.get("smtp_connect"))
 
     def close(self) -> None:
         for s in self._owned:
@@ -157,13 +145,6 @@ def _server_password(c, server: OutgoingServer) -> str | None:
         raise ConfigError(f"no password stored for outgoing server {server.name} (secret {sid}); "
                           f"store it with `mailgate server add-smtp {server.name} ...`",
                           code="password-missing") from None
-
-
-def _ssl_context(c, server: OutgoingServer):
-    """The test seam's context when given, else one that verifies (system CAs or `smtp_cafile`)."""
-    from ..adapters.smtp import ssl_context_for
-
-    return c.extras.get("smtp_ssl_context") or ssl_context_for(server, cafile=c.extras.get("smtp_cafile"))
 
 
 def _event(c, detail: dict) -> dict:
@@ -301,7 +282,7 @@ def _prepare(c, req: C.SendRequest, ref: str) -> tuple[MessageRecord, bytes]:
     author = sel.author
     from_domain_item = c.config.get_domain(author.domain)
     selector = (from_domain_item or domain).dkim_selector
-    keys = D.signing_keys(c, author.domain, selector)
+    keys = c.signing_keys.keys_for(author.domain, selector)
     attachments = []
     for a in req.attachments:
         try:
@@ -466,8 +447,6 @@ def reject_unreadable(c, why: str) -> dict:
 
 def test_connection(c, server: OutgoingServer, *, rcpt_to: str | None = None) -> list[Step]:
     """Odoo's Test Connection for an SMTP server, step by step (nothing is sent)."""
-    from ..adapters import smtp as smtp_adapter
-
     try:
         password = _server_password(c, server)
     except ConfigError as exc:
@@ -486,5 +465,4 @@ def test_connection(c, server: OutgoingServer, *, rcpt_to: str | None = None) ->
     if rcpt_to is None:
         d = c.config.get_domain(mail_from.rpartition("@")[2])
         rcpt_to = d.bounce_address if d else f"postmaster@{mail_from.rpartition('@')[2]}"
-    return smtp_adapter.test_connection(server, password, mail_from=mail_from, rcpt_to=rcpt_to,
-                                        ssl_context=_ssl_context(c, server), connect=c.extras.get("smtp_connect"))
+    return c.transports.test_connection(server, password, mail_from=mail_from, rcpt_to=rcpt_to)

@@ -20,11 +20,11 @@ Each run's result goes into the server's health (health.py), which disables a se
 for days; connection.py holds the server's password and Odoo's Test Connection.
 """
 
-from .connection import default_mailbox_factory, secret_id_for, test_connection
+from .connection import secret_id_for, test_connection
 from .dispatch import dispatch
 from .health import FetchResult, health, reset_failures
 from .state import forget
 from .worker import fetch_mailbox, run_job
 
-__all__ = ["FetchResult", "default_mailbox_factory", "dispatch", "fetch_mailbox", "forget", "health",
+__all__ = ["FetchResult", "dispatch", "fetch_mailbox", "forget", "health",
            "reset_failures", "run_job", "secret_id_for", "test_connection"]

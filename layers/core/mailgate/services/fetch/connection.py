@@ -1,57 +1,11 @@
-"""How the worker reaches an incoming server: its mailbox (IMAP or POP3), its password, and
-Odoo's Test Connection (TEST & CONFIRM) for it."""
+"""An incoming server's password, and Odoo's Test Connection (TEST & CONFIRM) for it."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Protocol
-
 from ... import checks
-from ...adapters.netmail import MailItem, Timeouts
 from ...domain import IncomingServer
 from ...errors import MailgateError, NotFound, PermanentError
-
-
-class Mailbox(Protocol):
-    """What the worker needs from ImapMailbox / PopMailbox (and what the test fakes provide)."""
-
-    protocol: str
-    exists: int
-
-    def connect(self) -> None: ...
-    def login(self) -> None: ...
-    def select(self, readonly: bool = False) -> int: ...
-    def open(self) -> None: ...
-    def fetch(self, items: list[MailItem]) -> Iterator[tuple[MailItem, bytes]]: ...
-    def ack(self, items: list[MailItem], mode: str, move_to: str = "") -> None: ...
-    def set_timeout(self, seconds: float) -> None: ...
-    def close(self) -> None: ...
-    # IMAP: uidvalidity, list_since(last_uid); POP3: list_all(), commit()
-
-
-MailboxFactory = Callable[[IncomingServer, str], Mailbox]
-
-
-def default_mailbox_factory(cafile: str | None = None, socket_factory=None,
-                            timeouts: Timeouts = Timeouts()) -> MailboxFactory:
-    def make(server: IncomingServer, password: str) -> Mailbox:
-        if server.protocol == "pop":
-            from ...adapters.pop import PopMailbox
-
-            return PopMailbox(server, password, cafile=cafile, timeouts=timeouts,
-                              socket_factory=socket_factory)
-        from ...adapters.imap import ImapMailbox
-
-        return ImapMailbox(server, password, cafile=cafile, timeouts=timeouts,
-                           socket_factory=socket_factory)
-
-    return make
-
-
-def factory_for(c) -> MailboxFactory:
-    extras = getattr(c, "extras", {}) or {}
-    if extras.get("mailbox_factory"):
-        return extras["mailbox_factory"]
-    return default_mailbox_factory(cafile=extras.get("fetch_cafile"))
+from ...ports import MailboxFactory
 
 
 def secret_id_for(server: IncomingServer, prefix: str = "mailgate/server/") -> str:
@@ -76,10 +30,10 @@ def test_connection(c_or_secrets, server: IncomingServer, *,
     """Odoo's TEST & CONFIRM, step by step: connect, TLS, log in, open the folder, count."""
     if hasattr(c_or_secrets, "secrets"):
         secrets, prefix = c_or_secrets.secrets, c_or_secrets.settings.server_secret_prefix
-        factory = mailbox_factory or factory_for(c_or_secrets)
-    else:
+        factory = mailbox_factory or c_or_secrets.mailboxes
+    else:  # a bare secret store: the caller names the mailbox factory
         secrets, prefix = c_or_secrets, "mailgate/server/"
-        factory = mailbox_factory or default_mailbox_factory()
+        factory = mailbox_factory
     steps: list[checks.Step] = []
     where = f"{server.host}:{server.port}"
     try:

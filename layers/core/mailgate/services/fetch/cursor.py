@@ -13,7 +13,7 @@ import logging
 
 from ...domain import IncomingServer
 from ...errors import NotFound, TransientError
-from ...adapters.netmail import MailItem
+from ...ports import MailItem
 from .health import FetchResult
 from .state import CURSOR_PREFIX
 

@@ -7,7 +7,6 @@ import logging
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ...adapters.netmail import ERROR_WORDS
 from .state import HEALTH_PREFIX
 
 log = logging.getLogger(__name__)
@@ -16,6 +15,25 @@ log = logging.getLogger(__name__)
 DISABLE_AFTER_SECONDS = 5 * 24 * 3600
 
 DETAIL_SERVER_DISABLED = "Fetch Server Disabled"
+
+#: error codes (the mailbox adapters' and the worker's) in words, for `mailgate fetch status`
+ERROR_WORDS = {
+    "auth-failed": "authentication failed",
+    "tls-untrusted": "certificate not trusted",
+    "tls-failed": "TLS failed",
+    "plaintext-refused": "plaintext refused",
+    "folder-missing": "folder not found",
+    "unreachable": "host unreachable",
+    "timeout": "timed out",
+    "connection-lost": "connection lost",
+    "too-large": "message too large",
+    "ack-failed": "acknowledgement failed",
+    "lease-lost": "lease lost",
+    "protocol": "server refused a command",
+    "config": "configuration",
+    "internal": "internal error",
+}
+
 
 @dataclass
 class FetchResult:

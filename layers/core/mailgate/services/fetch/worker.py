@@ -11,10 +11,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
-from ...adapters.netmail import MailItem, Timeouts
 from ...domain import MessageRecord
 from ...errors import MailgateError, TransientError
-from .connection import MailboxFactory, factory_for, server_password
+from ...ports import MailboxFactory, MailItem, Timeouts
+from .connection import server_password
 from .cursor import ImapCursor, PopCursor
 from .health import FetchResult, record_failure, record_success
 from .lease import LEASE_MARGIN_SECONDS, acquire_lease, release_lease
@@ -36,6 +36,8 @@ Ingest = Callable[..., Any]
 
 
 def _default_ingest(c, raw_key, **kw):
+    # Imported on first use: the dispatcher's cold start imports this package too, and routing
+    # (the parser, the routing core) is the worker's alone.
     from ..inbound import ingest
 
     return ingest(c, raw_key, **kw)
@@ -49,6 +51,7 @@ def fetch_mailbox(c, server_name: str, *, deadline: float, max_messages: int,
 
     `deadline` is a `clock()` (monotonic) time by which the run must have stopped;
     `max_messages` caps the messages handled in this run. Both leave the rest for the next run.
+    The container's mailbox factory and `services.inbound.ingest` are used unless others are given.
     """
     res = FetchResult(server=server_name)
     server = c.config.get_incoming(server_name)
@@ -67,8 +70,7 @@ def fetch_mailbox(c, server_name: str, *, deadline: float, max_messages: int,
         res.notes.append("another worker holds the lease on this mailbox")
         return res
     try:
-        ingest = ingest or (getattr(c, "extras", {}) or {}).get("ingest") or _default_ingest
-        _session(c, server, res, mailbox_factory or factory_for(c), ingest,
+        _session(c, server, res, mailbox_factory or c.mailboxes, ingest or _default_ingest,
                  deadline=deadline, max_messages=max_messages, clock=clock, now=now)
     finally:
         release_lease(c, server_name, held)
