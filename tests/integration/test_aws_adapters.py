@@ -149,3 +149,56 @@ def test_raw_store_events_queue_and_secrets(aws):
     aws.secrets.put("t/server/x", "n3w")
     assert aws.secrets.get("t/server/x") == "n3w"
     assert aws.token_key.startswith(b"local-token-key-")
+
+
+def test_a_throttled_table_raises_transient_errors_and_a_refused_key_a_permanent_one(aws):
+    """Services see the core's two failure kinds, never pynamodb's: throttling is retried (the
+    invocation fails, SQS/SES deliver again), a key the table refuses is recorded as failed."""
+    from botocore.exceptions import ClientError
+
+    from mailgate.adapters.dynamo import Item
+    from mailgate.errors import PermanentError, TransientError
+
+    def throttle(**kwargs):
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "DynamoDB")
+
+    events = Item._get_connection().connection.client.meta.events
+    operations = ("GetItem", "Query", "PutItem", "DeleteItem", "UpdateItem")
+    for op in operations:
+        events.register(f"before-call.dynamodb.{op}", throttle)
+    try:
+        calls = [lambda: aws.config.get_domain("example.test"), aws.config.list_domains,
+                 lambda: aws.threads.get_thread("t1"), lambda: aws.messages.claim(MessageRecord("in:k1", "raw/k1")),
+                 lambda: aws.messages.list(limit=5), lambda: aws.counters.incr("loop#a#b", window_seconds=60),
+                 lambda: aws.kv.put_item("lease#x", {"owner": "me"}, if_absent=True),
+                 lambda: aws.kv.delete_item("lease#x"), lambda: aws.kv.scan_prefix("lease#")]
+        for call in calls:
+            with pytest.raises(TransientError):
+                call()
+    finally:
+        for op in operations:
+            events.unregister(f"before-call.dynamodb.{op}", throttle)
+    with pytest.raises(PermanentError):
+        aws.messages.claim(MessageRecord("in:" + "k" * 3000, "raw/k"))  # a key over DynamoDB's 2,048 bytes
+    assert aws.messages.claim(MessageRecord("in:k1", "raw/k1"))  # the table itself is fine
+
+
+def test_an_unreachable_service_is_a_transient_error(aws, monkeypatch):
+    """No connection at all (a network fault, an endpoint down) may pass: retried, not recorded as
+    a permanent failure."""
+    import dataclasses
+    import socket
+
+    from mailgate.adapters import aws as aws_adapters
+    from mailgate.errors import TransientError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens there once the socket is closed
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed}")
+    settings = dataclasses.replace(aws.settings, endpoint_url=f"http://127.0.0.1:{closed}")
+    clients = aws_adapters.Clients(settings)
+    with pytest.raises(TransientError):
+        aws_adapters.S3RawMailStore(clients, settings.bucket_name).get("raw/x.eml")
+    with pytest.raises(TransientError):
+        aws_adapters.EventBridgePublisher(clients, settings.event_bus_name).publish("Message Outcome", {"k": 1})

@@ -12,6 +12,8 @@ from functools import cached_property
 from typing import Any
 
 from botocore.config import Config
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError
 
 from ..errors import NotFound, PermanentError, TransientError
 from ..settings import Settings
@@ -65,9 +67,10 @@ def _code(exc: Exception) -> str:
 
 
 def translate(exc: Exception, what: str) -> Exception:
-    """A botocore error as our own: throttling and server trouble are transient, the rest not."""
+    """A botocore error as our own: throttling, server trouble and a service that cannot be reached
+    (no connection, a timeout) are transient, the rest not."""
     code = _code(exc)
-    if code in _TRANSIENT_CODES or code.startswith("5"):
+    if code in _TRANSIENT_CODES or code.startswith("5") or isinstance(exc, (BotoConnectionError, HTTPClientError)):
         return TransientError(f"{what}: {code or exc}", code="aws-transient")
     return PermanentError(f"{what}: {code or exc}", code="aws-" + (code or "error").lower())
 

@@ -21,6 +21,7 @@ items only eventually (and the emulator never), reads also check `ttl` themselve
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import asdict
@@ -162,10 +163,30 @@ def _store_error(exc: PynamoDBException, what: str) -> PermanentError | Transien
     return TransientError(f"{what} failed: {code or cause}", code="aws-transient")
 
 
+def _translating(cls):
+    """Every public method of a repository raises the core's errors, not pynamodb's (conditional
+    writes that lose a race are return values, handled inside the methods)."""
+    for name, fn in list(vars(cls).items()):
+        if name.startswith("_") or not callable(fn) or isinstance(fn, (staticmethod, classmethod)):
+            continue  # private helpers and static ones (conditions, keys) make no calls
+
+        def wrap(fn=fn, name=name):
+            @functools.wraps(fn)
+            def translated(*args, **kwargs):
+                try:
+                    return fn(*args, **kwargs)
+                except PynamoDBException as exc:
+                    raise _store_error(exc, f"DynamoDB {name}") from exc
+            return translated
+
+        setattr(cls, name, wrap())
+    return cls
+
 
 # --- configuration ---------------------------------------------------------------------------
 
 
+@_translating
 class DynamoConfigRepository:
     def __init__(self, table: type[Item] = Item) -> None:
         self.table = table
@@ -272,6 +293,7 @@ def _is_condition_failure(exc: Exception) -> bool:
 # --- threads and the Message-ID index ---------------------------------------------------------
 
 
+@_translating
 class DynamoThreadRepository:
     def __init__(self, table: type[Item] = Item) -> None:
         self.table = table
@@ -381,6 +403,7 @@ def _fit_record(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+@_translating
 class DynamoMessageRepository:
     def __init__(self, table: type[Item] = Item) -> None:
         self.table = table
@@ -441,6 +464,7 @@ class DynamoMessageRepository:
 # --- counters and key-value items -------------------------------------------------------------
 
 
+@_translating
 class DynamoCounterRepository:
     def __init__(self, table: type[Item] = Item, clock=time.time) -> None:
         self.table = table
@@ -475,6 +499,7 @@ class DynamoCounterRepository:
         return int(item.hits) if (item.ttl or 0) > self.clock() else 0
 
 
+@_translating
 class DynamoKeyValueRepository:
     def __init__(self, table: type[Item] = Item, clock=time.time) -> None:
         self.table = table

@@ -22,7 +22,7 @@ from typing import Any
 from .. import bounce_policy, suppression, tokens
 from ..bounces import BounceRecipient, BounceReport, classify_parsed, classify_ses_notification
 from ..domain import MessageRecord
-from ..errors import PermanentError, TransientError
+from ..errors import TransientError
 from ..message import ParsedMessage
 
 #: how long an SES feedback id / a (message, recipient, kind) bounce is remembered for dedup
@@ -255,13 +255,9 @@ def handle_feedback(c, notification: Any) -> dict[str, Any]:
 
 
 def _is_transient(exc: Exception) -> bool:
-    """Trouble of the stores rather than of the record: ours say so; the table's adapters raise
-    pynamodb's errors, where only a refused item (ValidationException) is the record's fault."""
-    if isinstance(exc, (TransientError, PermanentError)):
-        return isinstance(exc, TransientError)
-    from pynamodb.exceptions import PynamoDBException
-
-    return isinstance(exc, PynamoDBException) and getattr(exc, "cause_response_code", None) != "ValidationException"
+    """Trouble of the stores rather than of the record: the adapters say so (TransientError);
+    a refused item (PermanentError) or any other error is the record's fault."""
+    return isinstance(exc, TransientError)
 
 
 def _forget(c, key: str) -> None:
