@@ -292,83 +292,103 @@ def test_connection(server: OutgoingServer, password: str | None, *, mail_from: 
     After the server answers DATA with 354 the connection is closed without sending the final
     ".": RFC 5321 §4.1.1.4 makes delivery depend on it, so nothing is delivered.
     """
-    steps: list[Step] = []
-    s = server
-    where = _where(s)
-    if s.security == "none" and not s.allow_plaintext:
+    if server.security == "none" and not server.allow_plaintext:
         return [Step("connect", False, "security 'none' would send the password in clear; use ssl (465) or "
                                        "starttls (587)")]
-    ctx = ssl_context or ssl_context_for(s)
-    connect = connect or default_connect
+    ctx = ssl_context or ssl_context_for(server)
+    steps: list[Step] = []
+    conn = _test_connect(server, ctx, connect or default_connect, timeout, steps)
+    if conn is None:
+        return steps
+    try:
+        conn.ehlo()
+        if _test_tls(conn, server, ctx, steps) and _test_auth(conn, server, password, steps):
+            _test_transaction(conn, mail_from, rcpt_to, steps)
+        return steps
+    except (smtplib.SMTPException, OSError) as e:
+        steps.append(Step("session", False, f"the connection to {_where(server)} failed: {e or type(e).__name__}"))
+        return steps
+    finally:
+        SmtpSender._drop(conn)
+
+
+def _test_connect(s: OutgoingServer, ctx: ssl.SSLContext, connect: Connect, timeout: float,
+                  steps: list[Step]) -> smtplib.SMTP | None:
+    where = _where(s)
     try:
         conn = connect(s, ctx, timeout)
     except (ssl.SSLError, ssl.CertificateError) as e:
         steps.append(Step("connect", True, f"reached {where}"))
         steps.append(Step("tls", False, str(_tls_error(s, e))))
-        return steps
+        return None
     except (OSError, smtplib.SMTPException) as e:
         reason = "timed out" if isinstance(e, socket.timeout) else (str(e) or type(e).__name__)
-        return [Step("connect", False, f"cannot connect to {where}: {reason}; check the host name, the port "
-                                       "and that the server accepts connections from here")]
+        steps.append(Step("connect", False, f"cannot connect to {where}: {reason}; check the host name, the port "
+                                            "and that the server accepts connections from here"))
+        return None
     steps.append(Step("connect", True, f"connected to {where}"))
-    try:
+    return conn
+
+
+def _test_tls(conn: smtplib.SMTP, s: OutgoingServer, ctx: ssl.SSLContext, steps: list[Step]) -> bool:
+    if s.security == "ssl":
+        steps.append(Step("tls", True, f"implicit TLS, {_tls_desc(conn, ctx)}"))
+    elif s.security == "starttls":
+        if not conn.has_extn("starttls"):
+            steps.append(Step("tls", False, f"{_where(s)} does not offer STARTTLS; use ssl on port 465 or enable "
+                                            "STARTTLS on the server"))
+            return False
+        try:
+            conn.starttls(context=ctx)
+        except (ssl.SSLError, ssl.CertificateError) as e:
+            steps.append(Step("tls", False, str(_tls_error(s, e))))
+            return False
         conn.ehlo()
-        if s.security == "ssl":
-            steps.append(Step("tls", True, f"implicit TLS, {_tls_desc(conn, ctx)}"))
-        elif s.security == "starttls":
-            if not conn.has_extn("starttls"):
-                steps.append(Step("tls", False, f"{where} does not offer STARTTLS; use ssl on port 465 or enable "
-                                                "STARTTLS on the server"))
-                return steps
-            try:
-                conn.starttls(context=ctx)
-            except (ssl.SSLError, ssl.CertificateError) as e:
-                steps.append(Step("tls", False, str(_tls_error(s, e))))
-                return steps
-            conn.ehlo()
-            steps.append(Step("tls", True, f"STARTTLS, {_tls_desc(conn, ctx)}"))
-        else:
-            steps.append(Step("tls", True, "no TLS (allowed by allow_plaintext for this server)"))
-        if s.user:
-            try:
-                conn.login(s.user, password or "")
-                steps.append(Step("auth", True, f"logged in as {s.user}"))
-            except smtplib.SMTPAuthenticationError as e:
-                steps.append(Step("auth", False, f"the server refused the password of {s.user!r} "
-                                                 f"({_reply(e.smtp_code, e.smtp_error)}); store the right password "
-                                                 f"with `mailgate server add-smtp {s.name} ...`"))
-                return steps
-            except smtplib.SMTPNotSupportedError:
-                steps.append(Step("auth", False, f"{where} offers no AUTH on this connection; check security and "
-                                                 "user name"))
-                return steps
-        else:
-            steps.append(Step("auth", True, "no user configured: sending without AUTH"))
-        code, msg = conn.mail(mail_from)
-        if code != 250:
-            steps.append(Step("mail-from", False, f"the server refused sender {mail_from} ({_reply(code, msg)}); the "
-                                                  "account may not send for this address: fix from_filter or the "
-                                                  "account's allowed senders"))
-            return steps
-        steps.append(Step("mail-from", True, f"sender {mail_from} accepted"))
-        code, msg = conn.rcpt(rcpt_to)
-        if code not in (250, 251):
-            steps.append(Step("rcpt-to", False, f"the server refused recipient {rcpt_to} ({_reply(code, msg)})"))
-            return steps
-        steps.append(Step("rcpt-to", True, f"recipient {rcpt_to} accepted"))
-        conn.putcmd("data")
-        code, msg = conn.getreply()
-        if code != 354:
-            steps.append(Step("data", False, f"the server refused DATA ({_reply(code, msg)})"))
-            return steps
-        steps.append(Step("data", True, "the server is ready to take the message (354)"))
-        steps.append(Step("abort", True, "closed the connection before the end of data: nothing was sent"))
-        return steps
-    except (smtplib.SMTPException, OSError) as e:
-        steps.append(Step("session", False, f"the connection to {where} failed: {e or type(e).__name__}"))
-        return steps
-    finally:
-        SmtpSender._drop(conn)
+        steps.append(Step("tls", True, f"STARTTLS, {_tls_desc(conn, ctx)}"))
+    else:
+        steps.append(Step("tls", True, "no TLS (allowed by allow_plaintext for this server)"))
+    return True
+
+
+def _test_auth(conn: smtplib.SMTP, s: OutgoingServer, password: str | None, steps: list[Step]) -> bool:
+    if not s.user:
+        steps.append(Step("auth", True, "no user configured: sending without AUTH"))
+        return True
+    try:
+        conn.login(s.user, password or "")
+    except smtplib.SMTPAuthenticationError as e:
+        steps.append(Step("auth", False, f"the server refused the password of {s.user!r} "
+                                         f"({_reply(e.smtp_code, e.smtp_error)}); store the right password "
+                                         f"with `mailgate server add-smtp {s.name} ...`"))
+        return False
+    except smtplib.SMTPNotSupportedError:
+        steps.append(Step("auth", False, f"{_where(s)} offers no AUTH on this connection; check security and "
+                                         "user name"))
+        return False
+    steps.append(Step("auth", True, f"logged in as {s.user}"))
+    return True
+
+
+def _test_transaction(conn: smtplib.SMTP, mail_from: str, rcpt_to: str, steps: list[Step]) -> None:
+    code, msg = conn.mail(mail_from)
+    if code != 250:
+        steps.append(Step("mail-from", False, f"the server refused sender {mail_from} ({_reply(code, msg)}); the "
+                                              "account may not send for this address: fix from_filter or the "
+                                              "account's allowed senders"))
+        return
+    steps.append(Step("mail-from", True, f"sender {mail_from} accepted"))
+    code, msg = conn.rcpt(rcpt_to)
+    if code not in (250, 251):
+        steps.append(Step("rcpt-to", False, f"the server refused recipient {rcpt_to} ({_reply(code, msg)})"))
+        return
+    steps.append(Step("rcpt-to", True, f"recipient {rcpt_to} accepted"))
+    conn.putcmd("data")
+    code, msg = conn.getreply()
+    if code != 354:
+        steps.append(Step("data", False, f"the server refused DATA ({_reply(code, msg)})"))
+        return
+    steps.append(Step("data", True, "the server is ready to take the message (354)"))
+    steps.append(Step("abort", True, "closed the connection before the end of data: nothing was sent"))
 
 
 def _tls_desc(conn, ctx: ssl.SSLContext) -> str:
