@@ -29,9 +29,8 @@ from .checks import Step
 from .domain import Alias, AliasDomain, IncomingServer, MessageRecord, OutgoingServer, Thread
 from .inbound_model import LookupKeys, Snapshot
 
-if TYPE_CHECKING:  # annotations only: dkim (dkimpy, cryptography) and dnsadvice load on first use
+if TYPE_CHECKING:  # annotations only: dkim (dkimpy, cryptography) loads with the first signature
     from .dkim import SigningKey
-    from .dnsadvice.resolver import Answer
 
 
 class RawMailStore(Protocol):
@@ -269,6 +268,50 @@ class MailboxFactory(Protocol):
 
 
 # --- DNS ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Answer:
+    """What one lookup found. `records` are strings: a TXT record's character-strings are joined
+    into one (RFC 7208 3.3), MX is "PREF HOST", CNAME is the target; names are lower case without
+    the final dot. `chain` lists the CNAME targets followed, in order. `error` is None or one of
+    nxdomain, nodata, servfail, timeout, loop, error."""
+
+    name: str
+    rtype: str
+    records: tuple[str, ...] = ()
+    error: str | None = None
+    chain: tuple[str, ...] = ()
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def void(self) -> bool:
+        """No answer (RFC 7208 4.6.4 counts these "void lookups")."""
+        return self.error in ("nxdomain", "nodata")
+
+    @property
+    def final_name(self) -> str:
+        return self.chain[-1] if self.chain else self.name
+
+    def describe(self) -> str:
+        """A short phrase for people: what the lookup gave."""
+        via = "".join(f" -> CNAME {c}" for c in self.chain)
+        where = f"{self.rtype} {self.name}{via}"
+        if self.error is None:
+            return f"{where}: {'; '.join(self.records)}"
+        text = {
+            "nxdomain": "the name does not exist (NXDOMAIN)",
+            "nodata": f"the name exists but has no {self.rtype} record",
+            "servfail": "the nameserver failed (SERVFAIL)",
+            "timeout": "no answer from the nameserver (timeout)",
+            "loop": "the CNAME chain loops",
+            "error": "the lookup failed",
+        }[self.error]
+        return f"{where}: {text}" + (f" ({self.detail})" if self.detail else "")
+
 
 
 class Resolver(Protocol):
