@@ -72,3 +72,33 @@ def test_servers_of_both_kinds_share_one_name_space(store):
     config.put_incoming(IncomingServer(name="relay", protocol="imap", host="imap.example.test", port=993, user="u"))
     assert config.get_outgoing("relay") is None and config.list_outgoing() == []
     assert config.get_incoming("relay").host == "imap.example.test"
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def inbound_store(request):
+    """The inbound store and the ledger it writes, as the unit tests and the deployed stack have them."""
+    from mailgate_dev import fakes
+
+    c = request.getfixturevalue("aws") if request.param == "dynamodb" else fakes.in_memory()
+    return c.inbound, c.messages
+
+
+def test_a_replay_commits_only_over_the_version_it_read(inbound_store):
+    from dataclasses import replace
+
+    from mailgate.domain import MessageRecord, Thread
+
+    store, messages = inbound_store
+    plain = dict(new_thread=None, index=[], follower=None, counter=None, contact=None)
+    first = MessageRecord("in:mid:v1", "raw/ses/v1", outcome="unknown-recipient")
+    assert store.commit(first, **plain)
+    assert not store.commit(replace(first, outcome="bounce"), **plain)  # a second delivery changes nothing
+    mine, theirs = messages.get(first.key), messages.get(first.key)  # two replays read version 0
+    theirs.outcome = "new-record"
+    assert store.commit(theirs, **dict(plain, new_thread=Thread("t9", model="crm.lead")), replace=True)
+    assert theirs.version == 1 and messages.get(first.key).version == 1
+    mine.outcome = "failed"
+    assert not store.commit(mine, **plain, replace=True)  # lost the race: nothing written
+    assert mine.version == 0 and messages.get(first.key).outcome == "new-record"
+    assert not store.commit(MessageRecord("in:mid:gone", "raw/ses/gone"), **plain, replace=True)
+    assert messages.get("in:mid:gone") is None  # a replay never creates a record
