@@ -7,11 +7,13 @@ points a host name at 127.0.0.1) and the time limits.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..domain import IncomingServer
 from ..ports import Mailbox, Timeouts
-from .imap import ImapMailbox
-from .netmail import SocketFactory
-from .pop import PopMailbox
+
+if TYPE_CHECKING:
+    from .netmail import SocketFactory
 
 
 class NetMailboxes:
@@ -22,6 +24,11 @@ class NetMailboxes:
         self.timeouts = timeouts
 
     def __call__(self, server: IncomingServer, password: str) -> Mailbox:
+        # The IMAP and POP3 clients load with the first mailbox: every function builds this
+        # factory at cold start, and only the fetch worker opens mailboxes.
+        from .imap import ImapMailbox
+        from .pop import PopMailbox
+
         kind = PopMailbox if server.protocol == "pop" else ImapMailbox
         return kind(server, password, cafile=self.cafile, timeouts=self.timeouts,
                     socket_factory=self.socket_factory)
