@@ -1,23 +1,24 @@
 """What the core needs from the outside world, as small Protocols.
 
-Each has one real adapter named after its technology (`adapters/`) and one in-memory fake
-(`memory.py`) for the pure core's unit tests. Network libraries sit behind factories
-(`SenderFactory`, `MailboxFactory`, `ResolverFactory`) built once in `bootstrap`, so that tests
-point them at local servers by constructing them with other arguments.
+Each has one real adapter named after its technology (`mailgate.adapters`) and one in-memory
+fake (`mailgate_dev.fakes`, the development package) for the core's unit tests. Network
+libraries sit behind factories (`SenderFactory`, `MailboxFactory`, `ResolverFactory`) built once
+in `bootstrap`, so that tests point them at local servers by constructing them with other
+arguments.
 
-Ports and where their real adapter and fake live:
+Ports and where their real adapter (mailgate.adapters.*) and fake (mailgate_dev.fakes.*) live:
 
-    RawMailStore                 aws.S3RawMailStore          memory.MemoryRawMailStore
+    RawMailStore                 aws.S3RawMailStore          MemoryRawMailStore
     Config/Thread/Message/Counter/KeyValue repositories
-                                 dynamo.Dynamo*Repository    memory.Memory*Repository
-    InboundStore                 dynamo.DynamoInboundStore   memory.MemoryInboundStore
-    EventPublisher               aws.EventBridgePublisher    memory.MemoryEventPublisher
-    Queue                        aws.SqsQueue                memory.MemoryQueue
-    SecretStore                  aws.SecretsManagerStore     memory.MemorySecretStore
-    SigningKeys                  keyring.SecretKeyring over the SecretStore (so: over either)
-    SenderFactory                senders.Transports          memory.MemoryTransports
-    MailboxFactory               mailboxes.NetMailboxes      memory.MemoryMailboxes
-    ResolverFactory              dnspython.DnspythonResolver memory.MemoryResolver
+                                 dynamo.Dynamo*Repository    Memory*Repository
+    InboundStore                 dynamo.DynamoInboundStore   MemoryInboundStore
+    EventPublisher               aws.EventBridgePublisher    MemoryEventPublisher
+    Queue                        aws.SqsQueue                MemoryQueue
+    SecretStore                  aws.SecretsManagerStore     MemorySecretStore
+    SigningKeys                  mailgate.keyring.SecretKeyring, over whichever SecretStore
+    SenderFactory                senders.Transports          MemoryTransports
+    MailboxFactory               mailboxes.NetMailboxes      MemoryMailboxes
+    ResolverFactory              dnspython.DnspythonResolver MemoryResolver
 """
 
 from __future__ import annotations
