@@ -26,11 +26,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol
 
-from .checks import Step
 from .domain import Alias, AliasDomain, IncomingServer, MessageRecord, OutgoingServer, Thread
 from .inbound_model import LookupKeys, Snapshot
 
-if TYPE_CHECKING:  # annotations only: dkim (dkimpy, cryptography) loads with the first signature
+if TYPE_CHECKING:  # annotations only: dkim (dkimpy, cryptography) loads with the first signature,
+    # and a Test Connection's verdicts only where one runs
+    from .checks import Step
     from .dkim import SigningKey
 
 
