@@ -104,30 +104,47 @@ def _lookup_failed(ans: Answer) -> bool:
 def _check_spf(plan: Plan, resolver: Resolver, add) -> bool:
     name = plan.name
     ev = spf.evaluate(name, resolver)
-    wanted = plan.spf_terms
-    suggestion = spf.merge(ev.records, wanted)
-    expected = f"one SPF record authorizing {', '.join(wanted) or 'your senders'}: {suggestion}"
+    suggestion = spf.merge(ev.records, plan.spf_terms)
+    expected = f"one SPF record authorizing {', '.join(plan.spf_terms) or 'your senders'}: {suggestion}"
+    missing = _spf_not_one_record(name, ev, resolver, expected, suggestion)
+    if missing is not None:
+        add(missing)
+        return False
+    findings = _spf_record_findings(name, ev, suggestion) + _spf_policy_findings(name, ev, plan, expected, suggestion)
+    if findings:
+        for f in findings:
+            add(f)
+        return not any(f.status == ERROR for f in findings)
+    add(Finding("spf", OK, f"\"{ev.records[0]}\" ({ev.dns_terms} DNS-querying terms, {ev.void_lookups} void lookups)",
+                expected, "", name))
+    return True
+
+
+def _spf_not_one_record(name: str, ev: spf.Evaluation, resolver: Resolver, expected: str,
+                        suggestion: str) -> Finding | None:
+    """The finding when there is not exactly one SPF record to judge, else None."""
     if ev.lookup_error and not ev.records:
         if ev.lookup_error == "nxdomain":
-            add(Finding("spf", ERROR, f"{name} does not exist in DNS (NXDOMAIN)", expected,
-                        f"Check the domain's spelling and delegation, then publish TXT {name} \"{suggestion}\".", name))
-        elif ev.lookup_error == "nodata":
-            add(Finding("spf", ERROR, "no TXT record, so no SPF record", expected,
-                        f"Publish TXT {name} \"{suggestion}\".", name))
-        else:
-            add(Finding("spf", ERROR, ev.lookup_detail, expected,
-                        _lookup_fix(resolver.query(name, "TXT"), "an SPF record"), name))
-        return False
+            return Finding("spf", ERROR, f"{name} does not exist in DNS (NXDOMAIN)", expected,
+                           f"Check the domain's spelling and delegation, then publish TXT {name} \"{suggestion}\".", name)
+        if ev.lookup_error == "nodata":
+            return Finding("spf", ERROR, "no TXT record, so no SPF record", expected,
+                           f"Publish TXT {name} \"{suggestion}\".", name)
+        return Finding("spf", ERROR, ev.lookup_detail, expected,
+                       _lookup_fix(resolver.query(name, "TXT"), "an SPF record"), name)
     if not ev.records:
-        add(Finding("spf", ERROR, "no SPF record (TXT records exist, none starts with v=spf1)", expected,
-                    f"Publish TXT {name} \"{suggestion}\".", name))
-        return False
+        return Finding("spf", ERROR, "no SPF record (TXT records exist, none starts with v=spf1)", expected,
+                       f"Publish TXT {name} \"{suggestion}\".", name)
     if len(ev.records) > 1:
-        add(Finding("spf", ERROR,
-                    f"{len(ev.records)} SPF records: " + " | ".join(ev.records)
-                    + " (two or more are a permanent error, RFC 7208 4.5: receivers ignore SPF)",
-                    expected, f"Replace them with this single record: \"{suggestion}\".", name))
-        return False
+        return Finding("spf", ERROR,
+                       f"{len(ev.records)} SPF records: " + " | ".join(ev.records)
+                       + " (two or more are a permanent error, RFC 7208 4.5: receivers ignore SPF)",
+                       expected, f"Replace them with this single record: \"{suggestion}\".", name)
+    return None
+
+
+def _spf_record_findings(name: str, ev: spf.Evaluation, suggestion: str) -> list[Finding]:
+    """What is wrong with the one record as written and as followed (syntax, includes, limits)."""
     record = ev.records[0]
     findings: list[Finding] = []
     for e in ev.syntax_errors:
@@ -151,6 +168,12 @@ def _check_spf(plan: Plan, resolver: Resolver, add) -> bool:
         findings.append(Finding("spf", ERROR, f"{ev.void_lookups} void lookups (names with no answer)",
                                 f"at most {spf.MAX_VOID_LOOKUPS} (RFC 7208 4.6.4)",
                                 "Remove the terms that point to names which do not exist.", name))
+    return findings
+
+
+def _spf_policy_findings(name: str, ev: spf.Evaluation, plan: Plan, expected: str, suggestion: str) -> list[Finding]:
+    """Whether the record says the right thing: its all term, permissive includes, our senders."""
+    findings: list[Finding] = []
     if ev.all_qualifier == "+":
         findings.append(Finding("spf", ERROR, "+all: every host on the Internet may send as this domain",
                                 "~all or -all", f"Replace +all by ~all: \"{suggestion}\".", name))
@@ -163,17 +186,11 @@ def _check_spf(plan: Plan, resolver: Resolver, add) -> bool:
     for inc in ev.permissive_includes:
         findings.append(Finding("spf", ERROR, f"included record of {inc} ends in +all: it authorizes every host",
                                 "included records that end in ~all or -all", f"Remove include:{inc}.", name))
-    missing = [t for t in wanted if not _authorized(t, ev)]
+    missing = [t for t in plan.spf_terms if not _authorized(t, ev)]
     if missing and not ev.syntax_errors:
-        findings.append(Finding("spf", ERROR, f"\"{record}\" does not authorize {', '.join(missing)}",
+        findings.append(Finding("spf", ERROR, f"\"{ev.records[0]}\" does not authorize {', '.join(missing)}",
                                 expected, f"Publish this record instead (mechanisms kept): \"{suggestion}\".", name))
-    if findings:
-        for f in findings:
-            add(f)
-        return not any(f.status == ERROR for f in findings)
-    add(Finding("spf", OK, f"\"{record}\" ({ev.dns_terms} DNS-querying terms, {ev.void_lookups} void lookups)",
-                expected, "", name))
-    return True
+    return findings
 
 
 def _authorized(term: str, ev: spf.Evaluation) -> bool:
