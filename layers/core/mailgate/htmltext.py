@@ -39,6 +39,10 @@ _BLOCKS = frozenset(
     "address article aside blockquote center dd details dir div dl dt fieldset figcaption figure footer form "
     "h1 h2 h3 h4 h5 h6 header li main menu nav ol p pre section summary table tbody thead tfoot tr ul "
     "caption".split())
+#: Elements always put on the stack, so that the end tag of a quote container or a list closes
+#: the right one; others only when they change their content (an end tag with no open element of
+#: its name is ignored).
+_CONTAINERS = frozenset(("div", "span", "blockquote", "pre", "ul", "ol"))
 #: Class or id fragments of the containers clients put the quoted message in.
 _QUOTE_MARKS = ("gmail_quote", "yahoo_quoted", "olk_src_body_section", "protonmail_quote", "zmail_extra")
 _SIGNATURE_MARKS = ("gmail_signature", "moz-signature")
@@ -138,19 +142,28 @@ class _Reader:
         return at
 
     def run(self) -> None:
-        html, pos = self.html, 0
-        while (m := _TOKEN.search(html, pos)) is not None:
-            if m.start() > pos:
-                self.out.write(html_lib.unescape(html[pos:m.start()]))
-            if m.group(2) is None:
+        html, pos, out, search = self.html, 0, self.out, _TOKEN.search
+        while (m := search(html, pos)) is not None:
+            start = m.start()
+            if start > pos:
+                chunk = html[pos:start]
+                if out.pre or not chunk.isspace():
+                    out.write(html_lib.unescape(chunk) if "&" in chunk else chunk)
+                elif out.cur and not out.hidden:  # white space between inline elements
+                    out.cur.append(" ")
+            closing, name, attrs = m.groups()
+            if name is None:
                 pos = self.special(m)
-            elif m.group(1):
-                self.end_tag(m.group(2).lower())
+            elif closing:
+                self.end_tag(name.lower())
+                pos = m.end()
+            elif name == "br" or name == "BR":
+                out.newline()
                 pos = m.end()
             else:
-                pos = self.start_tag(m.group(2).lower(), m.group(3), m.end())
+                pos = self.start_tag(name.lower(), attrs, m.end())
         if pos < len(html):
-            self.out.write(html_lib.unescape(html[pos:]))
+            out.write(html_lib.unescape(html[pos:]))
 
     def special(self, m: re.Match) -> int:
         """A comment (`<!--` to `-->`), a doctype or processing instruction (to the next `>`).
@@ -188,7 +201,9 @@ class _Reader:
         if name == "li":
             self.list_item()
         if name not in _VOID:
-            self.push(name, self.effect(name, attrs, pos))
+            effect = self.effect(name, attrs, pos)
+            if effect or name in _CONTAINERS:
+                self.push(name, effect)
         return pos
 
     def effect(self, name: str, attrs: str, pos: int) -> str:
