@@ -91,6 +91,14 @@ def test_a_quote_header_wrapped_over_two_or_three_lines(header):
     assert extract_reply(f"{ANSWER}\n{header}\n{QUOTE}") == ANSWER
 
 
+@pytest.mark.parametrize("header", [
+    "On Mon, Apr 7, 2025 at 9:12 AM Tom Olsen <tom@shop.example.com> wrote", "2011/4/7 Tom Olsen <tom@shop.example.com>",
+    "Am 07.04.2025 um 09:12 schrieb Tom Olsen"])
+def test_a_quote_header_that_lost_its_colon_before_quoted_lines(header):
+    assert extract_reply(f"{ANSWER}\n\n{header}\n{QUOTE}") == ANSWER
+    assert extract_reply(f"{ANSWER}\n\n{header}\n\nCould you send it?") == f"{ANSWER}\n\n{header}\n\nCould you send it?"
+
+
 def test_a_header_that_shares_its_line_with_the_reply():
     text = "Sounds good. On Mon, Apr 7, 2025 at 9:12 AM, tom@shop.example.com wrote:\n> Deal?\n"
     assert extract_reply(text) == "Sounds good."

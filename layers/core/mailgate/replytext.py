@@ -110,12 +110,14 @@ def _strength(unit: str, dashed: bool = False) -> int:
     address = "@" in body
     if dashed:
         return 2 if verb else 0
+    opens = _begins_header(body)
+    near_end = verb is not None and WROTE.search(" ".join(body.split()[-2:])) is not None
     if unit.rstrip()[-1:] not in (":", "："):
-        # old Gmail "2011/4/7 Tom <tom@…>" with no colon: a header only before quoted lines
-        return 1 if date and _begins_header(body) and "@" in body.split()[-1] else 0
+        # no colon (old Gmail "2011/4/7 Tom <tom@…>", a client that dropped it): a header only
+        # before quoted lines, and only in the shape of one
+        dated = date and opens and "@" in body.split()[-1]
+        return 1 if dated or (verb and opens and (date or address)) else 0
     if verb:
-        opens = _begins_header(body)
-        near_end = WROTE.search(" ".join(body.split()[-2:])) is not None
         if (near_end and (date or address or opens)) or (opens and (date or address)) or (date and address):
             return 2
         return 1 if len(body.split()) <= MAX_BARE_HEADER_WORDS else 0
@@ -164,13 +166,19 @@ def _header_unit(cleaned: list[str], kinds: list[str], i: int) -> tuple[int, int
 
 
 def _mark_headers(cleaned: list[str], kinds: list[str]) -> None:
-    """Quote headers (HEADER, BARE) over TEXT and DASHED lines."""
+    """Quote headers (HEADER, BARE) over TEXT and DASHED lines: the lines ending in a colon, and
+    those just before quoted lines (a header whose colon was lost)."""
+    before_quote = [False] * len(kinds)
+    quote_next = False
+    for i in range(len(kinds) - 1, -1, -1):
+        before_quote[i] = quote_next
+        if kinds[i] != BLANK:
+            quote_next = kinds[i] == QUOTED
     for i, s in enumerate(cleaned):
         kind = kinds[i]
         if kind == DASHED:
             kinds[i] = HEADER if _strength(_key(s), dashed=True) else TEXT
-        elif kind == TEXT and len(s) <= MAX_HEADER_CHARS and (
-                s[-1] in ":：" or s[-1] == ">" and _STARTS_WITH_DATE.match(s)):
+        elif kind == TEXT and len(s) <= MAX_HEADER_CHARS and (s[-1] in ":：" or before_quote[i]):
             first, strength = _header_unit(cleaned, kinds, i)
             if strength:
                 kinds[first:i + 1] = [HEADER if strength == 2 else BARE] * (i + 1 - first)
