@@ -376,6 +376,9 @@ def test_many_candidate_headers_and_quote_levels():
     assert extract_reply(colons) == colons.strip()
 
 
-def test_input_beyond_the_cap_is_not_read():
+def test_input_beyond_the_cap_is_not_read_and_the_message_says_so():
     text = "Thanks\n" + "x" * (2 * MAX_REPLY_INPUT)
     assert len(extract_reply(text)) <= MAX_REPLY_INPUT
+    parsed = parse(b"From: a@x.test\nContent-Type: text/plain\n\n" + text.encode())
+    assert parsed.reply_text.startswith("Thanks") and any("reply text" in d for d in parsed.defects)
+    assert not any("reply text" in d for d in parse(b"From: a@x.test\n\nThanks\n").defects)

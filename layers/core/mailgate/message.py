@@ -20,7 +20,7 @@ from functools import cached_property
 from .htmltext import html_to_text
 from .mime import (MAX_HEADER_CHARS, Elided, Fields, Part, clean_header, decode_header_value, header_fields,
                    parse_bytes, walk)
-from .replytext import reply_text as _reply_text
+from .replytext import reply_input_cut, reply_text as _reply_text
 
 #: RFC 5322 header names whose addresses are recipients that survive a redirection
 #: (Delivered-To / X-Original-To are added by the redirecting MTA; Resent-To by RFC 5322 §3.6.6).
@@ -184,6 +184,8 @@ class ParsedMessage:
     @cached_property
     def reply_text(self) -> str:
         """The new text of a reply: quoted history and signature trimmed (`replytext.reply_text`)."""
+        if read := reply_input_cut(self.text, self.html):
+            self.defects.append(f"reply text: only the first {read:,} characters of the body were read")
         return _reply_text(self.text, self.html)
 
     def summary(self) -> dict:

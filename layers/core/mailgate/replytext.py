@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 
-from .htmltext import html_to_text
+from .htmltext import MAX_HTML_CHARS, html_to_text
 from .replytext_vocab import FIELD_ROLE, FORWARDED, MOBILE_SIGNATURES, OPENER, ORIGINAL_MESSAGE, WROTE
 
 #: Replies longer than this are read up to here (the new text of a reply comes first).
@@ -306,6 +306,14 @@ def extract_reply(text: str) -> str:
         return ""
     found = _extract(text, from_html=False)
     return found if found is not None else _tidy(text[:MAX_REPLY_INPUT].replace("\r", "").split("\n")).strip()
+
+
+def reply_input_cut(text: str, html: str) -> int:
+    """The number of characters `reply_text` reads of the body it reads, when the body is longer
+    (MAX_REPLY_INPUT of a text part, MAX_HTML_CHARS of HTML); 0 when it reads it all."""
+    if text.strip():
+        return MAX_REPLY_INPUT if len(text) > MAX_REPLY_INPUT else 0
+    return MAX_HTML_CHARS if len(html) > MAX_HTML_CHARS else 0
 
 
 def reply_text(text: str, html: str) -> str:
