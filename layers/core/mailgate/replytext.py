@@ -8,7 +8,8 @@ separator, forward marker, `-- ` signature, phone signature, text), then one wal
   colon that hold a verb of writing (in any of the languages of `replytext_vocab`) with a date, an
   address or the usual opening word ("On … Tom <…> wrote:", "Am … schrieb …:", "W dniu … napisał(a):",
   "2016-03-03 17:21 GMT+01:00 Tom <…>:"), or a date and an address before the colon (mail.ru,
-  Yandex, date-first Gmail); a bare "Tom wrote:" counts only when `>` lines follow;
+  Yandex, date-first Gmail); a bare "Tom wrote:", or a header that lost its colon, counts only
+  when `>` lines follow;
 - a header block is two or more fields of a quoted message (`From:/Sent:/To:/Subject:` in any
   language), or a `From:` with an address at the start of a paragraph;
 - a quote header followed by `>` lines drops the header and those lines, and the walk goes on:
@@ -19,8 +20,8 @@ separator, forward marker, `-- ` signature, phone signature, text), then one wal
   `>>> … <<<` line is decoration), or always in text made from HTML (`htmltext` marks them).
 
 Time is linear in the text: every line is looked at a bounded number of times, the header tests
-run only on lines ending in a colon and at most `MAX_HEADER_CHARS` long, and no pattern here can
-backtrack over a long run. Replies longer than `MAX_REPLY_INPUT` are read up to there.
+run only on lines at most `MAX_HEADER_CHARS` long that end in a colon or come just before quoted
+lines, and no pattern here can backtrack over a long run. Replies longer than `MAX_REPLY_INPUT` are read up to there.
 """
 
 from __future__ import annotations
