@@ -73,6 +73,25 @@ def test_gateway_owned_headers_cannot_be_set_by_the_request():
     assert dict(req.headers) == {"List-Unsubscribe": "<mailto:u@example.test>", "X-Campaign": "7"}
 
 
+@pytest.mark.parametrize("name", ["X-Tag\n", "X-Tag\r\n", "X-Tag\r", "\nX-Tag", "X Tag", "X\tTag",
+                                  "X:Tag", "X-T\u00e5g", "X-Tag\x00", "X-Tag\x7f", ""])
+def test_header_name_that_is_no_rfc5322_field_name_is_refused_at_the_door(name):
+    # RFC 5322 section 2.2/3.6.8: a field name is one or more printable US-ASCII characters
+    # except colon. A trailing newline used to pass (the pattern's "$" matches before it), and
+    # DKIM signing then failed on every retry of the send request.
+    with pytest.raises(C.InvalidRequest) as e:
+        C.parse_request(request(headers={name: "x"}))
+    assert e.value.field == f"headers.{name}"
+    assert "not a valid header field name" in str(e.value)
+
+
+@pytest.mark.parametrize("ctype", ["text/plain\n", "text/plain\r\nX-Injected: 1", "text/plain;"])
+def test_attachment_content_type_that_is_no_type_subtype_is_refused(ctype):
+    with pytest.raises(C.InvalidRequest) as e:
+        C.parse_request(request(attachments=[{"key": "att/a.txt", "filename": "a.txt", "content_type": ctype}]))
+    assert e.value.field == "attachments[0]"
+
+
 def test_too_large_body_and_too_many_recipients_are_refused():
     with pytest.raises(C.InvalidRequest) as e:
         C.parse_request(request(text="x" * (C.MAX_MESSAGE_BYTES + 1)))

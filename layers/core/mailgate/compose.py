@@ -40,11 +40,13 @@ PROTECTED_HEADERS = frozenset({
     "x-mailgate-id", "auto-submitted", "resent-from", "resent-to", "resent-date",
 })
 
-_FIELD_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 §2.2 ftext
-_ATEXT = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
-_MSGID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
+# Each pattern is applied with fullmatch: "$" also matches before a final newline, so a
+# "^...$" search let "X-Tag\n" through as a field name (and DKIM signing failed on it later).
+_FIELD_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 §2.2 ftext: printable US-ASCII except ":"
+_ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+_MSGID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
 _NAME_ADDR = re.compile(r"\s*(.*?)\s*<([^<>]*)>\s*")
 _SPECIALS = set('()<>[]:;@\\,."')
 
@@ -142,7 +144,7 @@ def normalize_address(address: str, where: str = "address") -> str:
     if not at or not local or not domain or len(local.encode()) > 64:
         raise bad
     if local.isascii():
-        if not _ATEXT.match(local):
+        if not _ATEXT.fullmatch(local):
             raise bad
     elif any(c.isspace() or c in _SPECIALS or ord(c) < 32 for c in local):
         raise bad
@@ -151,7 +153,7 @@ def normalize_address(address: str, where: str = "address") -> str:
     except UnicodeError:
         raise bad from None
     labels = domain.split(".")
-    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels) or len(domain) > 253:
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels) or len(domain) > 253:
         raise bad
     return f"{local}@{domain}"
 
@@ -270,7 +272,7 @@ def _attachments(data: dict) -> tuple[AttachmentRef, ...]:
         ctype = (a.get("content_type") or "application/octet-stream").lower()
         _no_crlf(filename, where)
         _no_crlf(a["key"], where)
-        if not _CONTENT_TYPE.match(ctype):
+        if not _CONTENT_TYPE.fullmatch(ctype):
             raise InvalidRequest(f"{where}: content_type {ctype!r} is not type/subtype", field=where)
         attachments.append(AttachmentRef(a["key"], filename, ctype))
     return tuple(attachments)
@@ -293,7 +295,7 @@ def _headers(data: dict) -> tuple[tuple[str, str], ...]:
     headers = []
     for name, value in raw_headers.items():
         where = f"headers.{name}"
-        if not isinstance(name, str) or not _FIELD_NAME.match(name) or len(name) > 76:
+        if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name) or len(name) > 76:
             raise InvalidRequest(f"{where}: not a valid header field name", field=where)
         if name.lower() in PROTECTED_HEADERS:
             raise InvalidRequest(f"{where}: this header is set by the gateway and may not be given",
@@ -311,7 +313,7 @@ def _in_reply_to(data: dict) -> str | None:
     if in_reply_to is None:
         return None
     _no_crlf(in_reply_to, "in_reply_to")
-    if not _MSGID.match(in_reply_to.strip()):
+    if not _MSGID.fullmatch(in_reply_to.strip()):
         raise InvalidRequest("in_reply_to: expected a message id like <id@domain>", field="in_reply_to")
     return in_reply_to.strip()
 
