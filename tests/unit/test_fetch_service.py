@@ -48,6 +48,7 @@ class FakeImap:
         self.vanish_on_fetch: set[int] = set()
         self.exists = 0
         self.on_fetch = None
+        self.leave_out: dict[int, int] = {}  # UID -> how many more UID FETCH answers leave it out
 
     def add(self, raw: bytes, flags=()) -> int:
         uid = self.next_uid
@@ -86,8 +87,17 @@ class FakeImap:
         for i in items:
             if i.ref in self.vanish_on_fetch:
                 self.messages.pop(i.ref, None)
+            if self.leave_out.get(i.ref, 0) > 0:
+                self.leave_out[i.ref] -= 1  # a server bug: the answer says OK but lacks this UID
+                continue
             if i.ref in self.messages:
                 yield i, self.messages[i.ref][0]
+
+    def missing(self, items):
+        """UID SEARCH: None for what is gone, the reason for what is still there."""
+        self.calls.append(("missing", [i.ref for i in items]))
+        return {i.ref: None if i.ref not in self.messages else "left out of the UID FETCH answer"
+                for i in items}
 
     def ack(self, items, mode, move_to=""):
         if self.crash_on_ack:
@@ -111,6 +121,8 @@ class FakePop(FakeImap):
         super().__init__()
         self.committed_deletes: list[str] = []
         self.pending: list[int] = []
+        self.refuse: dict[int, list[str]] = {}  # UID -> the next RETR answers (-ERR ...) for it
+        self.refused: dict[int, str] = {}
 
     def list_all(self):
         return [MailItem(n, f"uidl-{u}", len(self.messages[u][0]))
@@ -120,7 +132,15 @@ class FakePop(FakeImap):
         order = sorted(self.messages)
         self.calls.append(("fetch", [i.ref for i in items]))
         for i in items:
-            yield i, self.messages[order[i.ref - 1]][0]
+            uid = order[i.ref - 1]
+            if self.refuse.get(uid):
+                self.refused[i.ref] = self.refuse[uid].pop(0)
+                continue
+            yield i, self.messages[uid][0]
+
+    def missing(self, items):
+        # RFC 1939 section 8: the maildrop is locked for the session, nothing vanishes meanwhile
+        return {i.ref: self.refused.get(i.ref, "not returned") for i in items}
 
     def ack(self, items, mode, move_to=""):
         self.calls.append(("ack", mode, [i.ident for i in items]))

@@ -15,7 +15,7 @@ from typing import Iterator
 from ..domain import IncomingServer
 from ..errors import MailgateError, PermanentError, TransientError
 from ..ports import MailItem, Timeouts
-from .netmail import NetMailbox, PresetSocket, SocketFactory, auth_failed, classify, compact_set
+from .netmail import NetMailbox, PresetSocket, SocketFactory, auth_failed, classify, compact_set, server_busy
 
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
@@ -45,6 +45,8 @@ class ImapMailbox(NetMailbox):
         self.capabilities: set[str] = set()
         self.uidvalidity: int = 0
         self.uidnext: int | None = None
+        #: why the last fetch did not return a UID, when the server said (its NO answer)
+        self.refused: dict[int, str] = {}
 
     @property
     def session(self):
@@ -70,6 +72,9 @@ class ImapMailbox(NetMailbox):
         except imaplib.IMAP4.error as exc:
             if isinstance(exc, imaplib.IMAP4.abort):
                 raise classify(exc, server=self.server, stage="login") from exc
+            if "[UNAVAILABLE]" in str(exc).upper():
+                # RFC 5530 3: a subsystem is down (Dovecot: "Temporary authentication failure")
+                raise server_busy(self.server, "login", str(exc)) from exc
             raise auth_failed(self.server, str(exc)) from exc
         # The capabilities may change after login (RFC 3501 6.2.3); MOVE and UIDPLUS matter here.
         typ, data = self._call(lambda: self.imap.capability(), self.timeouts.command)
@@ -121,16 +126,26 @@ class ImapMailbox(NetMailbox):
         return items
 
     def fetch(self, items: list[MailItem]) -> Iterator[tuple[MailItem, bytes]]:
-        """The raw bytes of `items` in one UID FETCH BODY.PEEK[] (no flag changes). A message
-        expunged meanwhile is simply absent from the answer."""
+        """The raw bytes of `items` in one UID FETCH BODY.PEEK[] (no flag changes). A UID the answer
+        leaves out is not yielded (`missing` then tells expunged from withheld). An answer that ends
+        in NO after some of the messages (RFC 3501 7.4.2; RFC 5530 [UNAVAILABLE] and the like)
+        yields those it carried, and the NO is the reason for the others."""
+        self.refused = {}
         if not items:
             return
         by_uid = {i.ref: i for i in items}
         self._stage = "fetch"
+        self.imap.untagged_responses.pop("FETCH", None)  # nothing left over from another command
         typ, data = self._call(
             lambda: self.imap.uid("FETCH", compact_set(list(by_uid)), "(UID RFC822.SIZE BODY.PEEK[])"),
             self.timeouts.command)
-        self._ok(typ, data, "UID FETCH")
+        if typ == "NO":
+            # imaplib hands back the NO text; what the server did send is still among the untagged responses
+            reason = f"UID FETCH answered NO: {_text(data)}"
+            self.refused = dict.fromkeys(by_uid, reason)
+            data = self.imap.untagged_responses.pop("FETCH", None) or []
+        else:
+            self._ok(typ, data, "UID FETCH")
         for n, entry in enumerate(data):
             if not isinstance(entry, tuple):
                 continue
@@ -139,7 +154,23 @@ class ImapMailbox(NetMailbox):
             if m is None and n + 1 < len(data) and isinstance(data[n + 1], bytes):
                 m = _UID.search(data[n + 1])  # some servers put UID after the literal
             if m and int(m.group(1)) in by_uid:
+                self.refused.pop(int(m.group(1)), None)
                 yield by_uid[int(m.group(1))], raw
+
+    def missing(self, items: list[MailItem]) -> dict[int, str | None]:
+        """For messages the last fetch did not return: UID SEARCH says which are still in the
+        folder (RFC 3501 6.4.4, 6.4.8). Those are withheld, not gone: fetched again later."""
+        if not items:
+            return {}
+        refs = sorted({i.ref for i in items})
+        self._stage = "UID SEARCH"
+        typ, data = self._call(lambda: self.imap.uid("SEARCH", "UID", compact_set(refs)), self.timeouts.command)
+        if typ == "OK":
+            still = {int(n) for d in data if isinstance(d, bytes) for n in d.split() if n.isdigit()}
+        else:
+            still = set(refs)  # not confirmed gone: treated as still there
+        return {ref: (self.refused.get(ref) or "left out of the UID FETCH answer") if ref in still else None
+                for ref in refs}
 
     # -- acknowledgement ----------------------------------------------------------------------
     def ack(self, items: list[MailItem], mode: str, move_to: str = "") -> None:

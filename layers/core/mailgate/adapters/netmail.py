@@ -9,6 +9,7 @@ that names the cause and the fix, so health records and `mailgate server test` r
     tls-failed       (permanent)  TLS handshake failed / STARTTLS not offered
     plaintext-refused(permanent)  security "none" without the explicit per-server opt-in
     folder-missing   (permanent)  the folder to fetch does not exist
+    server-busy      (transient)  the server says "not now" (POP3 [IN-USE], [SYS/TEMP]; IMAP [UNAVAILABLE])
     unreachable      (transient)  name does not resolve, connection refused or no route
     timeout          (transient)  an operation did not finish in its time limit
     connection-lost  (transient)  the server closed the connection or spoke nonsense
@@ -91,6 +92,13 @@ def classify(exc: BaseException, *, server: IncomingServer, stage: str, timeout:
                               "port and firewall", code="unreachable")
     return TransientError(f"connection lost with {where} during {stage}: {exc}",
                           code="connection-lost")
+
+
+def server_busy(server: IncomingServer, stage: str, reply: str) -> TransientError:
+    """The server says it cannot serve us now (POP3 [IN-USE], [LOGIN-DELAY], [SYS/TEMP]; IMAP
+    [UNAVAILABLE]): not our fault and not the password's, so retried, never "auth-failed"."""
+    return TransientError(f"{server.host}:{server.port} is busy or temporarily unavailable during {stage} "
+                          f"({reply.strip()}); retried on the next runs", code="server-busy")
 
 
 def auth_failed(server: IncomingServer, reply: str) -> PermanentError:
@@ -198,6 +206,11 @@ class NetMailbox:
         """A protocol error that means something else than "the server refused the command"."""
         return None
 
+    def refusal(self, exc: BaseException) -> MailgateError:
+        """The server refused a command (a protocol error no caller reads itself)."""
+        return PermanentError(f"{self.server.host} rejected {self._stage}: {self.error_text(exc)}",
+                              code="protocol")
+
     def _call(self, fn, timeout: float, raw_errors: bool = False):
         """Run one library call within `timeout`; errors become MailgateErrors, except protocol
         errors when `raw_errors` (the caller reads them itself: a refused login, a missing message)."""
@@ -214,7 +227,6 @@ class NetMailbox:
                 raise special from exc
             if raw_errors:
                 raise
-            raise PermanentError(f"{self.server.host} rejected {self._stage}: {self.error_text(exc)}",
-                                 code="protocol") from exc
+            raise self.refusal(exc) from exc
         except (OSError, ssl.SSLError, EOFError, ValueError) as exc:
             raise classify(exc, server=self.server, stage=self._stage, timeout=timeout) from exc

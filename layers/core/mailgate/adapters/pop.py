@@ -8,12 +8,17 @@ section 6, UPDATE state). "seen" and "move" are treated as "leave".
 from __future__ import annotations
 
 import poplib
+import re
 from typing import Iterator
 
 from ..domain import IncomingServer
-from ..errors import PermanentError
+from ..errors import MailgateError, PermanentError
 from ..ports import MailItem, Timeouts
-from .netmail import NetMailbox, PresetSocket, SocketFactory, auth_failed, classify
+from .netmail import NetMailbox, PresetSocket, SocketFactory, auth_failed, classify, server_busy
+
+#: extended response codes that mean "not now" (RFC 2449 section 8: IN-USE, LOGIN-DELAY; RFC 3206
+#: section 4: SYS/TEMP); AUTH and SYS/PERM are not retried
+_TEMPORARY = re.compile(rb"^-ERR \[(IN-USE|LOGIN-DELAY|SYS/TEMP)\]", re.IGNORECASE)
 
 # poplib refuses lines over 2048 octets; RFC 5322 allows 998 but real mail (HTML without line
 # breaks) goes far beyond. A cap still protects memory; the message size cap applies as well.
@@ -33,6 +38,8 @@ class PopMailbox(NetMailbox):
         super().__init__(server, password, cafile=cafile, timeouts=timeouts, socket_factory=socket_factory)
         self.pop: _POP3 | None = None
         self._deleted = False
+        #: what the server answered when the last fetch asked for a message it did not return
+        self.refused: dict[int, str] = {}
 
     @property
     def session(self):
@@ -55,6 +62,8 @@ class PopMailbox(NetMailbox):
             self._call(lambda: self.pop.user(self.server.user), self.timeouts.login, raw_errors=True)
             self._call(lambda: self.pop.pass_(self.password), self.timeouts.login, raw_errors=True)
         except poplib.error_proto as exc:
+            if _TEMPORARY.match(_bytes(exc)):
+                raise server_busy(self.server, "login", _text(exc)) from exc
             raise auth_failed(self.server, _text(exc)) from exc
 
     def select(self, readonly: bool = False) -> int:
@@ -91,7 +100,12 @@ class PopMailbox(NetMailbox):
         return items
 
     def fetch(self, items: list[MailItem]) -> Iterator[tuple[MailItem, bytes]]:
-        """RETR each message (POP3 has no batch command). Byte-stuffing is undone by poplib."""
+        """RETR each message (POP3 has no batch command). Byte-stuffing is undone by poplib.
+
+        A message the server answers with -ERR (`-ERR [SYS/TEMP]`, RFC 3206) is not yielded and
+        not taken for deleted: the maildrop is locked for the session (RFC 1939 section 8), so
+        the message is still there and is fetched again next run (`missing` gives the answer)."""
+        self.refused = {}
         for item in items:
             self._stage = "RETR"
             try:
@@ -99,9 +113,16 @@ class PopMailbox(NetMailbox):
                                          raw_errors=True)
             except poplib.error_proto as exc:
                 if _bytes(exc).startswith(b"-ERR") and _bytes(exc) != b"-ERR EOF":
-                    continue  # no such message any more: deleted by another client meanwhile
+                    self.refused[item.ref] = _text(exc)[:300]
+                    continue
                 raise classify(exc, server=self.server, stage="RETR") from exc
             yield item, b"\r\n".join(lines) + b"\r\n"
+
+    def missing(self, items: list[MailItem]) -> dict[int, str | None]:
+        """Nothing vanishes from a locked maildrop during a session (RFC 1939 section 8): every
+        message the last fetch did not return is still there. Only the next session's UIDL list
+        can show it is gone."""
+        return {i.ref: self.refused.get(i.ref) or "not returned by RETR" for i in items}
 
     def ack(self, items: list[MailItem], mode: str, move_to: str = "") -> None:
         if mode != "delete":
@@ -137,6 +158,11 @@ class PopMailbox(NetMailbox):
 
     def error_text(self, exc: BaseException) -> str:
         return _text(exc)
+
+    def refusal(self, exc: BaseException) -> MailgateError:
+        if _TEMPORARY.match(_bytes(exc)):
+            return server_busy(self.server, self._stage, _text(exc))
+        return super().refusal(exc)
 
 
 def _bytes(exc: Exception) -> bytes:

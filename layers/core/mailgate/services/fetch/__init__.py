@@ -14,8 +14,11 @@ chunks of one round trip each, and for every message:
 
 A crash at any point repeats at most steps 1-3 for the messages of one chunk: the store is
 content-addressed and ingest() is idempotent, so nothing is lost and nothing is stored twice.
-A message whose ingest fails is kept with its error (a "fetch-failed:" record) and does not
-block the mailbox. Unread state is never the cursor, so mail a person already read is fetched.
+A message whose routing fails, or never finishes, is kept with its error (a "fetch-failed:"
+record, poison.py) and does not block the mailbox. A message the server lists but does not return
+(RETR answered -ERR, a UID left out of the UID FETCH answer) is neither acknowledged nor passed:
+it is fetched again, and after some runs recorded as skipped and left on the server, never
+silently. Unread state is never the cursor, so mail a person already read is fetched.
 Each run's result goes into the server's health (health.py), which disables a server failing
 for days; connection.py holds the server's password and Odoo's Test Connection.
 """
@@ -23,8 +26,8 @@ for days; connection.py holds the server's password and Odoo's Test Connection.
 from .connection import secret_id_for, test_connection
 from .dispatch import dispatch
 from .health import FetchResult, health, reset_failures
-from .state import forget
+from .state import forget, skipped
 from .worker import fetch_mailbox, run_job
 
 __all__ = ["FetchResult", "dispatch", "fetch_mailbox", "forget", "health",
-           "reset_failures", "run_job", "secret_id_for", "test_connection"]
+           "reset_failures", "run_job", "secret_id_for", "skipped", "test_connection"]

@@ -23,6 +23,7 @@ ERROR_WORDS = {
     "tls-failed": "TLS failed",
     "plaintext-refused": "plaintext refused",
     "folder-missing": "folder not found",
+    "server-busy": "server busy",
     "unreachable": "host unreachable",
     "timeout": "timed out",
     "connection-lost": "connection lost",
@@ -46,8 +47,9 @@ class FetchResult:
     duplicates: int = 0  # already in the store (a retry after a crash, a UIDVALIDITY reset)
     ingested: int = 0  # handed to routing successfully
     failed: int = 0  # routing failed: kept with the error, not fetched again
-    skipped: int = 0  # over the size cap: left on the server, recorded
-    vanished: int = 0  # deleted on the server between listing and fetching
+    skipped: int = 0  # over the size cap, or not returned run after run: left on the server, recorded
+    vanished: int = 0  # deleted on the server between listing and fetching (the server confirms it)
+    missing: int = 0  # listed but not returned (RETR -ERR, left out of UID FETCH): fetched again next run
     acked: int = 0
     more: bool = False  # stopped by the time budget or the message cap: carries on next run
     uidvalidity_reset: bool = False

@@ -9,21 +9,24 @@ import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from ...domain import MessageRecord
+from ... import failpoints
 from ...errors import MailgateError, TransientError
 from ...ports import MailboxFactory, MailItem, Timeouts
 from .connection import server_password
 from .cursor import ImapCursor, PopCursor
 from .health import FetchResult, record_failure, record_success
 from .lease import LEASE_MARGIN_SECONDS, acquire_lease, release_lease
-from .state import ATTEMPTS_PREFIX, SKIPPED_PREFIX
+from .poison import MAX_INGEST_ATTEMPTS, Ingest, Stored, route_one
+from .state import SKIPPED_PREFIX
 
 log = logging.getLogger(__name__)
 
-#: an ingest that fails transiently this many times is treated as permanent (poison)
-MAX_INGEST_ATTEMPTS = 3
+#: a message the server lists but does not return (RETR -ERR, a UID left out of the UID FETCH
+#: answer) is fetched again on this many runs, then recorded as skipped and left on the server
+MAX_FETCH_ATTEMPTS = 5
 #: one UID FETCH carries at most this many messages / octets (Lambda memory)
 CHUNK_MESSAGES = 200
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -31,9 +34,6 @@ CHUNK_BYTES = 8 * 1024 * 1024
 STORE_CONCURRENCY = 16
 #: the worker stops when less than this is left before its deadline
 SAFETY_SECONDS = 2.0
-
-Ingest = Callable[..., Any]
-
 
 def _default_ingest(c, raw_key, **kw):
     # Imported on first use: the dispatcher's cold start imports this package too, and routing
@@ -129,50 +129,118 @@ def _process(c, server, mb, res: FetchResult, cursor: ImapCursor | PopCursor, *,
         res.notes.append(f"{len(pending)} new messages; this run takes {max_messages}")
         pending = pending[:max_messages]
     cap = server.max_message_bytes or (40 * 1024 * 1024)
+    run = _Run(c, server, mb, res, cursor, ingest, deadline=deadline, clock=clock, now=now)
     slowest = 0.0
     for chunk in _chunks(pending, cap):
-        left = deadline - clock()
-        if left < SAFETY_SECONDS + slowest:
-            res.more = True
-            res.notes.append("stopped before the time limit; the rest comes next run")
+        if run.out_of_time(slowest):
             return
         started = clock()
-        mb.set_timeout(max(1.0, min(Timeouts.command, left - SAFETY_SECONDS)))
-        wanted = [i for i in chunk if i.size <= cap]
-        got = {item.ref: raw for item, raw in mb.fetch(wanted)}
-        # 1. every raw message of the chunk durably stored (in parallel: S3 PUTs and fsyncs
-        #    are I/O waits), 2. routed one by one in mailbox order (a reply after its original),
-        # 3. acknowledged on the server, 4. cursor advanced.
-        if got:
-            cursor.begin([i for i in chunk if i.ref in got])
-        stored = _store_all(c, server, [(i, got[i.ref]) for i in chunk if i.ref in got], res, cursor.may_exist)
-        done: list[MailItem] = []
-        to_ack: list[MailItem] = []
-        stop = False
-        for item in chunk:
-            if item.size > cap:
-                _record_skipped(c, server, item, cap, now())
-                res.skipped += 1
-                done.append(item)  # left on the server for a person; not fetched again
-                continue
-            if item.ref not in got:
-                res.vanished += 1
-                done.append(item)
-                continue
-            res.fetched += 1
-            key, digest, ingest_key = stored[item.ref]
-            if not _ingest_one(c, server, item, key, digest, ingest_key, ingest, res, now()):
-                stop = True  # a transient failure: retry this message (and what follows) next run
-                break
-            done.append(item)
-            to_ack.append(item)
-        mb.ack(to_ack, server.ack, server.move_to)  # only after every raw message is stored
-        res.acked += len(to_ack) if server.ack != "leave" else 0
-        cursor.save(done)
-        if stop:
-            res.more = True
+        if not run.chunk(chunk, cap):
+            res.more = True  # stopped in the chunk: the rest of it comes next run
             return
         slowest = max(slowest, clock() - started)
+
+
+@dataclass
+class _Done:
+    """What became of a chunk's messages (the cursor's `save` takes the first three)."""
+
+    done: list[MailItem] = field(default_factory=list)  # routed, kept as failed, or gone
+    skipped: list[MailItem] = field(default_factory=list)  # left on the server for good
+    missed: list[MailItem] = field(default_factory=list)  # not returned: fetched again next run
+    to_ack: list[MailItem] = field(default_factory=list)  # stored: acknowledged on the server
+    stopped: bool = False
+
+
+class _Run:
+    """One run over a mailbox's chunks: fetch, store, route, acknowledge, advance the cursor."""
+
+    def __init__(self, c, server, mb, res: FetchResult, cursor: ImapCursor | PopCursor, ingest: Ingest, *,
+                 deadline: float, clock: Callable[[], float], now: Callable[[], float]) -> None:
+        self.c, self.server, self.mb, self.res, self.cursor, self.ingest = c, server, mb, res, cursor, ingest
+        self.deadline, self.clock, self.now = deadline, clock, now
+        self.slowest_route = 0.0
+
+    def out_of_time(self, step: float) -> bool:
+        """Less time left than `step` (the slowest such step so far) plus the safety margin."""
+        if self.deadline - self.clock() >= SAFETY_SECONDS + step:
+            return False
+        self.res.more = True
+        self.res.notes.append("stopped before the time limit; the rest comes next run")
+        return True
+
+    def chunk(self, chunk: list[MailItem], cap: int) -> bool:
+        """1. fetch the chunk in one call, 2. store every raw message durably, 3. route them one
+        by one in mailbox order (a reply after its original), 4. acknowledge on the server what
+        is stored, 5. advance the cursor. False when the run must stop (time, a transient failure)."""
+        self.mb.set_timeout(max(1.0, min(Timeouts.command, self.deadline - self.clock() - SAFETY_SECONDS)))
+        wanted = [i for i in chunk if i.size <= cap]
+        got = {item.ref: raw for item, raw in self.mb.fetch(wanted)}
+        lost = [i for i in wanted if i.ref not in got]
+        why = self.mb.missing(lost) if lost else {}  # confirmed gone (None), or why it was not returned
+        if got:
+            self.cursor.begin([i for i in chunk if i.ref in got])
+        stored = _store_all(self.c, self.server, [(i, got[i.ref]) for i in chunk if i.ref in got], self.res,
+                            self.cursor.may_exist)
+        failpoints.hit("fetch.stored")
+        out = _Done()
+        for item in chunk:
+            if item.size > cap:
+                self._too_large(item, cap, out)
+            elif item.ref not in got:
+                self._not_returned(item, why.get(item.ref), out)
+            elif not self._route(item, stored[item.ref], out):
+                break
+        failpoints.hit("fetch.routed")
+        self.mb.ack(out.to_ack, self.server.ack, self.server.move_to)  # only what is stored
+        self.res.acked += len(out.to_ack) if self.server.ack != "leave" else 0
+        failpoints.hit("fetch.acked")
+        self.cursor.save(out.done, skipped=out.skipped, missed=out.missed)
+        failpoints.hit("fetch.saved")
+        return not out.stopped
+
+    def _route(self, item: MailItem, stored: Stored, out: _Done) -> bool:
+        if self.out_of_time(self.slowest_route):
+            out.stopped = True  # stored, not routed: fetched (and found in the store) next run
+            return False
+        self.res.fetched += 1
+        started = self.clock()
+        done = route_one(self.c, self.server, item, stored, self.ingest, self.res, t=self.now(),
+                         careful=self.cursor.careful(item), allowed=self.deadline - started)
+        self.slowest_route = max(self.slowest_route, self.clock() - started)
+        if not done:
+            out.stopped = True  # a transient failure: this message (and what follows) next run
+            return False
+        out.done.append(item)
+        out.to_ack.append(item)
+        return True
+
+    def _too_large(self, item: MailItem, cap: int, out: _Done) -> None:
+        _record_skipped(self.c, self.server, item, self.now(), reason="too-large", cap=cap,
+                        detail=f"message of {item.size} octets is over the cap of {cap}; "
+                               "left on the server, not fetched")
+        self.res.skipped += 1
+        out.skipped.append(item)  # left on the server for a person; not fetched again
+
+    def _not_returned(self, item: MailItem, why: str | None, out: _Done) -> None:
+        if why is None:  # the server confirms it is gone (expunged, deleted by another client)
+            self.res.vanished += 1
+            out.done.append(item)
+            return
+        attempts = self.cursor.attempts(item) + 1
+        if attempts < MAX_FETCH_ATTEMPTS:
+            self.res.missing += 1
+            self.res.notes.append(f"message {item.ident} was not returned ({why}); fetched again next run "
+                                  f"({attempts}/{MAX_FETCH_ATTEMPTS})")
+            out.missed.append(item)
+            return
+        _record_skipped(self.c, self.server, item, self.now(), reason="not-returned", attempts=attempts,
+                        error=why, detail=f"the server did not return this message in {attempts} fetches "
+                                          f"({why}); left on the server, not fetched again")
+        log.warning("fetch %s: message %s skipped after %d fetches: %s", self.server.name, item.ident,
+                    attempts, why)
+        self.res.skipped += 1
+        out.skipped.append(item)
 
 
 def raw_key_for(raw: bytes) -> tuple[str, str]:
@@ -180,9 +248,8 @@ def raw_key_for(raw: bytes) -> tuple[str, str]:
     return f"raw/fetch/{digest}.eml", digest
 
 
-def _store_all(c, server, pairs: list[tuple[MailItem, bytes]], res, may_exist
-               ) -> dict[int, tuple[str, str, str]]:
-    """Store each raw message under its content address; returns ref -> (key, digest, ingest key).
+def _store_all(c, server, pairs: list[tuple[MailItem, bytes]], res, may_exist) -> dict[int, Stored]:
+    """Store each raw message under its content address; returns ref -> where it is.
 
     Writing the same bytes under the same key twice is harmless; the exists() check is only
     there to avoid it after a crash or a reset, so messages that cannot be stored yet skip it.
@@ -207,7 +274,7 @@ def _store_all(c, server, pairs: list[tuple[MailItem, bytes]], res, may_exist
         outcomes = [store(p) for p in pairs]
     out = {}
     for ref, key, digest, ingest_key, new, notes in outcomes:
-        out[ref] = (key, digest, ingest_key)
+        out[ref] = Stored(key, digest, ingest_key)
         if new:
             res.stored += 1
         else:
@@ -216,46 +283,10 @@ def _store_all(c, server, pairs: list[tuple[MailItem, bytes]], res, may_exist
     return out
 
 
-def _ingest_one(c, server, item, key, digest, ingest_key, ingest, res, t: float) -> bool:
-    """True when the message is done with (routed, or kept as failed); False to retry later."""
-    source = f"{server.protocol}:{server.name}"
-    try:
-        ingest(c, ingest_key, source=source, envelope_recipients=[])
-    except Exception as exc:  # noqa: BLE001 - every failure is recorded, none blocks the mailbox
-        attempts_key = f"{ATTEMPTS_PREFIX}{server.name}#{digest}"
-        attempts = int((c.kv.get_item(attempts_key) or {}).get("attempts") or 0) + 1
-        transient = isinstance(exc, TransientError)
-        if transient and attempts < MAX_INGEST_ATTEMPTS:
-            c.kv.put_item(attempts_key, {"attempts": attempts, "error": str(exc)}, ttl_seconds=7 * 86400)
-            res.notes.append(f"routing of {item.ident} failed ({exc}); retry {attempts}/"
-                             f"{MAX_INGEST_ATTEMPTS} next run")
-            return False
-        _record_poison(c, server, item, key, digest, exc, attempts, t)
-        res.failed += 1
-        return True
-    res.ingested += 1
-    return True
-
-
-def _record_poison(c, server, item, raw_key, digest, exc, attempts, t) -> None:
-    """Keep the message with its error: it can be replayed after a fix, and is not fetched again."""
-    code = getattr(exc, "code", type(exc).__name__)
-    record = MessageRecord(
-        key=f"fetch-failed:{digest}", raw_key=raw_key, direction="in",
-        source=f"{server.protocol}:{server.name}", digest=digest, outcome="failed",
-        reason=f"routing failed after {attempts} attempt(s): {exc}", received_at=t,
-        detail={"server": server.name, "ident": item.ident, "error_code": code})
-    if not c.messages.claim(record):
-        c.messages.update(record)
-    c.kv.delete_item(f"{ATTEMPTS_PREFIX}{server.name}#{digest}")
-    log.warning("fetch %s: message %s kept as failed: %s", server.name, item.ident, exc)
-
-
-def _record_skipped(c, server, item, cap, t) -> None:
+def _record_skipped(c, server, item: MailItem, t: float, *, reason: str, detail: str, **more) -> None:
+    """A message left on the server for good, with why (`mailgate fetch skipped` lists them)."""
     c.kv.put_item(f"{SKIPPED_PREFIX}{server.name}#{item.ident}",
-                  {"reason": "too-large", "size": item.size, "cap": cap, "at": t,
-                   "detail": f"message of {item.size} octets is over the cap of {cap}; "
-                             "left on the server, not fetched"})
+                  {"reason": reason, "size": item.size, "at": t, "detail": detail, **more})
 
 
 def strip_attachments(raw: bytes) -> bytes:
