@@ -57,3 +57,26 @@ def test_fetch_now_names_an_unknown_server(monkeypatch, capsys):
     c = setup({})
     assert cli(c, monkeypatch, "fetch", "now", "nope") == 1
     assert "no incoming server named 'nope'" in capsys.readouterr().err
+
+
+def test_fetch_skipped_lists_what_was_left_on_the_server_and_why(monkeypatch, capsys):
+    from mailgate.services.fetch import worker
+
+    box = FakeImap()
+    box.add(make_raw(1))
+    withheld = box.add(make_raw(2))
+    box.leave_out[withheld] = 1000  # the server never returns it
+    c = setup({"shop": box})
+    for _ in range(worker.MAX_FETCH_ATTEMPTS):
+        assert cli(c, monkeypatch, "fetch", "now", "shop") == 0
+    capsys.readouterr()
+    assert cli(c, monkeypatch, "fetch", "skipped", "--json") == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["server"], row["message"], row["reason"]) == ("shop", str(withheld), "not-returned")
+    assert "left on the server" in row["detail"]
+    assert cli(c, monkeypatch, "fetch", "status", "--json") == 0
+    (status,) = json.loads(capsys.readouterr().out)
+    assert (status["failed_messages"], status["skipped_messages"]) == (0, 1)
+    assert cli(c, monkeypatch, "fetch", "status") == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split()[4:6] == ["FAILED_MSGS", "SKIPPED_MSGS"] and row.split()[-2:] == ["0", "1"]

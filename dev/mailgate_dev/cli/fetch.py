@@ -24,6 +24,11 @@ def register(subparsers) -> None:
     common.add_json_flag(status)
     status.set_defaults(func=cmd_status)
 
+    skipped = sub.add_parser("skipped", help="messages left on a server for good, and why")
+    skipped.add_argument("name", nargs="?", help="the incoming server (default: every server)")
+    common.add_json_flag(skipped)
+    skipped.set_defaults(func=cmd_skipped)
+
 
 def cmd_now(args) -> int:
     from mailgate.services import fetch
@@ -67,11 +72,24 @@ def cmd_status(args) -> int:
     rows, data = [], []
     for server in c.config.list_incoming():
         h = fetch.health(c, server.name)
-        data.append({"server": server.name, "enabled": server.enabled, **h})
+        data.append({"server": server.name, "enabled": server.enabled, "failed_messages": 0,
+                     "skipped_messages": 0, **h})
         rows.append({"server": server.name, "enabled": "yes" if server.enabled else "NO",
                      "last_success": _when(h.get("last_success")),
                      "failures": h.get("consecutive_failures", 0),
+                     "failed_msgs": h.get("failed_messages", 0), "skipped_msgs": h.get("skipped_messages", 0),
                      "last_error": h.get("last_error", "") if h.get("consecutive_failures") else ""})
     common.emit(args, data, common.table(rows, ["server", "enabled", "last_success", "failures",
-                                                "last_error"]))
+                                                "failed_msgs", "skipped_msgs", "last_error"]))
+    return common.EXIT_OK
+
+
+def cmd_skipped(args) -> int:
+    """What was left on the server for good: the message there (IMAP UID / POP3 UIDL), why, when."""
+    from mailgate.services import fetch
+
+    c = common.get_container(args)
+    rows = fetch.skipped(c, args.name or "")
+    common.emit(args, rows, common.table(
+        [{**r, "at": _when(r.get("at"))} for r in rows], ["server", "message", "reason", "size", "at", "detail"]))
     return common.EXIT_OK
