@@ -96,16 +96,6 @@ def test_a_uid_left_out_run_after_run_is_recorded_and_skipped_visibly(c):
     assert len(ledger(c)) == 2
 
 
-def test_message_expunged_between_listing_and_fetching_is_confirmed_gone_before_it_is_passed(c):
-    box = FakeImap()
-    for n in range(3):
-        box.add(make_raw(n))
-    box.vanish_on_fetch = {2}
-    res = run(c, box, RecordingIngest())
-    assert res.vanished == 1 and res.missing == 0 and ("missing", [2]) in box.calls  # UID SEARCH: gone
-    assert c.kv.get_item("cursor#shop")["last_uid"] == 3 and c.kv.get_item("cursor#shop")["retry"] == {}
-
-
 class Killed:
     """An ingest that never returns for one message: the worker is stopped (Lambda's timeout)."""
 

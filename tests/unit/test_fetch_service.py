@@ -341,7 +341,8 @@ def test_message_deleted_between_listing_and_fetching_is_counted_not_failed(c):
         box.add(make_raw(n))
     box.vanish_on_fetch = {2}
     res = run(c, box, RecordingIngest())
-    assert res.status == "ok" and res.fetched == 2 and res.vanished == 1
+    assert res.status == "ok" and res.fetched == 2 and res.vanished == 1 and res.missing == 0
+    assert ("missing", [2]) in box.calls  # passed only once the server confirms it is gone (UID SEARCH)
     assert c.kv.get_item("cursor#shop")["last_uid"] == 3
 
 
