@@ -141,8 +141,8 @@ def test_pop3_in_use_at_login_is_retried_not_taken_for_a_wrong_password(scripted
 
 
 def test_pop3_message_refused_run_after_run_is_skipped_visibly_and_left_on_the_server(
-        scripted_pop3, scripted_tls):
-    c = fakes.in_memory()
+        app, scripted_pop3, scripted_tls):
+    c = app.c
     scripted_server(c, scripted_pop3, protocol="pop", ack="delete")
     bad = scripted_pop3.add(make_raw(1))
     scripted_pop3.add(make_raw(2))
@@ -150,9 +150,11 @@ def test_pop3_message_refused_run_after_run_is_skipped_visibly_and_left_on_the_s
     results = [run(c, scripted_tls.ca_file) for _ in range(worker.MAX_FETCH_ATTEMPTS + 2)]
     assert [r.skipped for r in results] == [0] * (worker.MAX_FETCH_ATTEMPTS - 1) + [1, 0, 0]
     assert list(scripted_pop3.messages) == [bad]  # still there, after runs that re-delete what was stored
-    skip = c.kv.get_item(f"fetchskip#shop#{bad}")
-    assert skip["reason"] == "not-returned" and "[SYS/PERM] message file is damaged" in skip["detail"]
+    (skip,) = fetch.skipped(c, "shop")  # what `mailgate fetch skipped` lists
+    assert (skip["message"], skip["reason"]) == (bad, "not-returned")
+    assert "[SYS/PERM] message file is damaged" in skip["detail"]
     assert sum(cmd == "RETR 1" for cmd in scripted_pop3.commands) == worker.MAX_FETCH_ATTEMPTS
+    assert app.records_created() == expected("f", (2,))
 
 
 def test_imap_uid_left_out_of_the_fetch_answer_is_fetched_next_run(app, scripted_imap, scripted_tls):

@@ -158,3 +158,17 @@ def test_a_run_stops_between_messages_when_routing_eats_its_time(c, monkeypatch)
     assert sum("\\Seen" in f for _, f in box.messages.values()) == res.ingested
     rest = run(c, box, inner)
     assert res.ingested + rest.ingested == 20 and len(ledger(c)) == 20
+
+
+def test_pop3_cursor_written_before_skipped_messages_had_a_list_of_their_own_deletes_none_of_them(c):
+    # A cursor of the earlier layout kept a message over the size cap among the UIDLs taken,
+    # which the next run re-deleted; its fetchskip record tells it apart.
+    pop_server(c, max_message_bytes=1000)
+    box = FakePop()
+    box.add(make_raw(1))
+    big = box.add(make_raw(2, size=5000))
+    c.kv.put_item("cursor#pop", {"protocol": "pop", "account": "u@h", "seen": [f"uidl-{big}"], "version": 1})
+    c.kv.put_item(f"fetchskip#pop#uidl-{big}", {"reason": "too-large", "size": 5100, "at": 1.0, "detail": "..."})
+    res = run(c, box, RecordingIngest(), name="pop")
+    assert res.fetched == 1 and big in box.messages
+    assert run(c, box, RecordingIngest(), name="pop").fetched == 0 and list(box.messages) == [big]

@@ -22,7 +22,7 @@ from ...domain import IncomingServer
 from ...errors import NotFound, TransientError
 from ...ports import MailItem
 from .health import FetchResult
-from .state import CURSOR_PREFIX
+from .state import CURSOR_PREFIX, SKIPPED_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,10 @@ class PopCursor(_Attempts):
             # Only "seen" ones: their raw bytes are stored. Skipped ones stay on the server.
             again = [i for i in everything if i.ident in seen]
             if again:
+                skipped |= _recorded_skips(c, server, seen)
+                again = [i for i in again if i.ident not in skipped]
+                seen -= skipped
+            if again:
                 mb.ack(again, "delete")
                 res.notes.append(f"re-deleted {len(again)} message(s) already stored")
         self.seen = seen & present
@@ -188,6 +192,14 @@ class PopCursor(_Attempts):
 
     def may_exist(self, item: MailItem) -> bool:
         return item.ident in self.inflight
+
+
+def _recorded_skips(c, server, seen: set[str]) -> set[str]:
+    """UIDLs among `seen` that have a skip record: a cursor of the earlier layout kept messages
+    over the size cap among those taken, and they must not be deleted (one query, only when a
+    run finds taken messages still on the server)."""
+    prefix = f"{SKIPPED_PREFIX}{server.name}#"
+    return {key[len(prefix):] for key, _ in c.kv.scan_prefix(prefix)} & seen
 
 
 def _load_seen(c, server, value: dict) -> set[str]:
