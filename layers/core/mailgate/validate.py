@@ -10,22 +10,23 @@ import re
 
 from .errors import InvalidInput
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# Matched with fullmatch: `$` also matches before a final newline, so "example\n.com" passed.
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 # RFC 5322 dot-atom for local parts, without quoted strings (which no alias needs).
-_LOCAL = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_LOCAL = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 
 
 def domain_name(value: str) -> str:
     name = (value or "").strip().rstrip(".").lower()
     labels = name.split(".")
-    if len(name) > 253 or len(labels) < 2 or not all(_LABEL.match(l) for l in labels):
+    if len(name) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(l) for l in labels):
         raise InvalidInput(f"{value!r} is not a domain name (like example.com)")
     return name
 
 
 def local_part(value: str) -> str:
     local = (value or "").strip().lower()
-    if not local or len(local) > 64 or not _LOCAL.match(local):
+    if not local or len(local) > 64 or not _LOCAL.fullmatch(local):
         raise InvalidInput(f"{value!r} is not a valid local part (the part before @)")
     return local
 
