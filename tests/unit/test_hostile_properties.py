@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from mailgate import bounces, message as message_mod
 from mailgate.routing import KINDS
 
-from ..hostile import FAMILIES, Family, expected
+from ..hostile import BY_NAME, ELISION_MARKER, FAMILIES, Family, expected
 from .inbound_support import deliver, stack
 
 OUTCOMES = set(KINDS) | {"failed"}
@@ -124,3 +124,35 @@ def test_ingest_records_exactly_one_outcome(family, data):
     assert records[0].outcome == rec.outcome
     # an exception inside routing is caught and recorded, but it is a crash all the same
     assert not rec.reason.startswith("routing failed"), rec.reason
+
+
+# --- failures seen in the field, at the sizes they were seen -----------------------------------
+
+
+@pytest.mark.parametrize("name", ["nested-multipart", "nested-rfc822"])
+def test_a_message_nested_a_thousand_deep_keeps_its_headers(name):
+    """1,000 nested multiparts (or attached messages) hit RecursionError in the parser and lost
+    every header: the message could no longer be deduplicated by its Message-ID nor answered."""
+    family = BY_NAME[name]
+    raw = family.message(1000)
+    parsed = message_mod.parse(raw)
+    for field_name, value in expected(family, 1000).items():
+        got = getattr(parsed, field_name)
+        assert got == value, f"{field_name}: {got!r}; {parsed.defects[:3]}"
+    report = bounces.classify(raw)
+    assert report.error == "", report.error
+    rec = deliver(stack(), raw, recipients=family.recipients)
+    assert rec.outcome == "new-record" and rec.message_id == expected(family, 1000)["message_id"], rec
+
+
+def test_text_that_repeats_the_elision_marker_stays_as_written():
+    """Text naming the parser's internal marker for an elided base64 run was replaced by a copy of
+    that run for each mention: 28 KB of such text made one message need more than 1.5 GB."""
+    family = BY_NAME["elision-marker"]
+    n = 20
+    raw = family.message(n)
+    parsed = message_mod.parse(raw)
+    mentions, chars = parsed.text.count(ELISION_MARKER + "0"), len(parsed.text)
+    assert (mentions, chars < len(raw)) == (n, True), f"{mentions} mentions, {chars} characters of text"
+    (att,) = parsed.attachments
+    assert len(att.data()) == 800_000  # the real run is still read back in full

@@ -10,16 +10,16 @@ asked (`Attachment.data()`), to keep a 30 MB message's peak memory low.
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
-import re
 from dataclasses import dataclass, field
 from email.message import Message
 from functools import cached_property
 
+from .addresses import MAX_ADDRESSES, address_list, clean_addr_spec, message_ids
+from .headers import MAX_HEADER_CHARS, Fields, HeaderBlock, clean_header, decode_header_value, \
+    read_header_block
 from .htmltext import html_to_text
-from .mime import (MAX_HEADER_CHARS, Elided, Fields, Part, clean_header, decode_header_value, header_fields,
-                   parse_bytes, walk)
+from .mime import MAX_DEPTH, Part, Source, content_type_of, email_message, parse_params, walk
 from .replytext import reply_input_cut, reply_text as _reply_text
 
 #: RFC 5322 header names whose addresses are recipients that survive a redirection
@@ -27,53 +27,59 @@ from .replytext import reply_input_cut, reply_text as _reply_text
 RECIPIENT_HEADERS = ("delivered-to", "x-original-to", "to", "cc", "resent-to")
 #: References considered when looking up the thread (Odoo looks at the whole list; we keep the newest 32)
 MAX_REFERENCES = 32
-MAX_ADDRESSES = 10_000
-#: RFC 5321 §4.5.3.1: a path is at most 256 octets, local part 64 + domain 255 at most; longer
-#: "addresses" are dropped (they also could not be keys in the table: DynamoDB sort keys <= 1 KB)
-MAX_ADDRESS_CHARS = 320
-#: Address headers are read up to this many characters (a To: of thousands of recipients is real).
-MAX_ADDRESS_HEADER_CHARS = 1_000_000
-
-_MSGID_RE = re.compile(r"<([^<>\s]{1,500})>")
-_ANGLE_ADDR = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
-_SIMPLE_ADDR = re.compile(r'\s*(?:([A-Za-z0-9 ._-]*?)\s*<([A-Za-z0-9._%+=-]+@[A-Za-z0-9.-]+)>|([A-Za-z0-9._%+=-]+@[A-Za-z0-9.-]+))\s*')
+#: The address headers of one message are read up to this many characters in all (the first
+#: ones first: From, Sender, Return-Path, Reply-To, To, Cc, ...); a To: of thousands of
+#: recipients is real, a megabyte of them is an attack.
+MAX_ADDRESS_TEXT = 256 * 1024
 
 
-def _addresses(values: list[str]) -> list[tuple[str, str]]:
-    """(display name, lower-cased address) pairs; entries without an '@' are dropped.
+class _AddressReader:
+    """The address headers of one message, read within one budget of characters."""
+
+    def __init__(self, p: ParsedMessage):
+        self.p, self.left = p, MAX_ADDRESS_TEXT
+
+    def values(self, name: str, first_only: bool = False) -> list[str]:
+        """The header's values, unfolded, as far as the budget goes (cut after a comma)."""
+        out = []
+        for value in self.p.headers.get(name, ())[:1 if first_only else None]:
+            if len(value) > self.left:
+                value = value[:max(value.rfind(",", 0, self.left), 0)]
+                defect = f"address headers read up to {MAX_ADDRESS_TEXT} characters: {name} was cut"
+                if defect not in self.p.defects:
+                    self.p.defects.append(defect)
+            self.left -= len(value)
+            out.append(clean_header(value, MAX_ADDRESS_TEXT))
+        return out
+
+    def read(self, name: str, first_only: bool = False) -> list[tuple[str, str, bool]]:
+        return _addresses(self.values(name, first_only))
+
+
+def _addresses(values: list[str]) -> list[tuple[str, str, bool]]:
+    """(display name, lower-cased address, written in angle brackets) of each mailbox; entries
+    without a local part and a domain are dropped.
 
     Address headers are parsed encoded: RFC 2047 §5 encoded words are decoded in display names
     only, after the address is parsed, so an encoded "<x@evil>" or CR/LF cannot change the address."""
-    pairs: list[tuple[str, str]] = []
+    pairs: list[tuple[str, str, bool]] = []
     for value in values:
-        m = _SIMPLE_ADDR.fullmatch(value)
-        if m:  # the common case, "Name <a@b>" or "a@b": no need for the full RFC 5322 parser
-            addr = (m.group(2) or m.group(3)).lower()
-            if len(addr) <= MAX_ADDRESS_CHARS:
-                pairs.append(((m.group(1) or "").strip(), addr))
-            continue
-        try:
-            found = email.utils.getaddresses([value])
-        except Exception:  # noqa: BLE001 - the address parser has had crashing inputs
-            found = [("", a) for a in re.findall(r"[^\s<>,;\"]+@[^\s<>,;\"]+", value)]
-        for name, addr in found:
-            addr = addr.strip().strip("<>").lower()
-            if "@" in addr and " " not in addr and len(addr) <= MAX_ADDRESS_CHARS:
-                pairs.append((decode_header_value(name) if name else "", addr))
-                if len(pairs) >= MAX_ADDRESSES:
-                    return pairs
+        for name, addr, angle in address_list(value, MAX_ADDRESSES - len(pairs)):
+            addr = clean_addr_spec(addr)
+            if addr and " " not in addr:  # a quoted local part with a space is no alias of ours
+                pairs.append((decode_header_value(name) if name else "", addr, angle))
+        if len(pairs) >= MAX_ADDRESSES:
+            break
     return pairs
 
 
-def message_ids(value: str) -> list[str]:
-    """Message-IDs (RFC 5322 §3.6.4 msg-id) inside a header value, without angle brackets."""
-    return _MSGID_RE.findall(value or "")
-
-
-def _dedup(items) -> list[str]:
+def _dedup(items, limit: int = MAX_ADDRESSES) -> list[str]:
+    """The first `limit` distinct items, in order."""
     seen: dict[str, None] = {}
     for item in items:
         seen.setdefault(item, None)
+        if len(seen) >= limit:
+            break
     return list(seen)
 
 
@@ -103,7 +109,7 @@ class ParsedMessage:
 
     Headers are read at parse time (routing needs them); the MIME parts, bodies and attachments
     are read on first use (routing does not), so classifying a message costs little more than
-    the stdlib parse.
+    reading its header block.
     """
 
     raw_size: int
@@ -125,8 +131,9 @@ class ParsedMessage:
     defects: list[str] = field(default_factory=list)
     #: every header field as read (lower-case name -> raw values)
     headers: Fields = field(default_factory=Fields, repr=False)
-    _msg: Message | None = field(default=None, repr=False, compare=False)
-    _elided: Elided | None = field(default=None, repr=False, compare=False)
+    _src: Source | None = field(default=None, repr=False, compare=False)
+    _header: HeaderBlock | None = field(default=None, repr=False, compare=False)
+    _span: tuple[int, int, int] = field(default=(0, 0, 0), repr=False, compare=False)  # body start, end, depth
     _parts: list[Part] | None = field(default=None, repr=False, compare=False)
     _body: tuple[str, str, list[Attachment]] | None = field(default=None, repr=False, compare=False)
 
@@ -135,30 +142,39 @@ class ParsedMessage:
         values = self.headers.get(name.lower())
         return decode_header_value(values[0]) if values else ""
 
-    @property
+    @cached_property
     def email_message(self) -> Message | None:
-        """The standard library's message object, for libraries that read one (flufl.bounce)."""
-        return self._msg
+        """The standard library's message object built from our scan (bounded like `parts`),
+        for libraries that read one (flufl.bounce)."""
+        if self._src is None or self._header is None:
+            return None
+        start, end, depth = self._span
+        return email_message(self._src, self._header, start, end, depth)
 
     def parts(self) -> list[Part]:
         """The leaf MIME parts in document order (bounded: see `mime.walk`); read once."""
         if self._parts is None:
             self._parts = []
-            if self._msg is not None:
+            if self._src is not None and self._header is not None:
+                start, end, depth = self._span
                 try:
-                    self._parts, complete = walk(self._msg, self._elided)
-                except Exception as exc:  # noqa: BLE001
+                    self._parts, _ = walk(self._src, self._header, start, end, depth)
+                except Exception as exc:  # noqa: BLE001 - the last line of defence: headers stay read
                     self.defects.append(f"body: {type(exc).__name__}: {exc}")
-                else:
-                    if not complete:
-                        self.defects.append("too many or too deeply nested MIME parts; the rest were not read")
         return self._parts
 
     def attached(self, part: Part) -> ParsedMessage | None:
-        """The message a message/rfc822 part carries, parsed like this one (no raw size or digest:
-        it was never raw bytes on its own); None for any other part."""
-        inner = part.attached_message()
-        return _from_email(inner, 0, "", self._elided) if inner is not None else None
+        """The message a message/* part carries, parsed like this one (no raw size or digest: it
+        was never raw bytes on its own); None for any other part, or beyond MAX_DEPTH levels of
+        nesting (recorded in the defects)."""
+        carried = part.carried()
+        if carried is None:
+            return None
+        if part.depth + 1 > MAX_DEPTH:
+            self._src.defect(f"MIME parts nested more than {MAX_DEPTH} deep: the deeper ones were not read")
+            return None
+        src, start, end = carried
+        return _read(src.buf, start, end, 0, "", part.depth + 1, src.decoded)
 
     def _load_body(self) -> tuple[str, str, list[Attachment]]:
         if self._body is None:
@@ -205,24 +221,25 @@ def parse(raw: bytes) -> ParsedMessage:
         if not isinstance(raw, (bytearray, memoryview)):
             raise TypeError("parse() takes the raw message as bytes")
         raw = bytes(raw)
-    digest = hashlib.sha256(raw).hexdigest()
-    try:
-        msg, elided = parse_bytes(raw)
-    except Exception as exc:  # noqa: BLE001 - the feed parser is lenient; this is a last resort
-        return ParsedMessage(raw_size=len(raw), digest=digest,
-                             defects=[f"unparseable message: {type(exc).__name__}: {exc}"])
-    return _from_email(msg, len(raw), digest, elided)
+    return _read(raw, 0, len(raw), len(raw), hashlib.sha256(raw).hexdigest(), 0)
 
 
-def _from_email(msg: Message, raw_size: int, digest: str, elided: Elided | None) -> ParsedMessage:
-    parsed = ParsedMessage(raw_size=raw_size, digest=digest, _msg=msg, _elided=elided)
+def _read(buf: bytes, start: int, end: int, raw_size: int, digest: str, depth: int,
+          decoded: bool = False) -> ParsedMessage:
+    """The message in buf[start:end]: its header block now, its parts on first use."""
+    parsed = ParsedMessage(raw_size=raw_size, digest=digest)
     try:
-        parsed.headers = header_fields(msg)
-        _read_headers(msg, parsed)
+        header = read_header_block(buf, start, end)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        parsed.defects.append(f"unparseable message: {type(exc).__name__}: {exc}")
+        return parsed
+    parsed.defects += header.defects
+    parsed.headers, parsed._header = header.fields, header
+    parsed._src, parsed._span = Source(buf, parsed.defects, decoded), (header.body_start, end, depth)
+    try:
+        _read_headers(parsed)
     except Exception as exc:  # noqa: BLE001
         parsed.defects.append(f"headers: {type(exc).__name__}: {exc}")
-    for defect in getattr(msg, "defects", [])[:20]:
-        parsed.defects.append(type(defect).__name__)
     return parsed
 
 
@@ -234,48 +251,38 @@ def _first(p: ParsedMessage, name: str, limit: int = MAX_HEADER_CHARS) -> str:
     return clean_header(values[0], limit) if values else ""
 
 
-def _all_of(p: ParsedMessage, name: str) -> list[str]:
-    return [clean_header(v, MAX_ADDRESS_HEADER_CHARS) for v in p.headers.get(name, ())]
-
-
-def _read_headers(msg: Message, p: ParsedMessage) -> None:
+def _read_headers(p: ParsedMessage) -> None:
     mid = _first(p, "message-id")
     ids = message_ids(mid)
     p.message_id = ids[0] if ids else mid.strip("<>")[:500].replace(" ", "")
     p.subject = p.header("subject")
     p.date = _first(p, "date")
-    _read_senders(p)
-    _read_recipients(p)
+    reader = _AddressReader(p)
+    _read_senders(p, reader)
+    _read_recipients(p, reader)
     _read_threading(p)
-    # RFC 2045 §5.2: no (or an invalid) Content-Type means text/plain
-    ctype = _first(p, "content-type").partition(";")[0].strip().lower()
-    p.content_type = ctype if ctype.count("/") == 1 and " " not in ctype else "text/plain"
-    if p.content_type == "multipart/report":
-        try:
-            p.report_type = str(msg.get_param("report-type") or "").lower()
-        except Exception:  # noqa: BLE001
-            p.report_type = ""
+    p.content_type = content_type_of(p.headers)
+    if p.content_type == "multipart/report":  # RFC 6522 §3
+        p.report_type = parse_params(_first(p, "content-type"))[1].get("report-type", "").strip().lower()
 
 
-def _read_senders(p: ParsedMessage) -> None:
-    from_value = _first(p, "from", MAX_ADDRESS_HEADER_CHARS)
-    froms = _addresses([from_value] if from_value else []) or _addresses(_all_of(p, "sender")[:1])
+def _read_senders(p: ParsedMessage, reader: _AddressReader) -> None:
+    froms = reader.read("from", first_only=True) or reader.read("sender", first_only=True)
     if len(froms) > 1:
         # several mailboxes, or a hostile display name that parses as a group: the angle-addr wins
-        angle = [a.lower() for a in _ANGLE_ADDR.findall(from_value)]
-        froms = [f for f in froms if f[1] in angle][:1] or froms
+        froms = [f for f in froms if f[2]][:1] or froms
     if froms:
-        p.sender_name, p.sender = froms[0]
+        p.sender_name, p.sender = froms[0][:2]
     if "return-path" in p.headers:
-        found = _addresses([_first(p, "return-path")])
+        found = reader.read("return-path", first_only=True)
         p.return_path = found[0][1] if found else ""  # RFC 5321 §4.5.5: <> is the null sender
     if "reply-to" in p.headers:
-        p.reply_to = [a for _, a in _addresses(_all_of(p, "reply-to"))]
+        p.reply_to = [a for _, a, _ in reader.read("reply-to")]
 
 
-def _read_recipients(p: ParsedMessage) -> None:
-    p.to = [a for _, a in _addresses(_all_of(p, "to"))]
-    p.cc = [a for _, a in _addresses(_all_of(p, "cc"))]
+def _read_recipients(p: ParsedMessage, reader: _AddressReader) -> None:
+    p.to = [a for _, a, _ in reader.read("to")]
+    p.cc = [a for _, a, _ in reader.read("cc")]
     recipients: list[str] = []
     for name in RECIPIENT_HEADERS:
         if name == "to":
@@ -283,8 +290,8 @@ def _read_recipients(p: ParsedMessage) -> None:
         elif name == "cc":
             recipients += p.cc
         elif name in p.headers:
-            recipients += [a for _, a in _addresses(_all_of(p, name))]
-    p.header_recipients = _dedup(recipients)[:MAX_ADDRESSES]
+            recipients += [a for _, a, _ in reader.read(name)]
+    p.header_recipients = _dedup(recipients)
 
 
 def _read_threading(p: ParsedMessage) -> None:
@@ -294,7 +301,7 @@ def _read_threading(p: ParsedMessage) -> None:
         refs = message_ids(" ".join(p.headers.get("references", ())))
         if p.in_reply_to:
             refs = [r for r in refs if r != p.in_reply_to] + [p.in_reply_to]
-        p.references = _dedup(reversed(refs))[:MAX_REFERENCES][::-1]
+        p.references = _dedup(reversed(refs), MAX_REFERENCES)[::-1]
 
 
 # --- bodies and attachments -------------------------------------------------------------------

@@ -1,431 +1,326 @@
-"""MIME structure and text of raw messages (RFC 2045-2047, RFC 2231), on the standard library's parser.
+"""MIME structure and text of raw messages (RFC 2045, RFC 2046, RFC 2047, RFC 2231), read by our
+own scanner over the raw bytes.
 
-The one place that turns raw bytes into `email.message.Message` trees and reads text out of them;
-`message` (what routing needs) and `bounces` (what a notification says) both stand on it. None of
-it raises on bad input: unknown charsets, broken base64 or quoted-printable and undecodable
-8-bit headers all give text.
+A message is one `bytes` object and every part is a pair of offsets into it: boundaries are found
+with `bytes.find`, header blocks are read by `headers.read_header_block`, and a part's body is
+decoded (transfer encoding, then charset) only when asked. What routing needs is the headers, the
+text and HTML bodies and the attachments' names and sizes; an attachment's bytes are decoded only
+when it is stored. Every step is linear in the bytes it reads, nothing is copied beyond a
+constant factor of the message, and none of it raises on bad input: unknown charsets, broken
+base64 or quoted-printable, unclosed multiparts and undecodable 8-bit headers all give text.
+Where a bound cuts (MAX_PARTS, MAX_DEPTH and the header bounds), the message's defects say so.
 
-The parser is the standard library's in its default `compat32` policy: the lenient one (it never raises
-while reading a header); headers are decoded here (RFC 2047 encoded words, RFC 2231 parameters)
-so that one hostile header cannot stop the whole message. Parts are read on demand: `walk` lists
-the leaf parts, and a part's text or bytes are decoded only when asked.
+The standard library's parser is not used on received mail: it tests every line against every
+enclosing boundary (time O(lines x depth)), recurses per nesting level (a thousand nested parts
+raise RecursionError and lose every header) and holds each part as lines, then as one string,
+then decoded. `email_message` builds its object tree from our scan, for the libraries that read one.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
-import codecs
-import email
-import email.header
-import email.parser
-import email.utils
-import quopri
-import re
-from dataclasses import dataclass, field
 from email.message import Message
 from functools import cached_property
-from typing import Iterator
 
-#: Header values longer than this are cut (RFC 5322 §2.1.1 caps a line at 998 characters; a
-#: folded header may be longer, but nothing we read needs more).
-MAX_HEADER_CHARS = 8192
-#: Values kept per header name: a header bomb cannot fill memory with one name.
-MAX_VALUES_PER_NAME = 1000
-#: The walk stops after this many parts or this deep (the rest of the message is not read).
+# addresses and headers are part of this layer; the names its readers import from here:
+from .addresses import MAX_ADDRESS_VALUE_CHARS, addr_spec, addr_specs  # noqa: F401
+from .headers import (Fields, HeaderBlock, _b64, clean_header, decode_bytes, decode_header_value,  # noqa: F401
+                      field_lines, fix_jis, parse_fields, parse_header_block, parse_params, read_header_block,
+                      scan_fields)
+
+#: The walk reads at most this many parts and this deep (nested multiparts and attached
+#: messages together); what is beyond is not read, and the message's defects say so.
 MAX_PARTS = 1000
 MAX_DEPTH = 30
-
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
-_WS_RE = re.compile(r"\s+")
-
-# --- charsets and header values -----------------------------------------------------------------
-
-
-def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Bytes in a declared charset; an unknown or wrong charset never raises (UTF-8, then Latin-1)."""
-    charset = (charset or "").strip().strip('"').lower() or "us-ascii"
-    if charset in ("unknown-8bit", "x-unknown", "8bit", "default"):
-        charset = "utf-8"
-    try:
-        codecs.lookup(charset)
-    except (LookupError, ValueError):
-        charset = ""
-    if charset:
-        try:
-            return data.decode(charset)
-        except (UnicodeDecodeError, LookupError, ValueError):
-            pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+#: Fields read from the header block of one MIME part (a part needs a handful).
+MAX_PART_FIELDS = 50
+#: Bytes of one part's body that `email_message` puts in its object (the detectors that read it
+#: look at notification texts, not at attachments).
+MAX_EMAIL_PAYLOAD = 1 << 20
 
 
-def fix_jis(text: str) -> str:
-    """ISO-2022-JP (RFC 1468) that reached us undecoded (no or a wrong charset): decode it.
+class Source:
+    """The bytes a message was read from, shared by all its parts, and its list of defects.
+    `decoded` is set when the bytes are not the raw message but an attached message decoded
+    from it: what that carries is not decoded again, so nesting cannot multiply the copies."""
 
-    Its escape sequences are 7-bit, so any charset "decodes" it; ESC $ gives it away."""
-    if "\x1b$" not in text:
-        return text
-    try:
-        return text.encode("latin-1").decode("iso-2022-jp")
-    except (UnicodeError, LookupError):
-        return text
+    __slots__ = ("buf", "defects", "decoded")
 
+    def __init__(self, buf: bytes, defects: list[str], decoded: bool = False):
+        self.buf, self.defects, self.decoded = buf, defects, decoded
 
-def to_text(value: object) -> str:
-    """A header value as text: surrogate-escaped 8-bit bytes are read as UTF-8, else Latin-1."""
-    if isinstance(value, email.header.Header):
-        try:
-            value = str(value)
-        except Exception:  # noqa: BLE001 - hostile input
-            value = value.encode() if hasattr(value, "encode") else ""
-    value = str(value)
-    if not value.isascii() and any("\udc80" <= ch <= "\udcff" for ch in value):
-        raw = value.encode("ascii", "surrogateescape")
-        try:
-            value = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            value = raw.decode("latin-1")
-    return value
+    def defect(self, text: str) -> None:
+        if text not in self.defects and len(self.defects) < 100:
+            self.defects.append(text)
 
 
-def clean_header(value: str, limit: int = MAX_HEADER_CHARS) -> str:
-    """Unfold, drop control characters (CR/LF injected into a value cannot start a new header)."""
-    if len(value) <= limit and value.isprintable():  # the common case: one clean line
-        return value.strip()
-    return _WS_RE.sub(" ", _CONTROL_RE.sub(" ", value[:limit * 2])).strip()[:limit]
+def content_type_of(fields: Fields, default: str = "text/plain") -> str:
+    """RFC 2045 §5.2: no Content-Type means the default (text/plain; message/rfc822 inside a
+    multipart/digest, RFC 2046 §5.1.5); an invalid one means text/plain."""
+    value = fields.first("content-type")
+    if not value:
+        return default
+    # the type ends at ";" or, where a sender forgot the ";" before a parameter, at white space
+    words = value.partition(";")[0].split(None, 1)
+    ctype = words[0].lower() if words else ""
+    return ctype if ctype.count("/") == 1 else "text/plain"
 
 
-def decode_header_value(value: object) -> str:
-    """RFC 2047 encoded words decoded; unknown charsets and broken encodings handled without raising."""
-    text = to_text(value)
-    if "=?" not in text:
-        return clean_header(text)
-    try:
-        chunks = email.header.decode_header(text)
-    except Exception:  # noqa: BLE001 - email.errors.HeaderParseError, binascii errors
-        return clean_header(text)
-    out = []
-    for chunk, charset in chunks:
-        out.append(decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk)
-    # decode_header drops the whitespace between an encoded word and plain text inconsistently
-    return clean_header("".join(out) if len(chunks) > 1 else out[0] if out else "")
+# --- multipart bodies (RFC 2046 §5.1) -------------------------------------------------------------
+
+def split_multipart(buf: bytes, start: int, end: int, boundary: bytes,
+                    max_parts: int = MAX_PARTS) -> tuple[list[tuple[int, int]], str]:
+    """The body ranges of a multipart body in buf[start:end], and "closed", "open" (no close
+    delimiter: the last part runs to the end) or "none" (the boundary never occurs).
+
+    RFC 2046 §5.1.1: a delimiter is a line of "--" boundary, "--" after it on the close
+    delimiter, then only white space; the line break before it belongs to it. Each delimiter is
+    found with one `bytes.find` from where the last one ended, so the body is read once. After
+    `max_parts` parts (or twice as many lines that only look like delimiters) the rest is not
+    read ("cut")."""
+    delim = b"--" + boundary
+    ranges: list[tuple[int, int]] = []
+    part_start, state, pos, tries = -1, "none", start, 0
+    at = start if buf.startswith(delim, start, end) else -1
+    while len(ranges) < max_parts and tries < 2 * max_parts:
+        tries += 1
+        if at < 0:
+            nl = buf.find(b"\n" + delim, pos, end)
+            if nl < 0:
+                break
+            at = nl + 1
+        line_end = buf.find(b"\n", at, end)
+        line_end = end if line_end < 0 else line_end
+        tail = buf[at + len(delim):line_end].rstrip(b" \t\r")
+        if tail in (b"", b"--"):
+            if part_start >= 0:
+                body_end = at - 1 if at > start else at
+                if body_end > part_start and buf[body_end - 1] == 13:  # CR of a CRLF
+                    body_end -= 1
+                if body_end > part_start:  # two delimiter lines in a row delimit nothing
+                    ranges.append((part_start, body_end))
+            if tail == b"--":
+                return ranges, "closed"
+            part_start, state = min(line_end + 1, end), "open"
+        pos, at = line_end, -1
+    else:
+        return ranges, "cut" if state != "none" else "none"
+    if part_start >= 0:
+        ranges.append((part_start, end))
+    return ranges, state
 
 
-# --- header fields ------------------------------------------------------------------------------
+def _children(src: Source, params: dict[str, str], start: int, end: int) -> list[tuple[int, int]] | None:
+    """The body ranges of a multipart's parts; None when it has none to read (it is then a leaf
+    whose body is text, as broken MIME usually is)."""
+    boundary = params.get("boundary", "").rstrip()
+    if not boundary:
+        src.defect("multipart without a boundary parameter (RFC 2046 §5.1.1): read as text")
+        return None
+    ranges, state = split_multipart(src.buf, start, end, boundary.encode("utf-8", "surrogateescape"))
+    if state == "none":
+        src.defect("multipart whose boundary never occurs: read as text")
+        return None
+    if state == "open":
+        src.defect("multipart without its close delimiter (RFC 2046 §5.1.1): the last part runs to the end")
+    elif state == "cut":
+        src.defect(f"more than {MAX_PARTS} MIME parts: the rest were not read (too many parts)")
+    return ranges
 
 
-class Fields(dict):
-    """Header fields by lower-case name, each name's values in the order read, as text (not
-    RFC 2047-decoded, not unfolded). Also the shape of RFC 3464 / RFC 5965 report fields."""
+# --- transfer encodings (RFC 2045 §6) -------------------------------------------------------------
 
-    def first(self, name: str) -> str:
-        values = self.get(name.lower())
-        return values[0] if values else ""
-
-    def get_all(self, name: str) -> list[str]:
-        return self.get(name.lower()) or []
-
-
-def header_fields(msg: Message) -> Fields:
-    """The header fields of a parsed message or part, as read."""
-    fields = Fields()
-    for name, value in msg._headers:  # (name, raw value) pairs as read; raw_items() copies them
-        lname = name.lower() if name.isascii() else to_text(name).strip().lower()
-        values = fields.get(lname)
-        text = value if value.__class__ is str and value.isascii() else to_text(value)
-        if values is None:
-            fields[lname] = [text]
-        elif len(values) < MAX_VALUES_PER_NAME:
-            values.append(text)
-    return fields
-
-
-def parse_header_block(text: str) -> Fields:
-    """The header fields at the top of a block of text (RFC 5322 §2.2), as the parser reads them."""
-    return header_fields(email.parser.HeaderParser().parsestr(text))
-
-
-_FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,60}):[ \t]*(.*)$")
-
-
-def field_lines(text: str) -> Iterator[tuple[str, str]]:
-    """(lower name, unfolded value) of each "Name: value" field in a text; ("", "") at each blank
-    line, which separates the blocks of an RFC 3464 §2.1 delivery-status body. Other lines are skipped."""
-    name, value = None, ""
-    for line in text.splitlines():
-        if line[:1] in (" ", "\t") and name is not None:
-            value += " " + line.strip()
-            continue
-        if name is not None:
-            yield name, value.strip()
-            name = None
-        m = _FIELD.match(line)
-        if m:
-            name, value = m.group(1).lower(), m.group(2)
-        elif not line.strip():
-            yield "", ""
-    if name is not None:
-        yield name, value.strip()
-
-
-def parse_fields(text: str) -> Fields:
-    """Every field of a text (all blocks together): name -> values."""
-    fields = Fields()
-    for name, value in field_lines(text):
-        if name:
-            fields.setdefault(name, []).append(value)
-    return fields
-
-
-# --- parsing, with big base64 runs kept out of the parser ----------------------------------------
-
-#: Messages larger than this have their big base64 runs cut out before the stdlib parser reads
-#: them (it would otherwise hold each attachment three times: as lines, as a joined payload, and
-#: decoded). The runs are read back from the raw bytes when a part is decoded.
-ELIDE_MIN_MESSAGE = 1 << 20
-_B64_RUN = re.compile(rb"(?:^[A-Za-z0-9+/=]{16,998}\r?\n){2000,}", re.M)
-_ELIDED_TOKEN = "MAILGATE-ELIDED-"
-_ELIDED_RE = re.compile(_ELIDED_TOKEN + r"(\d+)\r?\n?")
-
-
-class Elided:
-    """Spans of the raw message replaced by one token line each in what the parser saw."""
-
-    def __init__(self, raw: bytes, spans: list[tuple[int, int]]):
-        self.raw, self.spans = raw, spans
-
-    def expand(self, payload: str) -> bytes:
-        out, pos = [], 0
-        for m in _ELIDED_RE.finditer(payload):
-            out.append(payload[pos:m.start()].encode("ascii", "surrogateescape"))
-            i = int(m.group(1))
-            if i < len(self.spans):
-                start, end = self.spans[i]
-                out.append(self.raw[start:end])
-            pos = m.end()
-        out.append(payload[pos:].encode("ascii", "surrogateescape"))
-        return b"".join(out)
-
-    def expand_bytes(self, data: bytes) -> bytes:
-        return self.expand(data.decode("ascii", "surrogateescape")) if _ELIDED_TOKEN.encode() in data else data
-
-    def encoded_size(self, payload: str) -> int:
-        """Base64 characters in the payload, counting the elided spans without copying them."""
-        n = 0
-        for m in _ELIDED_RE.finditer(payload):
-            i = int(m.group(1))
-            if i < len(self.spans):
-                start, end = self.spans[i]
-                n += (end - start) - self.raw.count(b"\n", start, end) - self.raw.count(b"\r", start, end)
-        rest = _ELIDED_RE.sub("", payload).strip()
-        return n + len(rest) - rest.count("\n") - rest.count("\r")
-
-
-def _elide(raw: bytes) -> tuple[bytes, Elided | None]:
-    if len(raw) < ELIDE_MIN_MESSAGE:
-        return raw, None
-    pieces, spans, pos = [], [], 0
-    for m in _B64_RUN.finditer(raw):
-        pieces.append(raw[pos:m.start()])
-        pieces.append(f"{_ELIDED_TOKEN}{len(spans)}\n".encode())
-        spans.append((m.start(), m.end()))
-        pos = m.end()
-    if not spans:
-        return raw, None
-    pieces.append(raw[pos:])
-    return b"".join(pieces), Elided(raw, spans)
-
-
-def parse_bytes(raw: bytes) -> tuple[Message, Elided | None]:
-    """The message tree of raw RFC 5322 bytes (compat32: lenient) and what was elided from it."""
-    reduced, elided = _elide(raw)
-    return email.message_from_bytes(reduced), elided  # the default policy is compat32
+def decode_transfer(data, cte: str) -> bytes:
+    """A body after its Content-Transfer-Encoding (RFC 2045 §6); `data` may be a memoryview.
+    7bit, 8bit, binary and anything unknown (x-uuencode is not a MIME encoding) are read as is."""
+    if cte == "base64":
+        return _b64(data)
+    if cte == "quoted-printable":
+        return binascii.a2b_qp(data)
+    return bytes(data)
 
 
 # --- parts --------------------------------------------------------------------------------------
 
-def content_type_of(msg: Message) -> str:
-    try:
-        return msg.get_content_type()
-    except Exception:  # noqa: BLE001
-        return "application/octet-stream"
+def _params(src: Source, value: str) -> dict[str, str]:
+    cut: list[str] = []
+    params = parse_params(value, cut)[1]
+    for defect in cut:
+        src.defect(defect)
+    return params
 
 
-def _decoded_payload(msg: Message, elided: Elided | None) -> bytes | None:
-    """The part's bytes after its Content-Transfer-Encoding (RFC 2045 §6), elided runs restored."""
-    if elided is not None:
-        payload = msg.get_payload()
-        if isinstance(payload, str) and _ELIDED_TOKEN in payload:
-            data = elided.expand(payload)
-            if _cte(msg) == "base64":
-                try:
-                    return binascii.a2b_base64(data)
-                except (binascii.Error, ValueError):
-                    return data
-            return data
-    return msg.get_payload(decode=True)
-
-
-def _cte(msg: Message) -> str:
-    return str(msg.get("content-transfer-encoding", "")).strip().lower()
-
-
-def _as_bytes(msg: Message) -> bytes:
-    try:
-        return msg.as_bytes()
-    except Exception:  # noqa: BLE001
-        return b""
-
-
-def _as_text(msg: Message) -> str:
-    try:
-        return msg.as_string()
-    except Exception:  # noqa: BLE001
-        return "\n".join(f"{k}: {v}" for k, v in msg.items())
-
-
-def _blocks_text(msg: Message, blocks: list) -> str:
-    """The text of a message/* part the parser split into header blocks (a message/delivery-status
-    body is RFC 3464 §2.1 field blocks); when the part declared a transfer encoding, the parser
-    read the encoded text as fields, so it is decoded here."""
-    text = "\n\n".join(_as_text(b) for b in blocks if isinstance(b, Message))
-    cte = _cte(msg)
-    if cte in ("quoted-printable", "base64"):
-        try:
-            data = quopri.decodestring(text.encode("latin-1", "replace")) if cte == "quoted-printable" \
-                else base64.b64decode("".join(text.split()) + "==", validate=False)
-            text = decode_bytes(data, None)
-        except ValueError:  # binascii.Error included
-            pass
-    return text
-
-
-@dataclass
 class Part:
-    """A leaf of a message's MIME tree: a part that is not a multipart, or an attached message
-    (message/*, not entered). `msg` is the standard library's object for it."""
+    """A leaf of a message's MIME tree: a part that is not a multipart, a multipart whose parts
+    cannot be read, or an attached message (message/*, not entered: see `carried`). Its body is
+    src.buf[start:end], decoded on demand."""
 
-    msg: Message = field(repr=False)
-    content_type: str
-    depth: int = 0
-    elided: Elided | None = field(default=None, repr=False)
+    def __init__(self, src: Source, header: HeaderBlock, content_type: str, depth: int, start: int, end: int,
+                 params: dict[str, str] | None = None):
+        self.src, self.header, self.content_type, self.depth = src, header, content_type, depth
+        self.start, self.end = start, end
+        self.params = params if params is not None else parse_params(header.fields.first("content-type"))[1]
+
+    def __repr__(self) -> str:
+        return f"Part({self.content_type!r}, depth={self.depth}, {self.end - self.start} bytes)"
+
+    @property
+    def fields(self) -> Fields:
+        return self.header.fields
 
     @cached_property
     def disposition(self) -> str:
-        try:
-            return (self.msg.get_content_disposition() or "").lower()
-        except Exception:  # noqa: BLE001
-            return ""
+        return self._disposition[0]
+
+    @cached_property
+    def _disposition(self) -> tuple[str, dict[str, str]]:
+        cut: list[str] = []
+        disposition = parse_params(self.fields.first("content-disposition"), cut)
+        for defect in cut:
+            self.src.defect(defect)
+        return disposition
 
     @cached_property
     def filename(self) -> str:
-        """The file name (Content-Disposition filename, else Content-Type name; RFC 2231 / 2047)."""
-        try:
-            name = self.msg.get_filename() or self.msg.get_param("name") or ""
-        except Exception:  # noqa: BLE001
-            return ""
-        if isinstance(name, tuple):  # RFC 2231 value the library could not collapse
-            name = email.utils.collapse_rfc2231_value(name)
-        return decode_header_value(name)[:255]
+        """The file name (Content-Disposition filename, else Content-Type name; RFC 2231, and
+        RFC 2047 words as some clients write them)."""
+        name = self._disposition[1].get("filename") or self.params.get("name") or ""
+        return decode_header_value(name)[:255] if name else ""
 
     @property
     def content_id(self) -> str:
-        return clean_header(to_text(self.msg.get("content-id", "")), 500).strip("<>")
+        return clean_header(self.fields.first("content-id"), 500).strip("<>")
 
     def charset(self) -> str | None:
-        try:
-            return self.msg.get_content_charset()
-        except Exception:  # noqa: BLE001
-            return None
+        charset = self.params.get("charset", "").strip().lower()
+        return charset or None
+
+    @property
+    def transfer_encoding(self) -> str:
+        return self.fields.first("content-transfer-encoding").strip().lower()
 
     @cached_property
     def text(self) -> str:
         """The part as text: transfer encoding undone, charset decoded (never raises)."""
-        payload = self.msg.get_payload()
-        if isinstance(payload, list):
-            return fix_jis(_blocks_text(self.msg, payload))
-        try:
-            data = _decoded_payload(self.msg, self.elided)
-        except Exception:  # noqa: BLE001 - a broken part still gives its raw text
-            data = None
-        if data is None:
-            return fix_jis(to_text(payload)) if isinstance(payload, str) else ""
-        return fix_jis(decode_bytes(data, self.charset()))
+        return fix_jis(decode_bytes(self.data(), self.charset()))
 
     def data(self) -> bytes:
         """The decoded bytes (decoded now, not kept: call once and store them); an attached
         message is its whole RFC 5322 text."""
-        msg = self.msg
-        try:
-            if msg.is_multipart() or self.content_type.startswith("message/"):
-                payload = msg.get_payload()
-                data = _as_bytes(payload[0] if isinstance(payload, list) and len(payload) == 1 else msg)
-                return self.elided.expand_bytes(data) if self.elided is not None else data
-            return _decoded_payload(msg, self.elided) or b""
-        except Exception:  # noqa: BLE001 - a broken part still gives its raw text
-            return to_text(msg.get_payload()).encode("utf-8", "replace") if not msg.is_multipart() else b""
+        body = memoryview(self.src.buf)[self.start:self.end]
+        if self.content_type.startswith("multipart/"):
+            return bytes(body)  # RFC 2045 §6.4: a multipart is never encoded
+        return decode_transfer(body, self.transfer_encoding)
 
     def size(self) -> int:
         """The decoded size, estimated without decoding: base64 carries 3 bytes in 4 characters;
         an attached message/rfc822 counts its text; other message/* and multiparts 0."""
-        if self.content_type.startswith("message/") or self.msg.is_multipart():
-            return len(_as_bytes(self.msg)) if self.content_type == "message/rfc822" else 0
-        payload = self.msg.get_payload()
-        if not isinstance(payload, str):
-            return 0
-        if _cte(self.msg) == "base64":
-            stripped = payload.rstrip()
-            pad = len(stripped) - len(stripped.rstrip("="))
-            if self.elided is not None and _ELIDED_TOKEN in payload:
-                return max(0, self.elided.encoded_size(payload) * 3 // 4 - pad)
-            n = len(stripped) - stripped.count("\n") - stripped.count("\r") - stripped.count(" ")
-            return max(0, n * 3 // 4 - pad)
-        return len(payload)
+        if self.content_type.startswith(("message/", "multipart/")):
+            return self.end - self.start if self.content_type == "message/rfc822" else 0
+        if self.transfer_encoding != "base64":
+            return self.end - self.start
+        buf, s, e = self.src.buf, self.start, self.end
+        n = (e - s) - sum(buf.count(c, s, e) for c in (b"\n", b"\r", b" ", b"\t"))
+        tail = buf[max(s, e - 8):e].rstrip()
+        pad = len(tail) - len(tail.rstrip(b"="))
+        return max(0, n * 3 // 4 - pad)
 
-    def attached_message(self) -> Message | None:
-        """The message a message/* part carries (message/rfc822, message/global, the header-only
-        kinds), else None. message/delivery-status holds field blocks (RFC 3464), not a message."""
+    def carried(self) -> tuple[Source, int, int] | None:
+        """(source, start, end) of the message a message/* part carries (message/rfc822,
+        message/global, the header-only kinds); None for any other part. message/delivery-status
+        holds field blocks (RFC 3464), not a message. A carried message should not be encoded
+        (RFC 2046 §5.2.1); when it is, it is decoded first, once: inside a decoded one it is read
+        as it is."""
         if not self.content_type.startswith("message/") or self.content_type.endswith("delivery-status"):
             return None
-        payload = self.msg.get_payload()
-        return payload[0] if isinstance(payload, list) and payload and isinstance(payload[0], Message) else None
+        if self.transfer_encoding in ("base64", "quoted-printable") and not self.src.decoded:
+            data = self.data()
+            return Source(data, self.src.defects, decoded=True), 0, len(data)
+        return self.src, self.start, self.end
 
     def attached_fields(self) -> Fields | None:
         """The header fields of the message this part carries or quotes (message/rfc822,
         text/rfc822-headers, ...); None when the part holds no text at all."""
-        inner = self.msg.get_payload()
-        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-            return header_fields(inner[0])
+        carried = self.carried()
+        if carried is not None:
+            src, start, end = carried
+            return read_header_block(src.buf, start, end, max_fields=MAX_PART_FIELDS * 5).fields
         text = self.text
-        if not text:
-            return None
-        try:
-            return parse_header_block(text.lstrip())
-        except Exception:  # noqa: BLE001 - the header parser is lenient; this is a last resort
-            return None
+        return parse_header_block(text.lstrip()) if text else None
 
 
-def walk(msg: Message, elided: Elided | None = None, *, max_parts: int = MAX_PARTS,
-         max_depth: int = MAX_DEPTH) -> tuple[list[Part], bool]:
-    """The leaf parts of a message in document order, and False when the walk stopped early
-    (more than `max_parts` parts or deeper than `max_depth`). A multipart whose boundary never
-    occurs has a text payload: it is a leaf, with its multipart/* type."""
+def walk(src: Source, header: HeaderBlock, start: int, end: int, depth: int = 0, *,
+         max_parts: int = MAX_PARTS, max_depth: int = MAX_DEPTH) -> tuple[list[Part], bool]:
+    """The leaf parts of the entity whose header is `header` and whose body is src.buf[start:end],
+    in document order, and False when the walk stopped early (more than `max_parts` parts): one
+    pass, no recursion. Parts nested deeper than `max_depth` are skipped; both bounds are recorded
+    in src.defects."""
     leaves: list[Part] = []
-    stack: list[tuple[Message, int]] = [(msg, 0)]
+    stack: list[tuple[HeaderBlock | None, int, int, int, str]] = [(header, start, end, depth, "text/plain")]
     seen = 0
     while stack:
-        part, depth = stack.pop()
+        block, s, e, d, default = stack.pop()
         seen += 1
-        if seen > max_parts or depth > max_depth:
+        if seen > max_parts:
+            src.defect(f"more than {max_parts} MIME parts: the rest were not read (too many parts)")
             return leaves, False
-        ctype = content_type_of(part)
-        if part.is_multipart() and not ctype.startswith("message/"):
-            children = part.get_payload()
-            if isinstance(children, list):
-                stack.extend((child, depth + 1) for child in reversed(children) if isinstance(child, Message))
+        if d > max_depth:
+            src.defect(f"MIME parts nested more than {max_depth} deep: the deeper ones were not read")
             continue
-        leaves.append(Part(part, ctype, depth, elided))
+        if block is None:
+            block = read_header_block(src.buf, s, e, max_fields=MAX_PART_FIELDS)
+            for defect in block.defects:
+                src.defect(f"MIME part: {defect}")
+            s = block.body_start
+        ctype = content_type_of(block.fields, default)
+        params = _params(src, block.fields.first("content-type"))
+        children = _children(src, params, s, e) if ctype.startswith("multipart/") else None
+        if children is None:
+            leaves.append(Part(src, block, ctype, d, s, e, params))
+            continue
+        child_default = "message/rfc822" if ctype == "multipart/digest" else "text/plain"
+        stack.extend((None, cs, ce, d + 1, child_default) for cs, ce in reversed(children))
     return leaves, True
+
+
+# --- the standard library's object, for libraries that read one ---------------------------------
+
+def email_message(src: Source, header: HeaderBlock, start: int, end: int, depth: int = 0,
+                  budget: list[int] | None = None) -> Message:
+    """A `email.message.Message` tree (compat32, as `email.message_from_bytes` builds it) made
+    from our scan: the same bounds as `walk`, bodies cut at MAX_EMAIL_PAYLOAD bytes."""
+    budget = [MAX_PARTS] if budget is None else budget
+    msg = Message()
+    msg._headers = list(header.items)  # (name, value) pairs, as the parser stores them
+    budget[0] -= 1
+    ctype = content_type_of(header.fields)
+    scratch = Source(src.buf, [], src.decoded)  # the walk records the defects, not this copy
+    params = parse_params(header.fields.first("content-type"))[1]
+    children = _children(scratch, params, start, end) if ctype.startswith("multipart/") else None
+    if budget[0] > 0 and depth < MAX_DEPTH and children is not None:
+        msg._payload = []
+        for cs, ce in children:
+            if budget[0] <= 0:
+                break
+            block = read_header_block(src.buf, cs, ce, max_fields=MAX_PART_FIELDS)
+            msg._payload.append(email_message(src, block, block.body_start, ce, depth + 1, budget))
+        return msg
+    part = Part(scratch, header, ctype, depth, start, end, params)
+    if ctype == "message/delivery-status":  # RFC 3464 §2.1: blocks of fields, one object each
+        msg._payload = [_fields_message(b) for b in part.text.replace("\r\n", "\n").split("\n\n") if b.strip()]
+        return msg
+    carried = part.carried() if budget[0] > 0 and depth < MAX_DEPTH else None
+    if carried is not None:
+        inner_src, inner_start, inner_end = carried
+        inner = read_header_block(inner_src.buf, inner_start, inner_end, max_fields=MAX_PART_FIELDS * 5)
+        msg._payload = [email_message(inner_src, inner, inner.body_start, inner_end, depth + 1, budget)]
+        return msg
+    msg._payload = src.buf[start:min(end, start + MAX_EMAIL_PAYLOAD)].decode("ascii", "surrogateescape")
+    return msg
+
+
+def _fields_message(text: str) -> Message:
+    msg = Message()
+    msg._headers = scan_fields(text.strip("\n") + "\n", max_fields=MAX_PART_FIELDS).items
+    msg._payload = ""
+    return msg
