@@ -30,13 +30,13 @@ def inspect_bytes(raw: bytes) -> dict:
     from mailgate import loops
     from mailgate.message import parse
 
-    from mailgate.bounces import classify
+    from mailgate.bounces import classify_parsed
 
     parsed = parse(raw)
     sig = loops.signals(parsed)
     # The kind (normal, bounce, auto-reply, complaint, delivery-report) and, for all but normal
     # mail, what the bounce classifier read: {"kind": ..., "bounce": {"recipients": [...]}}.
-    report = classify(raw).inspect_dict()
+    report = classify_parsed(parsed).inspect_dict()
     if report["kind"] == "normal" and sig.auto_reply:
         report = {"kind": "auto-reply"}  # RFC 3834 headers the classifier leaves to the loop signals
     return {
