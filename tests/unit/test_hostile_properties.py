@@ -16,7 +16,7 @@ from mailgate import bounces, message as message_mod
 from mailgate.routing import KINDS
 
 from ..hostile import BY_NAME, ELISION_MARKER, FAMILIES, Family, expected
-from .inbound_support import deliver, stack
+from .inbound_support import deliver, mail, stack
 
 OUTCOMES = set(KINDS) | {"failed"}
 # A handful of sizes per family and property: 47 families x 4 properties run in seconds.
@@ -156,3 +156,11 @@ def test_text_that_repeats_the_elision_marker_stays_as_written():
     assert (mentions, chars < len(raw)) == (n, True), f"{mentions} mentions, {chars} characters of text"
     (att,) = parsed.attachments
     assert len(att.data()) == 800_000  # the real run is still read back in full
+
+
+def test_a_non_ascii_reply_token_tag_in_cc_does_not_fail_the_message():
+    """`hmac.compare_digest` raises TypeError on non-ASCII text: a forged or mangled reply address
+    in Cc made a real order to sales@ be recorded 'failed' instead of opening its record."""
+    c = stack()
+    rec = deliver(c, mail(headers={"Cc": "catchall+abc.\u00e9t\u00e9@example.test"}))
+    assert rec.outcome == "new-record", rec.reason

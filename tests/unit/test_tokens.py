@@ -29,3 +29,9 @@ def test_verp_token_names_message_and_recipient_and_reply_token_is_not_a_verp_to
     assert tokens.parse_verp_address(KEY, addr) == ("abcdefghijklmnop", 12)
     reply = tokens.reply_address(KEY, "catchall", "example.test", "abcdefghijklmnop")
     assert tokens.parse_verp_address(KEY, reply) is None
+
+
+def test_a_non_ascii_tag_is_not_genuine_and_raises_nothing():
+    assert tokens.check_token(KEY, "reply", "abc.\u00e9t\u00e9") is None
+    assert tokens.parse_reply_address(KEY, "catchall+abc.\u00e9t\u00e9@example.test") is None
+    assert tokens.parse_verp_address(KEY, "bounce+abc-0.\u00e9t\u00e9@example.test") is None

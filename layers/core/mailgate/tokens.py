@@ -40,12 +40,14 @@ def make_token(key: bytes, purpose: str, payload: str) -> str:
 
 def check_token(key: bytes, purpose: str, token: str) -> str | None:
     """The payload of a genuine token, else None (never raises on hostile input)."""
-    if not isinstance(token, str) or len(token) > MAX_LOCAL_PART or "." not in token:
+    # hmac.compare_digest refuses non-ASCII str (TypeError): a mangled or forged tag in any
+    # recipient must be "not genuine", never an error that fails the whole message.
+    if not isinstance(token, str) or len(token) > MAX_LOCAL_PART or "." not in token or not token.isascii():
         return None
     payload, _, tag = token.lower().rpartition(".")
     if not _valid_payload(payload):
         return None
-    if not hmac.compare_digest(tag, _tag(key, purpose, payload)):
+    if not hmac.compare_digest(tag.encode(), _tag(key, purpose, payload).encode()):
         return None
     return payload
 
