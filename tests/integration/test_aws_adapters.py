@@ -111,14 +111,18 @@ def test_a_warm_store_reads_a_secret_once_and_sees_it_rotated_within_its_cache_a
 def test_a_rotated_reply_token_key_is_in_use_within_the_secret_cache_age(aws):
     import time
 
+    from mailgate import tokens
     from mailgate.adapters.aws import SecretsManagerStore
 
     aws.secrets = SecretsManagerStore(aws.raw_store.clients, max_age=1)
     before = aws.token_key
+    sent = tokens.reply_address(before, "catchall", "example.test", "threadbeforerot")
     sm = boto3.client("secretsmanager", endpoint_url=aws.settings.endpoint_url, region_name="us-east-1")
-    sm.put_secret_value(SecretId=aws.settings.token_secret_id, SecretString="rotated-token-key")
+    sm.put_secret_value(SecretId=aws.settings.token_secret_id, SecretString=tokens.rotate(before).to_secret())
     time.sleep(1.1)
-    assert before != b"rotated-token-key" and aws.token_key == b"rotated-token-key"
+    after = aws.token_key
+    assert (before.current.kid, after.current.kid, after.previous.kid) == ("aa", "ab", "aa")
+    assert tokens.parse_reply_address(after, sent) == "threadbeforerot"  # addresses in circulation
 
 
 def test_secret_store_says_what_is_missing_or_unreadable(aws):
@@ -150,7 +154,7 @@ def test_raw_store_events_queue_and_secrets(aws):
     aws.secrets.put("t/server/x", "s3cret")
     aws.secrets.put("t/server/x", "n3w")
     assert aws.secrets.get("t/server/x") == "n3w"
-    assert aws.token_key.startswith(b"local-token-key-")
+    assert aws.token_key.current.secret.startswith(b"local-token-key-")
 
 
 def test_a_throttled_table_raises_transient_errors_and_a_refused_key_a_permanent_one(aws):

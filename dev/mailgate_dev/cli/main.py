@@ -17,7 +17,7 @@ from .common import EXIT_FAILED, EXIT_USAGE, UsageError
 # Command modules, in the order `mailgate --help` lists them. A module that is not there (a
 # capability not installed) is left out rather than breaking the command.
 AREAS = ("dev", "demo", "domain", "alias", "server", "inspect", "route", "messages", "fetch", "send",
-         "dkim", "dns", "suppression")
+         "dkim", "dns", "suppression", "token")
 
 
 class _Parser(argparse.ArgumentParser):

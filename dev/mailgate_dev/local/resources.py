@@ -75,5 +75,7 @@ def create_test_resources(endpoint: str, suffix: str, region: str = "us-east-1")
             "VisibilityTimeout": "60"})["QueueUrl"]
         names[f"{q}_dlq_url"] = dlq
     events.create_event_bus(Name=names["bus"])
-    sm.create_secret(Name=names["token_secret"], SecretString=f"local-token-key-{suffix}")
+    # the shape template.yaml's TokenKeySecret generates: one key, id "aa"
+    sm.create_secret(Name=names["token_secret"],
+                     SecretString=json.dumps({"current": "aa", "aa": f"local-token-key-{suffix}"}))
     return names

@@ -16,7 +16,9 @@ import botocore.session
 from .adapters import aws, dynamo
 from .adapters.mailboxes import NetMailboxes
 from .adapters.senders import Transports
+from . import tokens
 from .bounce_policy import DEFAULT_POLICY, BouncePolicy
+from .errors import ConfigError
 from .keyring import SecretKeyring
 from .ports import (
     ConfigRepository, CounterRepository, EventPublisher, InboundStore, KeyValueRepository, MailboxFactory,
@@ -24,6 +26,7 @@ from .ports import (
     SigningKeys, ThreadRepository,
 )
 from .settings import Settings
+from .tokens import TokenKeys
 
 #: seconds per DNS query of the daily check (the system's resolvers answer well within it)
 DNS_TIMEOUT = 3.0
@@ -55,10 +58,16 @@ class Container:
     bounce_policy: BouncePolicy = DEFAULT_POLICY
 
     @property
-    def token_key(self) -> bytes:
-        """The HMAC key for reply and VERP tokens, read through the secret store, whose cache
-        decides how soon a rotated key is in use (SECRETS_MAX_AGE_SECONDS for Secrets Manager)."""
-        return self.secrets.get(self.settings.token_secret_id).encode()
+    def token_key(self) -> TokenKeys:
+        """The HMAC keys of reply and VERP tokens (the current one and, during its grace period,
+        the one rotated out), read through the secret store, whose cache decides how soon a
+        rotated key is in use (SECRETS_MAX_AGE_SECONDS for Secrets Manager)."""
+        sid = self.settings.token_secret_id
+        try:
+            return tokens.parse_secret(self.secrets.get(sid))
+        except ValueError as exc:
+            raise ConfigError(f"the token-key secret {sid} is not usable ({exc}); rotate it with "
+                              "`mailgate token rotate`", code="token-key-invalid") from None
 
 
 def _system_resolver() -> Resolver:

@@ -140,14 +140,19 @@ def _targets(recipients: list[str], view: RoutingView) -> list[Target]:
     return targets
 
 
+def _token_thread(token_key: tokens.TokenKeys | bytes, address: str) -> str | None:
+    """The thread id of a genuine reply address (memoised: `lookup_keys` and `decide` both ask;
+    on the keys in force now, so that a key past its grace period is not remembered as valid)."""
+    return _checked_reply(tokens.as_keys(token_key).in_force(), address)
+
+
 @lru_cache(maxsize=4096)
-def _token_thread(token_key: bytes, address: str) -> str | None:
-    """The thread id of a genuine reply address (memoised: `lookup_keys` and `decide` both ask)."""
-    return tokens.parse_reply_address(token_key, address)
+def _checked_reply(keys: tokens.TokenKeys, address: str) -> str | None:
+    return tokens.parse_reply_address(keys, address)
 
 
 def lookup_keys(parsed: ParsedMessage, envelope_recipients: Iterable[str],
-                domains: dict[str, AliasDomain], token_key: bytes) -> LookupKeys:
+                domains: dict[str, AliasDomain], token_key: tokens.TokenKeys | bytes) -> LookupKeys:
     """The keys `decide` will read, given the (small, cacheable) list of alias domains."""
     aliases, thread_ids, counters = [], [], []
     for addr in candidate_recipients(parsed, envelope_recipients):
@@ -218,7 +223,7 @@ class _Message:
     recipients: list[str]
     targets: list[Target]
     view: RoutingView
-    token_key: bytes
+    token_key: tokens.TokenKeys | bytes
     own: frozenset[str]
     sig: loops.Signals
     spam: bool
@@ -246,7 +251,7 @@ class _Message:
 
 
 def decide(parsed: ParsedMessage, envelope_recipients: Iterable[str], view: RoutingView, *,
-           token_key: bytes, verdicts: dict[str, Any] | None = None,
+           token_key: tokens.TokenKeys | bytes, verdicts: dict[str, Any] | None = None,
            fetched_from: IncomingServer | None = None) -> Route:
     """The route of one message: the first rule that applies, in Odoo's order (module docstring).
 
