@@ -38,7 +38,7 @@ from mailgate import compose as C  # noqa: E402
 from mailgate import dkim as D  # noqa: E402
 from mailgate.adapters.senders import Transports  # noqa: E402
 from mailgate.adapters.smtp import Ahead, Envelope, SmtpSender  # noqa: E402
-from mailgate.domain import AliasDomain, OutgoingServer  # noqa: E402
+from mailgate.domain import AliasDomain, OutgoingServer, new_id  # noqa: E402
 from mailgate.services import outbound  # noqa: E402
 from mailgate_dev import fakes  # noqa: E402
 from tests.fixtures._ports import free_port, wait_listening  # noqa: E402
@@ -90,7 +90,7 @@ def run_odoo_loop(port, ctx, messages):
 def prepare(data: dict, keys, token_key):
     """Compose and sign one request, yielding between parts (run while the server works)."""
     req = C.parse_request(data)
-    ref = outbound.message_ref(req.idempotency_key)
+    ref = new_id()  # as outbound.claim_ref draws it for a new request
     m = C.compose(req, author=req.author, message_id=f"<{ref}@example.test>", ref=ref)
     verp = tokens.verp_address(token_key, "bounce", "example.test", ref, 0)
     yield
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     prebuilt = []
     for data in reqs:
         req = C.parse_request(data)
-        m = C.compose(req, author=req.author, message_id=f"<{outbound.message_ref(req.idempotency_key)}@example.test>",
+        m = C.compose(req, author=req.author, message_id=f"<{new_id()}@example.test>",
                       ref="x")
         prebuilt.append((req.recipients[0], m.raw))
     size = sum(len(r) for _, r in prebuilt) / n

@@ -79,7 +79,7 @@ def test_message_is_signed_and_sent_once_per_recipient_with_its_own_verp_sender(
     out = outbound.send(c, req(), senders={"ses": ses})
     assert out["status"] == "sent"
     assert [r["status"] for r in out["recipients"]] == ["sent", "sent"]
-    ref = outbound.message_ref("order-42-confirmation")
+    ref = outbound.recorded_ref(c, "order-42-confirmation")
     record = c.messages.get("out:" + ref)
     for mail_from, rcpt, raw in ses.transactions:
         got_ref, index = tokens.parse_verp_address(c.token_key, mail_from)
@@ -285,7 +285,7 @@ def test_a_send_interrupted_mid_transaction_is_never_repeated(c):
 
 
 def test_a_message_another_worker_is_sending_is_left_for_later(c):
-    ref = outbound.message_ref("order-42-confirmation")
+    ref = outbound.claim_ref(c, "order-42-confirmation")
     c.kv.put_item(f"outlease#{ref}", {"since": 0}, ttl_seconds=60)
     ses = FakeSender("ses")
     assert outbound.send(c, req(), senders={"ses": ses})["status"] == "retrying"
@@ -341,3 +341,66 @@ def test_deferred_sqs_message_comes_back_later_each_time(c):
         assert outbound_handler.handle(c, event, senders=outbound.Senders(c, {"ses": ses})) == {
             "batchItemFailures": [{"itemIdentifier": "m"}]}
     assert c.outbound_queue.delays == [("h", 30), ("h", 60), ("h", 120), ("h", 900)]
+
+
+# --- identifiers nobody outside can compute -------------------------------------------------------
+
+
+def _derived_ref(idempotency_key: str) -> str:
+    """What a stranger computes from a guessable idempotency key (refs were once derived so)."""
+    import base64
+    import hashlib
+
+    return base64.b32encode(hashlib.sha256(b"mailgate-out:" + idempotency_key.encode()).digest()).decode().lower()[:16]
+
+
+def test_a_stranger_cannot_compute_the_message_id_of_a_guessable_request_and_join_its_thread(c):
+    from mailgate.services import inbound
+
+    ses = FakeSender("ses")
+    key = "invoice-42-reminder-1"
+    sent = outbound.send(c, req(idempotency_key=key, record={"model": "account.move", "id": "42"},
+                                to=["bob@example.org"]), senders={"ses": ses})
+    m = parsed(ses.transactions[0][2])
+    guessed = _derived_ref(key)
+    assert guessed not in (sent["ref"], m["X-Mailgate-Id"]) and guessed not in m["Message-ID"]
+    assert guessed not in ses.transactions[0][0]  # nor the VERP token's payload
+    c.config.put_domain(AliasDomain("example.test", dkim_selector="mg"))
+    attack = (f"From: eve@attacker.example\nTo: catchall@example.test\nSubject: Re: Invoice 42\n"
+              f"Message-ID: <eve1@attacker.example>\nIn-Reply-To: <{guessed}@example.test>\n\n"
+              "Please pay to my account instead.\n").encode()
+    c.raw_store.put("raw/ses/eve1", attack)
+    routed = inbound.ingest(c, "raw/ses/eve1", source="ses", envelope_recipients=["catchall@example.test"])
+    assert routed.outcome != "thread" and routed.thread_id != sent["thread_id"]
+    # and the same key on another stack (or a fresh ledger) gives another, unrelated ref
+    other = fakes.in_memory()
+    other.config.put_domain(AliasDomain("example.test", dkim_selector="mg"))
+    other.secrets.put("mailgate/dkim/example.test/mg", c.secrets.get("mailgate/dkim/example.test/mg"))
+    assert outbound.send(other, req(idempotency_key=key), senders={"ses": FakeSender("ses")})["ref"] != sent["ref"]
+
+
+def test_a_retried_request_reuses_the_ref_recorded_the_first_time(c):
+    ses = FakeSender("ses", {"carol@example.org": ("deferred", 451)})
+    first = outbound.send(c, req(), senders={"ses": ses})
+    ses.replies.clear()
+    again = outbound.send(c, req(), senders={"ses": ses})
+    assert again["ref"] == first["ref"] == outbound.recorded_ref(c, "order-42-confirmation")
+    assert {parsed(raw)["Message-ID"] for _, _, raw in ses.transactions} == {f"<{first['ref']}@example.test>"}
+
+
+def test_a_request_recorded_before_refs_were_random_is_finished_not_sent_again(c):
+    """A retry that arrives after the upgrade finds the record its first attempt made under the
+    ref derived from its key, and sends only to the recipients still pending."""
+    ses = FakeSender("ses", {"carol@example.org": ("deferred", 451)})
+    first = outbound.send(c, req(), senders={"ses": ses})
+    record = c.messages.get("out:" + first["ref"])
+    old = _derived_ref("order-42-confirmation")
+    record.key, record.raw_key = "out:" + old, f"outbound/{old}.eml"
+    c.messages.claim(record)
+    c.raw_store.put(record.raw_key, c.raw_store.get(f"outbound/{first['ref']}.eml"))
+    fresh = fakes.in_memory()  # the ledger as the previous version left it: no ref recorded per key
+    fresh.messages, fresh.raw_store, fresh.config, fresh.secrets = c.messages, c.raw_store, c.config, c.secrets
+    ses.replies.clear()
+    again = outbound.send(fresh, req(), senders={"ses": ses})
+    assert again["ref"] == old and again["status"] == "sent"
+    assert [rcpt for _, rcpt, _ in ses.transactions] == ["bob@example.org", "carol@example.org", "carol@example.org"]

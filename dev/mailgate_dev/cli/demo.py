@@ -253,9 +253,10 @@ class Tour:
 
     def _sent(self, idempotency_key: str) -> str:
         """What became of the send request with this key (for a FAILED line)."""
-        from mailgate.services.outbound import message_ref
+        from mailgate.services.outbound import recorded_ref
 
-        out = self.c.messages.get("out:" + message_ref(idempotency_key))
+        ref = recorded_ref(self.c, idempotency_key)
+        out = self.c.messages.get("out:" + ref) if ref else None
         if out is not None:
             return f"its send request is {out.outcome}: {out.reason}"
         ev = self.event("Send Result", lambda x: x.get("idempotency_key") == idempotency_key, timeout=3)

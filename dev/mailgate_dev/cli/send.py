@@ -115,10 +115,10 @@ def cmd_send(args) -> int:
         lines += [f"  {r['address']}: {r['status']} {r.get('detail') or ''}".rstrip() for r in result["recipients"]]
         common.emit(args, result, "\n".join(lines))
         return common.EXIT_OK if result["status"] in ("sent", "duplicate") else common.EXIT_FAILED
-    from mailgate.services.outbound import message_ref
+    from mailgate.services.outbound import claim_ref
 
+    ref = claim_ref(c, req["idempotency_key"])  # drawn now, so that it can be printed; the worker reads it
     c.outbound_queue.send(req, dedup_id=req["idempotency_key"])
-    ref = message_ref(req["idempotency_key"])
     common.emit(args, {"queued": True, "idempotency_key": req["idempotency_key"], "ref": ref},
                 f"queued {req['idempotency_key']} (ref {ref}); the result is published as a 'Send Result' event")
     return common.EXIT_OK

@@ -44,11 +44,6 @@ def _b32(data: bytes) -> str:
     return base64.b32encode(data).decode().rstrip("=").lower()
 
 
-def new_ref() -> str:
-    """A random 16-character lower-case base32 id (80 bits): nobody can compute or guess it."""
-    return _b32(secrets.token_bytes(10))
-
-
 # --------------------------------------------------------------------------- keys
 
 

@@ -1,7 +1,7 @@
 """The outbound path: a send request in, a DKIM-signed message out through SMTP or SES.
 
 `send(c, request)` is idempotent by the request's `idempotency_key`: the message ledger record
-`out:<ref>` (ref derived from the key) is claimed before anything is sent, each recipient's state
+`out:<ref>` (a random ref, recorded for the key the first time) is claimed before anything is sent, each recipient's state
 is written *before* its SMTP transaction ("sending") and after it ("sent", "failed", "deferred",
 "suppressed", "unknown"), and a retry only sends to recipients still "pending" or "deferred".
 A recipient left in "sending" by a crash is never re-sent (marked "unknown"): a possible loss is
@@ -44,10 +44,47 @@ THREAD_IDS_KEPT = 20  # References: the newest ids of the thread (RFC 5322 §3.6
 FINAL = {"sent", "failed", "suppressed", "unknown"}
 
 
-def message_ref(idempotency_key: str) -> str:
-    """The 16-character lower-case base32 ref of a request (80 bits of SHA-256): fits a VERP token."""
+# --------------------------------------------------------------------------- refs
+#
+# A request's ref names its ledger record (`out:<ref>`), Message-ID (`<ref@domain>`),
+# X-Mailgate-Id and VERP tokens. It is random (domain.new_id, 80 bits): the idempotency key is the
+# application's, often guessable ("invoice-42-reminder-1"), and a ref derived from it would let a
+# stranger compute a Message-ID and answer into the thread. Idempotency comes from the ledger: the
+# ref drawn for a key the first time is recorded (`outref#<sha256(key)>`) and every retry reads it.
+
+
+def _ref_item(idempotency_key: str) -> str:
+    return "outref#" + hashlib.sha256(idempotency_key.encode()).hexdigest()
+
+
+def _derived_ref(idempotency_key: str) -> str:
+    """The ref the previous version derived from the key: only to find the records it made."""
     digest = hashlib.sha256(b"mailgate-out:" + idempotency_key.encode()).digest()
     return base64.b32encode(digest).decode().lower()[:16]
+
+
+def recorded_ref(c, idempotency_key: str) -> str | None:
+    """The ref of the request with this key, if it was seen before."""
+    item = c.kv.get_item(_ref_item(idempotency_key))
+    if item and item.get("ref"):
+        return str(item["ref"])
+    old = _derived_ref(idempotency_key)
+    if c.messages.get("out:" + old) is not None:  # recorded before refs were random: finish it
+        c.kv.put_item(_ref_item(idempotency_key), {"ref": old, "at": time.time()}, if_absent=True)
+        return old
+    return None
+
+
+def claim_ref(c, idempotency_key: str) -> str:
+    """The ref recorded for this key the first time, else a new random one, recorded now (a
+    conditional write: two first attempts at once agree on one)."""
+    ref = recorded_ref(c, idempotency_key)
+    if ref:
+        return ref
+    ref = new_id()
+    if c.kv.put_item(_ref_item(idempotency_key), {"ref": ref, "at": time.time()}, if_absent=True):
+        return ref
+    return str(c.kv.get_item(_ref_item(idempotency_key))["ref"])
 
 
 # --------------------------------------------------------------------------- transport selection
@@ -155,7 +192,7 @@ def _event(c, detail: dict) -> dict:
 def _reject(c, request: Any, err: MailgateError, *, record: MessageRecord | None = None) -> dict:
     key = request.get("idempotency_key") if isinstance(request, dict) else None
     detail = {
-        "status": "rejected", "ref": record.key[4:] if record else (message_ref(key) if isinstance(key, str) else ""),
+        "status": "rejected", "ref": record.key[4:] if record else "",
         "idempotency_key": key if isinstance(key, str) else None, "message_id": record.message_id if record else "",
         "error": err.code, "field": getattr(err, "field", ""), "reason": str(err), "recipients": [],
     }
@@ -341,7 +378,7 @@ def send(c, request: dict, *, senders: Senders | dict | None = None, deadline: f
         req = C.parse_request(request)
     except C.InvalidRequest as e:
         return _reject(c, request, e)
-    ref = message_ref(req.idempotency_key)
+    ref = claim_ref(c, req.idempotency_key)
     key = "out:" + ref
     record = c.messages.get(key)
     if record and record.outcome != "rejected" and all(r["status"] in FINAL for r in record.detail.get("recipients", [])):
