@@ -33,5 +33,6 @@ def settings_from_outputs(outputs: dict[str, str], *, region: str, endpoint: str
         dkim_secret_prefix=outputs.get("DkimSecretPrefix", "mailgate/dkim/"),
         server_secret_prefix=outputs.get("ServerSecretPrefix", "mailgate/server/"),
         ses_configuration_set=outputs.get("ConfigurationSetName", ""),
+        feedback_topic_arn=outputs.get("FeedbackTopicArn", ""),
         endpoint_url=endpoint, region=region,
     )

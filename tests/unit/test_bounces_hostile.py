@@ -46,15 +46,15 @@ def test_bounce_of_a_bounce_is_recorded_and_nothing_is_suppressed():
            "Hi. This is the qmail-send program.\nI'm afraid I wasn't able to deliver your message.\n\n"
            "--q\nContent-Type: message/rfc822\n\n" + inner + "\n--q--\n").encode()
     c, result = _handle(raw)
-    assert result["kind"] == "bounce" and result["outcome"] in ("unverified", "unresolved")
+    assert result["kind"] == "bounce" and result["outcome"] == "unproven"
     assert suppression.list_suppressed(c.kv) == [] and c.events.published == []
 
 
-def test_bounce_quoting_no_original_message_is_unverified():
+def test_bounce_quoting_no_original_message_is_unproven():
     raw = (b"From: MAILER-DAEMON@b.example\nTo: bounce@example.test\nSubject: Mail delivery failed\n\n"
            b"The following address failed:\n\n  someone@b.example\n    550 5.1.1 User unknown\n")
     c, result = _handle(raw)
-    assert result["kind"] == "bounce" and result["outcome"] == "unverified"
+    assert result["kind"] == "bounce" and result["outcome"] == "unproven"
     assert suppression.list_suppressed(c.kv) == []
 
 

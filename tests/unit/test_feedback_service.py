@@ -100,35 +100,105 @@ def test_forged_token_does_not_get_an_arbitrary_address_suppressed():
 
     result = handle_inbound_bounce(c, rec, parse(raw))
 
-    assert result["outcome"] == "unverified" and result["verified"] is False
+    assert result["outcome"] == "unproven" and result["verified"] is False
     assert suppression.list_suppressed(c.kv) == []
     assert c.events.published == []
-    assert "not verified" in result["recipients"][0]["why"]
+    assert "unproven" in result["recipients"][0]["why"]
 
 
-def test_dsn_without_token_acts_only_on_recipients_our_ledger_shows():
+def test_a_recipient_cannot_get_a_co_recipient_suppressed_by_quoting_the_shared_x_mailgate_id():
+    """Every copy of a message carries the same X-Mailgate-Id and Message-ID: mallory, one of three
+    recipients, forges a DSN naming bob to the bare bounce address. It proves nothing."""
     c = _container()
-    ref = _sent(c, ["bob@customer.example"])
-    raw = _dsn("bob@customer.example", mailgate_id=ref, extra_recipients=("victim@important.example",))
+    ref = _sent(c, ["alice@customer.example", "bob@customer.example", "mallory@customer.example"])
+    raw = _dsn("bob@customer.example", mailgate_id=ref, message_id=f"<{ref}@{DOMAIN}>",
+               extra_recipients=("alice@customer.example",))
     rec = _inbound(c, [f"bounce@{DOMAIN}"], raw)
 
     result = handle_inbound_bounce(c, rec, parse(raw))
 
-    assert result["outcome"] == "bounced"
-    assert suppression.is_suppressed(c.kv, DOMAIN, "bob@customer.example") is not None
-    assert suppression.is_suppressed(c.kv, DOMAIN, "victim@important.example") is None
-    assert [e["address"] for e in _events(c, "Bounce")] == ["bob@customer.example"]
-    assert _events(c, "Bounce")[0]["verified_by"] == "ledger"
+    assert result["outcome"] == "unproven" and result["verified"] is False and result["kind"] == "bounce"
+    assert "VERP" in result["reason"]
+    assert suppression.list_suppressed(c.kv) == [] and score(c.kv, DOMAIN, "bob@customer.example") == 0
+    assert c.events.published == []
+    stored = c.messages.get(rec.key)
+    assert stored.outcome == "bounce" and "unproven: " in stored.reason
+    assert stored.detail["feedback"]["kind"] == "bounce"
+    assert {r["address"] for r in stored.detail["feedback"]["recipients"]} == {
+        "bob@customer.example", "alice@customer.example"}
 
 
-def test_dsn_quoting_our_message_id_is_resolved_through_the_ledger():
+def test_a_recipient_holding_its_own_token_can_only_ever_name_itself():
+    """mallory's own copy carried bounce+TOKEN(mallory)@: a DSN she sends there naming bob counts
+    against the recipient the token names (mallory), never against the address in the body."""
     c = _container()
-    ref = _sent(c, ["bob@customer.example"])
-    raw = _dsn("bob@customer.example", message_id=f"<{ref}@{DOMAIN}>")
+    ref = _sent(c, ["bob@customer.example", "mallory@customer.example"])
+    raw = _dsn("bob@customer.example", mailgate_id=ref)
+    rec = _inbound(c, [_verp(c, ref, 1)], raw)
+
+    result = handle_inbound_bounce(c, rec, parse(raw))
+
+    assert result["outcome"] == "bounced"
+    assert suppression.is_suppressed(c.kv, DOMAIN, "bob@customer.example") is None
+    assert [e["address"] for e in _events(c, "Bounce")] == ["mallory@customer.example"]
+
+
+def _arf(rcpt, ref, *, return_path="", original_mail_from=""):
+    """An RFC 5965 abuse report as a mailbox provider's feedback loop sends it."""
+    fields = f"Feedback-Type: abuse\nUser-Agent: ISP-FBL/1.0\nVersion: 1\nOriginal-Rcpt-To: {rcpt}\n"
+    if original_mail_from:
+        fields += f"Original-Mail-From: <{original_mail_from}>\n"
+    original = (f"Return-Path: <{return_path}>\n" if return_path else "") + (
+        f"From: notifications@{DOMAIN}\nTo: {rcpt}\nMessage-ID: <{ref}@{DOMAIN}>\nX-Mailgate-Id: {ref}\n")
+    return (
+        "From: fbl@isp.example\nTo: fbl@example.test\nSubject: complaint\nMessage-ID: <fbl1@isp.example>\n"
+        "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\n\n"
+        "--F\nContent-Type: text/plain\n\nThis is an abuse report.\n\n"
+        f"--F\nContent-Type: message/feedback-report\n\n{fields}\n"
+        f"--F\nContent-Type: text/rfc822-headers\n\n{original}\n--F--\n"
+    ).encode()
+
+
+def test_a_forged_complaint_quoting_the_shared_ids_suppresses_no_one():
+    c = _container()
+    ref = _sent(c, ["carol@customer.example", "mallory@customer.example"])
+    raw = _arf("carol@customer.example", ref)
     rec = _inbound(c, [f"bounce@{DOMAIN}"], raw)
 
-    assert handle_inbound_bounce(c, rec, parse(raw))["outcome"] == "bounced"
-    assert suppression.is_suppressed(c.kv, DOMAIN, "bob@customer.example") is not None
+    result = handle_inbound_bounce(c, rec, parse(raw))
+
+    assert result["outcome"] == "unproven" and result["kind"] == "complaint"
+    assert suppression.list_suppressed(c.kv) == [] and c.events.published == []
+
+
+def test_a_complaint_is_proven_by_the_token_in_the_return_path_of_the_copy_it_reports():
+    """Feedback loops send the report to the address registered with them, not to the Return-Path;
+    the copy they attach keeps the Return-Path its mailbox was delivered with (RFC 5965 §2), which
+    is that recipient's VERP address. The report's own Original-Mail-From field names it too."""
+    c = _container()
+    ref = _sent(c, ["carol@customer.example", "dan@customer.example"])
+    by_return_path = _arf("someone@redacted.example", ref, return_path=_verp(c, ref, 0))
+    by_field = _arf("redacted", ref, original_mail_from=_verp(c, ref, 1))
+
+    first = handle_inbound_bounce(c, _inbound(c, ["fbl@example.test"], by_return_path), parse(by_return_path))
+    second = handle_inbound_bounce(c, _inbound(c, ["fbl@example.test"], by_field), parse(by_field))
+
+    assert (first["outcome"], second["outcome"]) == ("complaint", "complaint")
+    assert suppression.is_suppressed(c.kv, DOMAIN, "carol@customer.example")["source"] == "complaint"
+    assert suppression.is_suppressed(c.kv, DOMAIN, "dan@customer.example")["source"] == "complaint"
+    assert suppression.is_suppressed(c.kv, DOMAIN, "someone@redacted.example") is None
+    assert [e["verified_by"] for e in _events(c, "Complaint")] == ["verp", "verp"]
+
+
+def test_a_complaint_carrying_a_recipients_own_token_names_only_that_recipient():
+    c = _container()
+    ref = _sent(c, ["carol@customer.example", "mallory@customer.example"])
+    raw = _arf("carol@customer.example", ref, return_path=_verp(c, ref, 1))
+
+    handle_inbound_bounce(c, _inbound(c, ["fbl@example.test"], raw), parse(raw))
+
+    assert suppression.is_suppressed(c.kv, DOMAIN, "carol@customer.example") is None
+    assert [e["address"] for e in _events(c, "Complaint")] == ["mallory@customer.example"]
 
 
 def test_arf_complaint_suppresses_and_publishes_complaint_event():
@@ -333,3 +403,21 @@ def test_a_notification_refused_for_its_own_sake_is_reported_and_the_others_go_o
     result = sns_action.handle(c, {"Records": [bad, good]})
     assert [r["outcome"] for r in result["results"]] == ["failed", "complaint"]
     assert "item refused" in result["results"][0]["reason"]
+
+
+def test_a_notification_from_another_topic_than_the_stacks_feedback_topic_is_refused():
+    """The function trusts SES notifications because only SES publishes to its topic: one that
+    reaches it from elsewhere (a subscription added by mistake, another account) counts nothing."""
+    import dataclasses
+
+    c = _container()
+    topic = "arn:aws:sns:eu-west-1:123456789012:mailgate-ses-feedback"
+    c.settings = dataclasses.replace(c.settings, feedback_topic_arn=topic)
+    event = json.loads((EVENTS / "sns-ses-bounce.json").read_text())
+    other = copy.deepcopy(event)
+    other["Records"][0]["Sns"]["TopicArn"] = "arn:aws:sns:eu-west-1:999999999999:someone-elses-topic"
+
+    refused = sns_action.handle(c, other)["results"][0]
+    assert refused["outcome"] == "refused" and "someone-elses-topic" in refused["reason"]
+    assert suppression.list_suppressed(c.kv) == [] and c.events.published == []
+    assert sns_action.handle(c, event)["results"][0]["outcome"] == "bounced"

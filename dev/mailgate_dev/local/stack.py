@@ -164,6 +164,7 @@ class LocalStack:
             settings.DKIM_SECRET_PREFIX: st.dkim_secret_prefix,
             settings.SERVER_SECRET_PREFIX: st.server_secret_prefix,
             settings.SES_CONFIGURATION_SET: st.ses_configuration_set,
+            settings.FEEDBACK_TOPIC_ARN: st.feedback_topic_arn,
             "POWERTOOLS_SERVICE_NAME": "mailgate", "POWERTOOLS_METRICS_NAMESPACE": "mailgate",
             "POWERTOOLS_DEV": "false", "POWERTOOLS_TRACE_DISABLED": "true",
         })

@@ -24,6 +24,8 @@ TOKEN_SECRET_ID = "MAILGATE_TOKEN_SECRET_ID"
 DKIM_SECRET_PREFIX = "MAILGATE_DKIM_SECRET_PREFIX"
 SERVER_SECRET_PREFIX = "MAILGATE_SERVER_SECRET_PREFIX"
 SES_CONFIGURATION_SET = "MAILGATE_SES_CONFIGURATION_SET"
+# The SNS topic SES publishes bounces and complaints to: the feedback function takes no other.
+FEEDBACK_TOPIC_ARN = "MAILGATE_FEEDBACK_TOPIC_ARN"
 # Where the SES receipt rule's S3 action stores raw mail (its ObjectKeyPrefix).
 SES_RAW_PREFIX = "MAILGATE_SES_RAW_PREFIX"
 # Standard AWS SDK variable: boto3 sends every call there when set (the local stack sets it).
@@ -44,6 +46,7 @@ class Settings:
     dkim_secret_prefix: str = "mailgate/dkim/"
     server_secret_prefix: str = "mailgate/server/"
     ses_configuration_set: str = ""
+    feedback_topic_arn: str = ""
     ses_raw_prefix: str = "raw/ses/"
     endpoint_url: str | None = None
     region: str = field(default="us-east-1")
@@ -70,6 +73,7 @@ class Settings:
             dkim_secret_prefix=env.get(DKIM_SECRET_PREFIX) or "mailgate/dkim/",
             server_secret_prefix=env.get(SERVER_SECRET_PREFIX) or "mailgate/server/",
             ses_configuration_set=env.get(SES_CONFIGURATION_SET, ""),
+            feedback_topic_arn=env.get(FEEDBACK_TOPIC_ARN, ""),
             ses_raw_prefix=env.get(SES_RAW_PREFIX) or "raw/ses/",
             endpoint_url=env.get(AWS_ENDPOINT_URL) or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",

@@ -42,6 +42,11 @@ def _one(c, record: SNSEventRecord) -> dict[str, Any]:
         message = None
     if not isinstance(message, str):
         return {"outcome": "invalid", "reason": "not an SNS record with a Message"}
+    expected = c.settings.feedback_topic_arn
+    topic = str(record.raw_event.get("Sns", {}).get("TopicArn") or "")
+    if expected and topic != expected:
+        # SES notifications are trusted because only SES publishes to this stack's topic
+        return {"outcome": "refused", "reason": f"from topic {topic[:200]!r}, not the stack's feedback topic"}
     try:
         notification = json.loads(message)
     except ValueError:

@@ -6,11 +6,15 @@ ledger), count and suppress (`mailgate.bounce_policy`), publish "Bounce" / "Comp
 and return what they did. They never send mail: a bounce is never answered (RFC 3834 §2,
 RFC 3464 §2: no DSN about a DSN).
 
-Trust: a VERP token is an HMAC over (message ref, recipient index), so a bounce that carries a
-genuine one names a recipient we really mailed, and nobody else. A DSN without a genuine token is
-read for its recipients, but only acts on those our ledger shows we sent to (the original's
-X-Mailgate-Id or Message-ID quoted in the DSN); a forged DSN cannot get an arbitrary address
-suppressed.
+Trust: a report received by mail counts against a recipient only with proof for that recipient:
+a genuine VERP token, an HMAC over (message ref, recipient index) that only that recipient's copy
+carried, as its envelope sender. A DSN (RFC 3464) is sent to that envelope sender, so the token
+is in the envelope recipient. A feedback-loop complaint (RFC 5965) goes to the address registered
+with the mailbox provider instead; the token is then in the report's Original-Mail-From field or
+in the Return-Path of the copy it attaches. The token's recipient index decides who is counted,
+never an address in the report. X-Mailgate-Id and Message-ID prove nothing: every recipient of a
+message sees them. A report without proof is recorded ("unproven", with its kind and reason) and
+counts against no one. SES notifications are trusted: they come from SES through our SNS topic.
 """
 
 from __future__ import annotations
@@ -21,10 +25,14 @@ from typing import Any
 
 from .. import bounce_policy, suppression, tokens
 from ..bounces import BounceRecipient, BounceReport, classify_parsed, classify_ses_notification
+from ..bounces.dsn import feedback_report
+from ..bounces.notification import Notification
 from ..domain import MessageRecord
 from ..errors import TransientError
 from ..message import ParsedMessage
 
+#: addresses read for a VERP token in one report (a report is about one copy: a few suffice)
+MAX_PROOF_ADDRESSES = 20
 #: how long an SES feedback id / a (message, recipient, kind) bounce is remembered for dedup
 DEDUP_TTL = 30 * 24 * 3600
 
@@ -44,12 +52,6 @@ def _sending_domain(out: MessageRecord | None, fallback: str) -> str:
         if out.sender and "@" in out.sender:
             return _domain_of(out.sender)
     return fallback.lower()
-
-
-def _ref_from_message_id(message_id: str) -> str:
-    """Our Message-ID is `<ref@alias-domain>`: the ref, if it looks like one of ours."""
-    local = message_id.strip("<> ").partition("@")[0]
-    return local.lower() if local and re.fullmatch(r"[a-z0-9-]{4,64}", local.lower()) else ""
 
 
 def _ledger(c, ref: str) -> MessageRecord | None:
@@ -74,7 +76,7 @@ def handle_inbound_bounce(c, record: MessageRecord, parsed: ParsedMessage) -> di
     routed); what feedback made of it follows the routing reason and is kept whole in detail["feedback"].
     """
     report = classify_parsed(parsed)
-    result = _handle_report(c, record, report)
+    result = _handle_report(c, record, parsed, report)
     try:
         record.outcome = "bounce"
         said = f"{result['outcome']}: {result['reason']}"
@@ -86,17 +88,34 @@ def handle_inbound_bounce(c, record: MessageRecord, parsed: ParsedMessage) -> di
     return result
 
 
-def _verp_targets(c, record: MessageRecord) -> list[tuple[str, int, MessageRecord, str, str]]:
+def _proof_addresses(record: MessageRecord, parsed: ParsedMessage, report: BounceReport) -> list[str]:
+    """Where a VERP token may prove a report: the envelope recipients (a DSN is sent to the
+    envelope sender), and for a complaint the ARF Original-Mail-From (RFC 5965 §3.2) and the
+    Return-Path of the attached copy (added at delivery: the envelope sender of that copy)."""
+    found = list(record.recipients or [])
+    if report.kind == "complaint":
+        note = Notification(parsed)
+        arf = feedback_report(note)
+        original = note.original
+        for value in ((arf.get_all("original-mail-from") if arf is not None else []) +
+                      (original.get_all("return-path") if original is not None else [])):
+            # a path or an address list: `<bounce+TOKEN@domain>`; only a token's words matter
+            found += [w for w in re.split(r"[\s<>,;()\"]+", value[:1000]) if "@" in w]
+    return found[:MAX_PROOF_ADDRESSES]
+
+
+def _verp_targets(c, addresses: list[str]) -> list[tuple[str, int, MessageRecord, str, str]]:
     """(ref, index, outbound record, recipient address, sending domain) for each genuine VERP
-    envelope recipient."""
-    out = []
-    for rcpt in record.recipients or []:
+    address, once per recipient."""
+    out, seen = [], set()
+    for rcpt in addresses:
         try:
             parsed = tokens.parse_verp_address(c.token_key, rcpt)
         except Exception:
             parsed = None
-        if not parsed:
+        if not parsed or parsed in seen:
             continue
+        seen.add(parsed)
         ref, index = parsed
         sent = _ledger(c, ref)
         if sent is None or not 0 <= index < len(sent.recipients):
@@ -105,7 +124,7 @@ def _verp_targets(c, record: MessageRecord) -> list[tuple[str, int, MessageRecor
     return out
 
 
-def _handle_report(c, record: MessageRecord, report: BounceReport) -> dict[str, Any]:
+def _handle_report(c, record: MessageRecord, parsed: ParsedMessage, report: BounceReport) -> dict[str, Any]:
     base = {"kind": report.kind, "verified": False, "recipients": [], "method": report.method}
     if report.error:
         base["classify_error"] = report.error
@@ -115,40 +134,21 @@ def _handle_report(c, record: MessageRecord, report: BounceReport) -> dict[str, 
                "delivery-report": "delivery-success notification: nothing failed"}[report.kind]
         return {**base, "outcome": "ignored", "reason": why}
 
-    targets = _verp_targets(c, record)
-    actions: list[dict[str, Any]] = []
-    if targets:
-        base["verified"] = True
-        for ref, index, sent, address, domain in targets:
-            entry = _entry_for(report, address)
-            actions.append(_apply(c, report, entry, address, domain, sent, ref, index, via="verp"))
-    else:
-        # No genuine token: act only on recipients the ledger shows we mailed.
-        sent = _ledger(c, report.original_mailgate_id.lower()) or \
-            _ledger(c, _ref_from_message_id(report.original_message_id))
-        ref = sent.key[4:] if sent is not None else ""
-        sent_to = {r.strip().lower(): i for i, r in enumerate(sent.recipients)} if sent is not None else {}
-        for entry in report.recipients:
-            if not entry.address:
-                continue
-            if entry.address in sent_to:
-                domain = _sending_domain(sent, "")
-                actions.append(_apply(c, report, entry, entry.address, domain, sent, ref, sent_to[entry.address],
-                                      via="ledger"))
-                base["verified"] = True
-            else:
-                actions.append({"address": entry.address, "action": "none",
-                                "why": "not verified: no genuine VERP token, and the ledger shows no message "
-                                       "of ours to this address"})
+    targets = _verp_targets(c, _proof_addresses(record, parsed, report))
+    if not targets:
+        named = [{"address": e.address, "action": "none",
+                  "why": "unproven: named by the report, which carries no token of ours for it"} for e in report.recipients if e.address]
+        return {**base, "recipients": named[:50], "outcome": "unproven",
+                "reason": f"a {report.kind} without a genuine VERP token of ours (in the envelope recipient"
+                          f"{', the report or the attached copy' if report.kind == 'complaint' else ''}): it "
+                          "proves nothing about who received our mail, so it counts against no one"}
+    base["verified"] = True
+    actions = [_apply(c, report, _entry_for(report, address), address, domain, sent, ref, index, via="verp")
+               for ref, index, sent, address, domain in targets]
     base["recipients"] = actions
-    applied = [a for a in actions if a.get("action") not in ("none", "duplicate")]
-    if not actions:
-        return {**base, "outcome": "unresolved",
-                "reason": "a bounce that names no recipient and carries no genuine VERP token"}
+    applied = [a for a in actions if a.get("action") != "duplicate"]
     if not applied:
-        dup = all(a.get("action") == "duplicate" for a in actions)
-        return {**base, "outcome": "duplicate" if dup else "unverified",
-                "reason": "already counted" if dup else "no recipient could be verified as one we mailed"}
+        return {**base, "outcome": "duplicate", "reason": "already counted"}
     return {**base, "outcome": "complaint" if report.kind == "complaint" else "bounced",
             "reason": "; ".join(f"{a['address']}: {a['action']}" for a in applied)[:500]}
 
