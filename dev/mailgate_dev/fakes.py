@@ -288,6 +288,10 @@ class MemoryInboundStore:
         for address in keys.contacts:
             if self.kv.get_item(contact_key(address)) is not None:
                 snap.known_senders.add(address.lower())
+        for key in keys.ledger_keys:
+            record = self.messages.get(key)
+            if record is not None:
+                snap.recorded[key] = record.digest
         # second read: the threads named by the first (tokens, index hits, forced threads)
         wanted = list(keys.thread_ids) + list(snap.index.values()) + [
             a.force_thread_id for a in snap.aliases.values() if a.force_thread_id]

@@ -91,3 +91,35 @@ def test_mail_arriving_while_the_table_throttles_reads_is_retried_not_recorded_a
         events.unregister("before-call.dynamodb.BatchGetItem", throttle)
     assert c.messages.list() == []
     assert deliver(c, mail(40), "raw/ses/t40").outcome == "new-record"
+
+
+ORDER = (b"From: Olga <olga@customer.test>\r\nTo: sales@example.test\r\nSubject: Order 2\r\n"
+         b"Date: Tue, 3 Mar 2026 10:00:00 +0100\r\nMessage-ID: <o2@customer.test>\r\n\r\n40 chairs, please.\r\n")
+
+
+def test_an_outsider_cannot_pre_empt_a_message_by_its_message_id_and_copies_still_merge(c):
+    squat = deliver(c, b"From: eve@attacker.test\r\nTo: sales@example.test\r\nSubject: hi\r\n"
+                       b"Message-ID: <o2@customer.test>\r\n\r\nfirst!\r\n", "raw/ses/squat")
+    real = deliver(c, b"Received: from mx.customer.test by inbound-smtp\r\n" + ORDER, "raw/ses/real")
+    fetched = (b"Delivered-To: office@customer.test\r\nReceived: by imap.customer.test\r\n" + ORDER).replace(
+        b"\r\n", b"\n")
+    c.raw_store.put("raw/fetch/o2.eml", fetched)
+    again = inbound.ingest(c, "raw/fetch/o2.eml", source="imap:office")
+
+    assert real.key != squat.key and real.outcome == "new-record" and real.sender == "olga@customer.test"
+    assert again.key == real.key and len(c.messages.list()) == 2
+
+
+def test_a_redelivery_of_a_message_recorded_under_the_previous_key_finds_that_record(c):
+    from mailgate.domain import MessageRecord
+    from mailgate.inbound_model import previous_message_key
+    from mailgate.message import parse
+
+    parsed = parse(ORDER)
+    old = previous_message_key(parsed)
+    c.raw_store.put("raw/ses/old", ORDER)
+    c.messages.claim(MessageRecord(key=old, raw_key="raw/ses/old", source="ses", message_id=parsed.message_id,
+                                   digest=parsed.digest, outcome="new-record"))
+
+    assert deliver(c, ORDER, "raw/ses/old-again").key == old
+    assert inbound.replay(c, "raw/ses/old").key == old and len(c.messages.list()) == 1

@@ -32,11 +32,11 @@ def test_same_message_id_with_different_bytes_is_still_one_message():
     assert len(c.messages.records) == 1
 
 
-def test_message_without_message_id_is_deduplicated_by_its_digest():
+def test_message_without_message_id_is_deduplicated_by_its_content():
     c = stack()
     raw = mail(message_id=None)
     a, b = deliver(c, raw), deliver(c, raw)
-    assert a.key == b.key and a.key.startswith("in:raw:")
+    assert a.key == b.key and a.key.startswith("in:msg:")
     assert len(c.events.published) == 1
     assert deliver(c, mail(message_id=None, body="other\n")).key != a.key
 

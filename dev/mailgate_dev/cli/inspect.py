@@ -28,6 +28,7 @@ def read_message_file(path: str) -> bytes:
 
 def inspect_bytes(raw: bytes) -> dict:
     from mailgate import loops
+    from mailgate.inbound_model import message_key
     from mailgate.message import parse
 
     from mailgate.bounces import classify_parsed
@@ -42,20 +43,14 @@ def inspect_bytes(raw: bytes) -> dict:
     return {
         **parsed.summary(), **report, "signals": sig.to_dict(),
         "reply_text": parsed.reply_text, "text_chars": len(parsed.text), "html_chars": len(parsed.html),
-        "message_key": _key(parsed),
+        "message_key": message_key(raw),
     }
-
-
-def _key(parsed) -> str:
-    from mailgate.services.inbound import message_key
-
-    return message_key(parsed)
 
 
 def run(args) -> int:
     data = inspect_bytes(read_message_file(args.file))
     lines = [
-        f"Message-ID:  {data['message_id'] or '(none: deduplicated by the raw digest)'}",
+        f"Message-ID:  {data['message_id'] or '(none: deduplicated by its origin fields and body)'}",
         f"Key:         {data['message_key']}",
         f"From:        {data['from_name'] + ' ' if data['from_name'] else ''}<{data['from']}>",
         f"Return-Path: {'<>' if data['return_path'] == '' else data['return_path'] or '(none)'}",

@@ -40,8 +40,9 @@ def run(args) -> int:
     c = common.get_container(args)
     parsed = parse(raw)
     route = route_message(c, parsed, args.to, verdicts=verdicts or None)
-    existing = c.messages.get(message_key(parsed))
-    data = {**route.to_dict(), "message_key": message_key(parsed),
+    key = message_key(raw)
+    existing = c.messages.get(key)
+    data = {**route.to_dict(), "message_key": key,
             "already_seen": bool(existing), "previous_outcome": existing.outcome if existing else ""}
     lines = [f"Route:   {route.kind}", f"Why:     {route.reason}"]
     if route.thread_id:

@@ -145,7 +145,8 @@ class Thread:
 class MessageRecord:
     """One raw message the gateway took in or sent, with its outcome and the reason for it.
 
-    `key` is the idempotency key (derived from the Message-ID, else from the raw digest);
+    `key` is the idempotency key (inbound: `inbound_model.message_key`, from the origin fields
+    and body; outbound: `out:<ref>`);
     `raw_key` is where the raw bytes are stored (S3 key).
     """
 

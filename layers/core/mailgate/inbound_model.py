@@ -33,11 +33,78 @@ def loop_counter_key(sender: str, target: str) -> str:
     return f"loop#{sender.lower()}#{target.lower()}"
 
 
-def message_key(parsed: ParsedMessage) -> str:
-    """The ledger's idempotency key: the Message-ID when there is one, else the raw digest."""
+#: The header fields the author's system writes once and relays leave alone (RFC 5322 §3.6:
+#: originator, destination, identification and informational fields). Everything else differs
+#: between two copies of one message: trace fields (Received, Return-Path: RFC 5321 §4.4),
+#: Delivered-To, Authentication-Results, signatures and X- fields added on the way.
+ORIGIN_FIELDS = frozenset((b"from", b"sender", b"reply-to", b"to", b"cc", b"date", b"subject",
+                           b"message-id", b"in-reply-to", b"references"))
+_CHUNK = 1 << 20
+
+
+def message_key(raw: bytes) -> str:
+    """The ledger's idempotency key: SHA-256 of the origin fields (Message-ID among them) and the
+    body, so that the copies of one message merge (SES's duplicate deliveries, retries, the same
+    message through SES and a fetch: their trace fields and line ends differ) and a stranger who
+    sends a message with the same Message-ID first makes another key (docs/security.md)."""
+    h = hashlib.sha256(b"mailgate-inbound-key-2\n")
+    start = _body_start(raw)
+    for name, value in sorted(_origin_fields(raw, start)):
+        h.update(name + b":" + value + b"\n")
+    h.update(b"\n")
+    _hash_body(h, raw, start)
+    return "in:msg:" + h.hexdigest()[:40]
+
+
+def previous_message_key(parsed: ParsedMessage) -> str:
+    """The key records had before `message_key` (the Message-ID alone, else the raw digest): only
+    to find those records; one counts as this message only with the same raw digest."""
     if parsed.message_id:
         return "in:mid:" + hashlib.sha256(parsed.message_id.encode("utf-8", "replace")).hexdigest()[:40]
     return "in:raw:" + parsed.digest[:40]
+
+
+def _body_start(raw: bytes) -> int:
+    """Where the body starts: after the first empty line (CRLF or LF), else the end."""
+    lf = raw.find(b"\n\n")
+    crlf = raw.find(b"\n\r\n", 0, lf if lf >= 0 else len(raw))  # never past the first LF LF
+    if crlf >= 0:
+        return crlf + 3
+    return lf + 2 if lf >= 0 else len(raw)
+
+
+def _origin_fields(raw: bytes, start: int) -> list[tuple[bytes, bytes]]:
+    """(lower-case name, value with white space runs made one space) of each origin field, in the
+    order read; unfolded (RFC 5322 §2.2.3), so that a relay folding a line differently changes nothing."""
+    fields: list[tuple[bytes, list[bytes]]] = []
+    current: list[bytes] | None = None
+    for line in raw[:start].split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if current is not None:
+                current.append(line)
+            continue
+        name, colon, value = line.partition(b":")
+        name = name.strip().lower()
+        current = [value] if colon and name in ORIGIN_FIELDS else None
+        if current is not None:
+            fields.append((name, current))
+    return [(name, b" ".join(b" ".join(parts).split())) for name, parts in fields]
+
+
+def _hash_body(h, raw: bytes, start: int) -> None:
+    """The body with CRLF read as LF and its trailing white space left out (a mailbox store and a
+    relay disagree on both), in chunks: a 40 MB message is not copied whole."""
+    stop = len(raw)
+    while stop > start and raw[stop - 1] in b" \t\r\n":
+        stop -= 1
+    view = memoryview(raw)
+    at = start
+    while at < stop:
+        end = min(at + _CHUNK, stop)
+        if raw[end - 1:end] == b"\r" and end < stop:
+            end += 1  # a CRLF is never split between two chunks
+        h.update(bytes(view[at:end]).replace(b"\r\n", b"\n"))
+        at = end
 
 
 @dataclass(frozen=True)
@@ -50,6 +117,8 @@ class LookupKeys:
     message_ids: list[str]
     counter_keys: list[str]
     contacts: list[str]
+    #: ledger records to look for: the message under the key of an earlier version
+    ledger_keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -67,6 +136,8 @@ class Snapshot:
     known_senders: set[str] = field(default_factory=set)
     gateway_domain: str = ""
     bounce_state: dict[str, bool] | None = None
+    #: the raw digest of each ledger record of `LookupKeys.ledger_keys` that exists
+    recorded: dict[str, str] = field(default_factory=dict)
 
     def domain(self, name: str) -> AliasDomain | None:
         return self.domains.get(name.lower())

@@ -152,8 +152,10 @@ def _checked_reply(keys: tokens.TokenKeys, address: str) -> str | None:
 
 
 def lookup_keys(parsed: ParsedMessage, envelope_recipients: Iterable[str],
-                domains: dict[str, AliasDomain], token_key: tokens.TokenKeys | bytes) -> LookupKeys:
-    """The keys `decide` will read, given the (small, cacheable) list of alias domains."""
+                domains: dict[str, AliasDomain], token_key: tokens.TokenKeys | bytes,
+                ledger_keys: Iterable[str] = ()) -> LookupKeys:
+    """The keys `decide` will read, given the (small, cacheable) list of alias domains; and the
+    ledger records the caller wants in the same read (`ledger_keys`)."""
     aliases, thread_ids, counters = [], [], []
     for addr in candidate_recipients(parsed, envelope_recipients):
         base, tag, dom = tokens.split_local(addr)
@@ -173,7 +175,7 @@ def lookup_keys(parsed: ParsedMessage, envelope_recipients: Iterable[str],
     return LookupKeys(domains=sorted(domains), aliases=list(dict.fromkeys(aliases)),
                       thread_ids=list(dict.fromkeys(thread_ids)), message_ids=list(parsed.references),
                       counter_keys=list(dict.fromkeys(counters)),
-                      contacts=[parsed.sender] if parsed.sender else [])
+                      contacts=[parsed.sender] if parsed.sender else [], ledger_keys=list(ledger_keys))
 
 
 def _verdict(verdicts: dict[str, Any] | None, name: str) -> str:

@@ -617,12 +617,15 @@ class DynamoInboundStore:
         bounce_keys = {f"kv#{p}{a.lower()}#{d}": a.lower() for a in keys.contacts for d in snap.domains
                        for p in (SCORE_PREFIX, SOFT_PREFIX)}
         wanted += [(k, "kv") for k in bounce_keys]
+        wanted += [(f"msg#{k}", "msg") for k in keys.ledger_keys]
         snap.bounce_state = {a.lower(): False for a in keys.contacts}
         got = self._batch(wanted)
         for (pk, sk), item in got.items():
             if pk in bounce_keys:
                 snap.bounce_state[bounce_keys[pk]] = True
-            if isinstance(item, AliasItem):
+            if isinstance(item, MessageItem):
+                snap.recorded[item.key] = str((item.data or {}).get("digest") or "")
+            elif isinstance(item, AliasItem):
                 snap.aliases[(item.domain, item.name)] = Alias(**item.data)
             elif isinstance(item, MessageIdItem):
                 snap.index[item.message_id] = item.thread_id

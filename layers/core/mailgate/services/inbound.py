@@ -34,7 +34,7 @@ from .. import bounce_policy, routing
 from .. import message as message_mod
 from ..domain import AliasDomain, IncomingServer, MessageRecord, Thread, new_id
 from ..errors import NotFound, PermanentError, TransientError
-from ..inbound_model import Snapshot, message_key
+from ..inbound_model import Snapshot, message_key, previous_message_key
 from ..message import ParsedMessage
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,9 @@ def route_message(c, parsed: ParsedMessage, envelope_recipients: Iterable[str], 
 def _decide(c, parsed: ParsedMessage, recipients: list[str], verdicts: dict[str, Any] | None,
             fetched_from: IncomingServer | None) -> tuple[routing.Route, Snapshot]:
     token_key = c.token_key
-    keys = routing.lookup_keys(parsed, recipients, c.inbound.domains(), token_key)
+    # in the same read: this message's record under the key of an earlier version, if any
+    keys = routing.lookup_keys(parsed, recipients, c.inbound.domains(), token_key,
+                               ledger_keys=[previous_message_key(parsed)])
     snapshot = c.inbound.load(keys)
     route = routing.decide(parsed, recipients, snapshot, token_key=token_key, verdicts=verdicts,
                            fetched_from=fetched_from)
@@ -121,7 +123,7 @@ def _ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str],
     parsed = message_mod.parse(raw)
     # a replay keeps the thread its first route created
     previous_thread = replay_of.thread_id if replay_of is not None and replay_of.outcome == "new-record" else ""
-    record = _record_for(parsed, raw_key, source, envelope, verdicts, replay_of)
+    record = _record_for(parsed, message_key(raw), raw_key, source, envelope, verdicts, replay_of)
     try:
         server = _fetched_from(c, record.source)
         route, snapshot = _decide(c, parsed, envelope, verdicts, server)
@@ -131,6 +133,10 @@ def _ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str],
         log.exception("routing failed for %s", raw_key)
         record.outcome, record.reason = "failed", f"routing failed: {type(exc).__name__}: {exc}"
         return _record_outcome(c, record, replace=replace)
+    earlier = _recorded_earlier(parsed, snapshot)
+    if earlier and replay_of is None:
+        record.key = earlier  # a redelivery of a message recorded before the key changed
+        return _recorded_before(c, record, finish=True)
     if server is not None and not server.keep_original:
         record.detail["keep_original"] = False
     writes = _apply_route(c, record, parsed, route, previous_thread, replay=replace)
@@ -154,10 +160,16 @@ def _ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str],
     return record, True
 
 
-def _record_for(parsed: ParsedMessage, raw_key: str, source: str, envelope: list[str],
+def _recorded_earlier(parsed: ParsedMessage, snapshot: Snapshot) -> str:
+    """The key of this message's record under the previous key rule (Message-ID alone), if the
+    record holds these very bytes: a Message-ID alone proves nothing (docs/security.md)."""
+    return next((k for k, digest in snapshot.recorded.items() if digest == parsed.digest), "")
+
+
+def _record_for(parsed: ParsedMessage, key: str, raw_key: str, source: str, envelope: list[str],
                 verdicts: dict[str, Any] | None, replay_of: MessageRecord | None) -> MessageRecord:
     """The ledger record before routing: a new one, or the replayed one with its history."""
-    record = replay_of or MessageRecord(key=message_key(parsed), raw_key=raw_key)
+    record = replay_of or MessageRecord(key=key, raw_key=raw_key)
     history = {}
     if replay_of is not None:
         previous = {"outcome": replay_of.outcome, "reason": replay_of.reason, "at": time.time()}
@@ -388,6 +400,17 @@ def _answer(c, record: MessageRecord, parsed: ParsedMessage, route: routing.Rout
 
 # --- replay ----------------------------------------------------------------------------------
 
+def _stored_record(c, raw: bytes, parsed: ParsedMessage) -> MessageRecord | None:
+    """The ledger record of a raw message: under its key, else under the previous key rule when
+    that record holds the same bytes."""
+    found = c.messages.get(message_key(raw))
+    if found is None:
+        found = c.messages.get(previous_message_key(parsed))
+        if found is not None and found.digest != parsed.digest:
+            found = None
+    return found
+
+
 def replay(c, key: str) -> MessageRecord:
     """Route a stored message again (after a configuration or code fix): same record, new outcome,
     written through the same commit as a first delivery (conditional on the record's version).
@@ -397,8 +420,9 @@ def replay(c, key: str) -> MessageRecord:
     existing = c.messages.get(key)
     if existing is None:
         if c.raw_store.exists(key):
-            parsed = message_mod.parse(c.raw_store.get(key))
-            existing = c.messages.get(message_key(parsed))
+            raw = c.raw_store.get(key)
+            parsed = message_mod.parse(raw)
+            existing = _stored_record(c, raw, parsed)
             if existing is None:
                 return ingest(c, key, source="replay")
         else:
