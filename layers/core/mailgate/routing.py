@@ -200,6 +200,33 @@ def _apply_verdicts(verdicts: dict[str, Any] | None, policy: AliasDomain) -> tup
     return None, spam, notes
 
 
+@dataclass(frozen=True)
+class Authenticity:
+    """What SES's verdicts say about the two sender addresses (mail without verdicts, fetched
+    mail, is judged by its mailbox's provider: both count as not forged).
+
+    SPF FAIL: the envelope sender's domain says this host may not use it (RFC 7208 §2.6.4), so
+    the Return-Path is forged. DMARC FAIL: the From domain's own policy says the message is not
+    its (RFC 7489 §6.6.2), so the From address is forged, whatever SPF said of another domain. A
+    forged From counts toward no one's loop limit (the counter is the From address's); a forged
+    answer address gets no automatic answer (RFC 3834 §4; backscatter). DKIM FAIL alone changes
+    nothing: forwarding breaks signatures, and DMARC already weighs an aligned one."""
+
+    forged_envelope: bool = False
+    forged_from: bool = False
+
+    @classmethod
+    def of(cls, verdicts: dict[str, Any] | None) -> "Authenticity":
+        return cls(_verdict(verdicts, "spf") == "FAIL", _verdict(verdicts, "dmarc") == "FAIL")
+
+    def refuses_answer(self, to_envelope: bool) -> str | None:
+        if to_envelope and self.forged_envelope:
+            return "SPF FAIL: the envelope sender is forged (RFC 3834 §4: no answer to a forged address)"
+        if not to_envelope and self.forged_from:
+            return "DMARC FAIL: the From address is forged (RFC 3834 §4: no answer to a forged address)"
+        return None
+
+
 def _allowlisted(sender: str, domain: AliasDomain) -> bool:
     allow = {a.lower() for a in domain.loop_allowlist}
     return sender in allow or ("@" + sender.rpartition("@")[2]) in allow
@@ -231,6 +258,7 @@ class _Message:
     spam: bool
     verdict_notes: list[str]
     domain: AliasDomain | None
+    auth: Authenticity = Authenticity()
     #: why a reply token or a forced thread was not followed (said on the route finally taken)
     notes: list[str] = field(default_factory=list)
     #: the loop counter the route increments when committed (rule 3, continued)
@@ -264,7 +292,8 @@ def decide(parsed: ParsedMessage, envelope_recipients: Iterable[str], view: Rout
     domain = targets[0].domain if targets else None
     quarantine, spam, notes = _apply_verdicts(verdicts, domain or DEFAULT_POLICY)
     own = view.own_domains()
-    m = _Message(parsed, recipients, targets, view, token_key, own, loops.signals(parsed, own), spam, notes, domain)
+    m = _Message(parsed, recipients, targets, view, token_key, own, loops.signals(parsed, own), spam, notes, domain,
+                 Authenticity.of(verdicts))
     if quarantine:
         return m.route("quarantined", quarantine)
     for rule in (_bounce, _automatic, _reply_token, _references, _loop_limit, _alias):
@@ -333,6 +362,11 @@ def _loop_limit(m: _Message) -> Route | None:
             if seen >= first.domain.loop_limit:
                 return m.route("loop", f"{sender} sent {seen} messages to {first.plain_address} within "
                                        f"{first.domain.loop_window_minutes} minutes (limit {first.domain.loop_limit})")
+    if counter_key and m.auth.forged_from:
+        # a forged From must not use up the real sender's allowance (20 spoofed mails made the
+        # victim's own mail a "loop"); the limit is still applied to it
+        m.notes.append(f"not counted toward the loop limit of {sender}: DMARC FAIL (the From address is forged)")
+        counter_key, window = "", 0
     m.counted = {"counter_key": counter_key, "counter_window_seconds": window}
     return None
 
@@ -361,7 +395,7 @@ def _alias(m: _Message) -> Route | None:
         t, refusal = rejected
         text = t.alias.bounce_text or t.domain.bounce_text or DEFAULT_REJECTED_TEXT
         return _answered(m.route("rejected", f"{t.alias.address}: {refusal}", alias=t.alias, recipient=t.address,
-                                 domain=t.domain, **m.counted), m.parsed, m.sig, m.own, text, t)
+                                 domain=t.domain, **m.counted), m, text, t)
     return None
 
 
@@ -391,7 +425,7 @@ def _unknown_recipient(m: _Message) -> Route:
         what = "the catchall address" if local.role == "catchall" else "an unknown alias"
         r = m.noted(m.route("unknown-recipient", f"{local.plain_address} is {what}", recipient=local.address,
                             domain=local.domain, **m.counted))
-        return _answered(r, m.parsed, m.sig, m.own, local.domain.bounce_text or DEFAULT_UNKNOWN_TEXT, local)
+        return _answered(r, m, local.domain.bounce_text or DEFAULT_UNKNOWN_TEXT, local)
     recipients = m.recipients
     return m.noted(m.route("unknown-recipient", "no recipient in a configured alias domain"
                            + (f" (looked at {len(recipients)} addresses)" if recipients else " (no recipients)")))
@@ -413,12 +447,13 @@ def _contact_refusal(alias: Alias, sender: str, view: RoutingView) -> str | None
     return f"unknown contact policy {alias.contact_policy!r}"
 
 
-def _answered(r: Route, parsed: ParsedMessage, sig: loops.Signals, own: frozenset[str], text: str,
-              t: Target) -> Route:
-    """Fill in the polite answer unless RFC 3834 §2 forbids one (null sender, automatic, ours)."""
+def _answered(r: Route, m: _Message, text: str, t: Target) -> Route:
+    """Fill in the polite answer unless RFC 3834 forbids one (§2: null sender, automatic, ours;
+    §4: a forged address)."""
     # RFC 3834 §4: responses go to the Return-Path (the envelope sender), else to From
-    to = parsed.return_path if parsed.return_path is not None else parsed.sender
-    refusal = loops.may_answer(to, sig, own)
+    to_envelope = m.parsed.return_path is not None
+    to = m.parsed.return_path if to_envelope else m.parsed.sender
+    refusal = loops.may_answer(to, m.sig, m.own) or m.auth.refuses_answer(to_envelope)
     if refusal:
         r.notes.append(f"not answered: {refusal}")
         return r
