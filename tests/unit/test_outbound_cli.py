@@ -10,6 +10,7 @@ import pytest
 from mailgate import dkim as D
 from mailgate.adapters.senders import Transports
 from mailgate.domain import AliasDomain
+from mailgate.services import outbound
 from mailgate_dev import fakes
 from mailgate_dev.cli import common
 from mailgate_dev.cli import dkim as dkim_cli
@@ -94,7 +95,8 @@ def test_send_now_uploads_attachments_and_sends(c, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["status"] == "sent"
     assert b'filename="invoice.pdf"' in sent[0]
-    assert any(k.startswith("attachments/") and v == b"%PDF-1.4 test" for k, v in c.raw_store.objects.items())
+    assert any(k.startswith(outbound.upload_prefix(result["idempotency_key"])) and v == b"%PDF-1.4 test"
+               for k, v in c.raw_store.objects.items())
 
 
 def test_send_refuses_a_bad_request_before_queueing(c, capsys):

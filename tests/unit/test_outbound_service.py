@@ -404,3 +404,31 @@ def test_a_request_recorded_before_refs_were_random_is_finished_not_sent_again(c
     again = outbound.send(fresh, req(), senders={"ses": ses})
     assert again["ref"] == old and again["status"] == "sent"
     assert [rcpt for _, rcpt, _ in ses.transactions] == ["bob@example.org", "carol@example.org", "carol@example.org"]
+
+
+# --- attachments only from the request's own upload prefix -------------------------------------
+
+
+def test_a_request_cannot_attach_a_stored_inbound_message_or_anything_outside_its_upload_prefix(c):
+    """An attachment key `raw/ses/...` mailed a stored inbound message to an outsider."""
+    ses = FakeSender("ses")
+    c.raw_store.put("raw/ses/0a1b2c", b"From: ceo@example.test\r\nSubject: salaries\r\n\r\nconfidential\r\n")
+    c.raw_store.put("outbound/uploads/other-request/contract.pdf", b"%PDF other customer's contract")
+    for key in ("raw/ses/0a1b2c", "outbound/uploads/other-request/contract.pdf", "att/in:msg:1/1-x.pdf",
+                "outbound/uploads/order-42-confirmation-2/x.pdf", "outbound/uploads/order-42-confirmation/"):
+        out = outbound.send(c, req(idempotency_key="order-42-confirmation", to=["eve@attacker.example"],
+                                   attachments=[key]), senders={"ses": ses})
+        assert out["status"] == "rejected" and out["error"] == "attachment-not-allowed", (key, out)
+        assert "outbound/uploads/order-42-confirmation/" in out["reason"]
+    assert ses.transactions == []
+
+
+def test_a_request_attaches_what_was_uploaded_under_its_own_prefix(c):
+    ses = FakeSender("ses")
+    key = "invoice 42/reminder#1"  # any idempotency key: URL-quoted in the prefix, '/' too
+    prefix = outbound.upload_prefix(key)
+    assert prefix == "outbound/uploads/invoice%2042%2Freminder%231/"
+    c.raw_store.put(prefix + "invoice.pdf", b"%PDF-1.4 invoice 42")
+    out = outbound.send(c, req(idempotency_key=key, attachments=[prefix + "invoice.pdf"]), senders={"ses": ses})
+    assert out["status"] == "sent"
+    assert b'filename="invoice.pdf"' in ses.transactions[0][2]

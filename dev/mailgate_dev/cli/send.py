@@ -85,14 +85,14 @@ def build_request(args) -> dict:
 
 def cmd_send(args) -> int:
     from mailgate import compose
-    from mailgate.domain import new_id
+    from mailgate.services.outbound import upload_prefix
 
     try:
         req = build_request(args)
         for path in args.attach:
             if not path.is_file():
                 raise common.UsageError(f"--attach {path}: no such file")
-        req["attachments"] = [{"key": f"attachments/pending/{p.name}", "filename": p.name} for p in args.attach]
+        req["attachments"] = [{"key": f"pending/{p.name}", "filename": p.name} for p in args.attach]
         compose.parse_request(req)  # refuse a bad request here, before anything is uploaded or queued
     except compose.InvalidRequest as e:
         print(f"mailgate: {e}", file=__import__("sys").stderr)
@@ -102,7 +102,7 @@ def cmd_send(args) -> int:
         return common.EXIT_USAGE
     c = common.get_container(args)
     for item, path in zip(req["attachments"], args.attach):
-        item["key"] = f"attachments/{new_id()}/{path.name}"
+        item["key"] = f"{upload_prefix(req['idempotency_key'])}{path.name}"
         item["content_type"] = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         c.raw_store.put(item["key"], path.read_bytes(), content_type=item["content_type"])
     if not req["attachments"]:

@@ -25,6 +25,7 @@ import base64
 import hashlib
 import logging
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,8 @@ from ..ports import Envelope, RecipientResult, Sender
 log = logging.getLogger(__name__)
 
 SEND_RESULT = "Send Result"
+#: a request's attachments are uploaded under UPLOAD_PREFIX + its quoted idempotency key + "/"
+UPLOAD_PREFIX = "outbound/uploads/"
 LEASE_SECONDS = 300
 THREAD_IDS_KEPT = 20  # References: the newest ids of the thread (RFC 5322 §3.6.4 allows trimming)
 FINAL = {"sent", "failed", "suppressed", "unknown"}
@@ -310,6 +313,29 @@ def _detail(record: MessageRecord, status: str) -> dict:
 # --------------------------------------------------------------------------- send
 
 
+def upload_prefix(idempotency_key: str) -> str:
+    """Where an application uploads the attachments of the request with this key: a request
+    attaches only objects under its own prefix (the key URL-quoted, '/' too, so that no request's
+    prefix holds another's), never the bucket's stored mail (raw/, att/) or another request's
+    files. IAM lets the outbound function read outbound/ only (template.yaml)."""
+    return f"{UPLOAD_PREFIX}{urllib.parse.quote(idempotency_key, safe='')}/"
+
+
+def _attachments(c, req: C.SendRequest) -> list[tuple[str, str, bytes]]:
+    own = upload_prefix(req.idempotency_key)
+    out = []
+    for a in req.attachments:
+        if not a.key.startswith(own) or len(a.key) == len(own):
+            raise C.InvalidRequest(f"attachment {a.key} is not under this request's upload prefix {own}: upload "
+                                   "it there (docs/outbound.md)", code="attachment-not-allowed", field="attachments")
+        try:
+            out.append((a.filename, a.content_type, c.raw_store.get(a.key)))
+        except NotFound:
+            raise C.InvalidRequest(f"attachment {a.key} is not in the bucket; upload it first",
+                                   code="attachment-missing", field="attachments") from None
+    return out
+
+
 def _prepare(c, req: C.SendRequest, ref: str) -> tuple[MessageRecord, bytes]:
     """Compose and sign; the record to claim. Raises InvalidRequest/PermanentError/TransientError."""
     domain = _alias_domain(c, req)
@@ -320,13 +346,7 @@ def _prepare(c, req: C.SendRequest, ref: str) -> tuple[MessageRecord, bytes]:
     from_domain_item = c.config.get_domain(author.domain)
     selector = (from_domain_item or domain).dkim_selector
     keys = c.signing_keys.keys_for(author.domain, selector)
-    attachments = []
-    for a in req.attachments:
-        try:
-            attachments.append((a.filename, a.content_type, c.raw_store.get(a.key)))
-        except NotFound:
-            raise C.InvalidRequest(f"attachment {a.key} is not in the bucket; upload it first",
-                                   code="attachment-missing", field="attachments") from None
+    attachments = _attachments(c, req)
     message_id = f"<{ref}@{domain.name}>"
     reply_to = None
     references: list[str] = []
