@@ -200,7 +200,7 @@ def test_an_incoming_server_named_like_an_outgoing_one_does_not_replace_it_or_it
                          "--password-stdin", stdin="imap-pass\n")
     assert code == 2 and "relay" in err and "outgoing" in err and "mailgate server remove relay" in err, err
     assert aws.config.get_outgoing("relay") is not None
-    assert aws.secrets.get(aws.settings.server_secret_prefix + "relay") == "smtp-pass"
+    assert aws.secrets.get(aws.settings.server_secret_prefix + "smtp/relay") == "smtp-pass"
     # and the other way round
     assert cli("server", "add-pop", "inbox", "--host", "pop.example.test", "--user", "u", "--password-stdin",
                stdin="pop-pass\n")[0] == 0

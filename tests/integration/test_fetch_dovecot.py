@@ -19,7 +19,7 @@ import pytest
 from mailgate.adapters.imap import ImapMailbox
 from mailgate.adapters.mailboxes import NetMailboxes
 from mailgate.ports import Timeouts
-from mailgate.domain import IncomingServer, MessageRecord
+from mailgate.domain import IncomingServer, MessageRecord, server_secret_id
 from mailgate.entrypoints import fetch_worker
 from mailgate.errors import PermanentError
 from mailgate.services import fetch
@@ -59,7 +59,7 @@ def add_server(c, dovecot, user, *, name="shop", protocol="imap", security="ssl"
     server = IncomingServer(name=name, protocol=protocol, host="127.0.0.1", port=port, user=user,
                             security=security, **kw)
     c.config.put_incoming(server)
-    c.secrets.put(f"mailgate/server/{name}", password)
+    c.secrets.put(server_secret_id("mailgate/server/", protocol, name), password)  # where the worker looks
     return server
 
 

@@ -155,6 +155,7 @@ def test_secrets_access_is_scoped_to_the_stack_prefixes(cloudformation):
         role = cloudformation["Resources"][f"{name}Role"]["Properties"]
         for policy in role.get("Policies", []):
             for st in policy["PolicyDocument"]["Statement"]:
+                st = st["Fn::If"][1] if "Fn::If" in st else st
                 actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
                 if any(a.startswith("secretsmanager:") for a in actions):
                     resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
@@ -165,7 +166,7 @@ def test_secrets_access_is_scoped_to_the_stack_prefixes(cloudformation):
                         value = sub[1]["secretArn"] if isinstance(sub, list) else r
                         text = value["Fn::Sub"] if isinstance(value, dict) and "Fn::Sub" in value else value
                         assert text == {"Ref": "TokenKeySecret"} or (
-                            isinstance(text, str) and re.search(r"secret:\$\{AWS::StackName\}/(dkim|server)/\*$", text)
+                            isinstance(text, str) and re.search(r"secret:\$\{AWS::StackName\}/(dkim|server/imap|server/pop|server/smtp)/\*$", text)
                         ), f"{name}: {r}"
 
 

@@ -12,7 +12,7 @@ import re
 import sys
 from dataclasses import asdict, replace
 
-from mailgate.domain import IncomingServer, OutgoingServer
+from mailgate.domain import IncomingServer, OutgoingServer, server_secret_id
 from mailgate.validate import host_name
 from .common import EXIT_FAILED, EXIT_OK, UsageError, add_json_flag, emit, fail, get_container, table
 
@@ -66,6 +66,12 @@ def register(sub) -> None:
     add_json_flag(ls)
     ls.set_defaults(func=cmd_list)
 
+    mg = s.add_parser("migrate-secrets", help="move passwords to the per-kind prefixes the functions may read",
+                      description="Move each server's password from <prefix><name> to <prefix><imap|pop|smtp>/<name>: "
+                                  "the fetch worker may read mailbox passwords only, the outbound function relay "
+                                  "passwords only. Run once after upgrading a stack whose servers were added before.")
+    add_json_flag(mg)
+    mg.set_defaults(func=cmd_migrate_secrets)
     rm = s.add_parser("remove", help="remove a server and its password")
     rm.add_argument("name")
     rm.set_defaults(func=cmd_remove)
@@ -130,12 +136,40 @@ def _check_name_free(c, name: str, direction: str) -> None:
                          f"`mailgate server remove {name}`")
 
 
-def _store_password(c, name: str, password: str | None) -> str:
+def _store_password(c, kind: str, name: str, password: str | None) -> str:
     if password is None:
         return ""
-    secret_id = f"{c.settings.server_secret_prefix}{name}"
+    secret_id = server_secret_id(c.settings.server_secret_prefix, kind, name)
     c.secrets.put(secret_id, password)
     return secret_id
+
+
+def cmd_migrate_secrets(args) -> int:
+    """Move passwords stored under the shared prefix (<prefix><name>, before mailbox and relay
+    passwords were kept apart) to <prefix><imap|pop|smtp>/<name>: the functions may read only
+    those (template.yaml). Idempotent."""
+    from mailgate.errors import NotFound
+
+    c = get_container(args)
+    prefix = c.settings.server_secret_prefix
+    servers = [(s, s.protocol) for s in c.config.list_incoming()] + [(s, "smtp") for s in c.config.list_outgoing()]
+    moved = []
+    for server, kind in servers:
+        wanted = server_secret_id(prefix, kind, server.name)
+        old = server.secret_id or f"{prefix}{server.name}"
+        if old == wanted or not old.startswith(prefix):
+            continue
+        try:
+            value = c.secrets.get(old)
+        except NotFound:
+            continue  # no password (added with --no-password)
+        c.secrets.put(wanted, value)
+        (c.config.put_incoming if kind != "smtp" else c.config.put_outgoing)(replace(server, secret_id=wanted))
+        c.secrets.delete(old)
+        moved.append({"server": server.name, "from": old, "to": wanted})
+    text = "\n".join(f"{m['server']}: {m['from']} -> {m['to']}" for m in moved) or "nothing to move"
+    emit(args, moved, text)
+    return EXIT_OK
 
 
 def cmd_add_incoming(args) -> int:
@@ -147,7 +181,7 @@ def cmd_add_incoming(args) -> int:
     _check_name_free(c, args.name, "in")
     server = IncomingServer(
         name=args.name, protocol=args.protocol, host=host, port=port, user=args.user,
-        security=args.encryption, secret_id=_store_password(c, args.name, password), folder=args.folder,
+        security=args.encryption, secret_id=_store_password(c, args.protocol, args.name, password), folder=args.folder,
         interval_minutes=max(1, args.interval), ack=args.ack, move_to=args.move_to,
         keep_original=args.keep_original, attachments=args.attachments, fallback_model=args.fallback_model,
         allow_plaintext=args.allow_plaintext, verify_tls=args.verify_tls,
@@ -165,7 +199,7 @@ def cmd_add_outgoing(args) -> int:
     _check_name_free(c, args.name, "out")
     server = OutgoingServer(
         name=args.name, host=host, port=port, user=args.user, security=args.encryption,
-        secret_id=_store_password(c, args.name, password), from_filter=args.from_filter.strip().lower(),
+        secret_id=_store_password(c, "smtp", args.name, password), from_filter=args.from_filter.strip().lower(),
         priority=args.priority, allow_plaintext=args.allow_plaintext, verify_tls=args.verify_tls,
     )
     c.config.put_outgoing(server)

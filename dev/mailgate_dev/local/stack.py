@@ -30,7 +30,7 @@ from typing import Any
 
 from mailgate import bootstrap, settings
 from mailgate.adapters.mailboxes import NetMailboxes
-from mailgate.domain import Alias, AliasDomain, IncomingServer, OutgoingServer
+from mailgate.domain import Alias, AliasDomain, IncomingServer, OutgoingServer, server_secret_id
 from mailgate.errors import ConfigError
 from mailgate.settings import Settings
 
@@ -253,7 +253,7 @@ class LocalStack:
             self.dovecot.add_user(IMAP_USER, password)
         c = self.container()
         server = IncomingServer(IMAP_SERVER, "imap", self.dovecot.host, self.dovecot.imaps_port, IMAP_USER,
-                                security="ssl", secret_id=f"{c.settings.server_secret_prefix}{IMAP_SERVER}",
+                                security="ssl", secret_id=server_secret_id(c.settings.server_secret_prefix, "imap", IMAP_SERVER),
                                 interval_minutes=1)
         c.secrets.put(server.secret_id, password)
         c.config.put_incoming(server)

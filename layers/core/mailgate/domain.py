@@ -21,6 +21,13 @@ def new_id(nbytes: int = 10) -> str:
     return base64.b32encode(secrets.token_bytes(nbytes)).decode().rstrip("=").lower()
 
 
+def server_secret_id(prefix: str, kind: str, name: str) -> str:
+    """Where a server's password is kept: <prefix><imap|pop|smtp>/<name>. Mailbox and relay
+    passwords live under prefixes of their own, so that IAM lets the fetch worker read only the
+    first and the outbound function only the second (template.yaml)."""
+    return f"{prefix}{kind}/{name}"
+
+
 def now() -> float:
     return time.time()
 

@@ -33,7 +33,7 @@ from .. import compose as C
 from .. import dkim as D
 from .. import suppression, tokens
 from ..checks import Step
-from ..domain import AliasDomain, MessageRecord, OutgoingServer, Thread, new_id
+from ..domain import AliasDomain, MessageRecord, OutgoingServer, Thread, new_id, server_secret_id
 from ..errors import ConfigError, MailgateError, NotFound, PermanentError, TransientError
 from ..ports import Envelope, RecipientResult, Sender
 
@@ -178,7 +178,7 @@ def _server_password(c, server: OutgoingServer) -> str | None:
     """The relay's password from the secret store (None when the server takes no AUTH)."""
     if not server.user:
         return None
-    sid = server.secret_id or f"{c.settings.server_secret_prefix}{server.name}"
+    sid = server.secret_id or server_secret_id(c.settings.server_secret_prefix, "smtp", server.name)
     try:
         return c.secrets.get(sid)
     except NotFound:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from ... import checks
-from ...domain import IncomingServer
+from ...domain import IncomingServer, server_secret_id
 from ...errors import MailgateError, NotFound, PermanentError
 from ...ports import MailboxFactory
 
 
 def secret_id_for(server: IncomingServer, prefix: str = "mailgate/server/") -> str:
-    return server.secret_id or f"{prefix}{server.name}"
+    return server.secret_id or server_secret_id(prefix, server.protocol, server.name)
 
 
 def server_password(secrets, server: IncomingServer, prefix: str) -> str:
