@@ -410,8 +410,10 @@ def dsn(verp: str, recipient: str, message_id: str, domain: str) -> bytes:
 
 
 def cmd_demo(args) -> int:
+    from .common import safe
+
     def out(line: str) -> None:
-        print(line, flush=True)
+        print(safe(line), flush=True)  # a FAILED line may quote what a server or a message said
 
     state = pathlib.Path(tempfile.mkdtemp(prefix="mailgate-demo-"))
     os.chmod(state, 0o755)  # Dovecot's mail processes (user mail) must reach <state>/dovecot

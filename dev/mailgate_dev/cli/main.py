@@ -12,7 +12,7 @@ import sys
 
 from mailgate.errors import InvalidInput, MailgateError
 
-from .common import EXIT_FAILED, EXIT_USAGE, UsageError
+from .common import EXIT_FAILED, EXIT_USAGE, UsageError, safe
 
 # Command modules, in the order `mailgate --help` lists them. A module that is not there (a
 # capability not installed) is left out rather than breaking the command.
@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (UsageError, InvalidInput) as exc:  # InvalidInput: a name that mailgate.validate refused
-        print(f"mailgate: {exc}", file=sys.stderr)
+        print(f"mailgate: {safe(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except MailgateError as exc:
-        print(f"mailgate: {exc}", file=sys.stderr)
+    except MailgateError as exc:  # its reason may quote a message or a server's reply
+        print(f"mailgate: {safe(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
