@@ -3,16 +3,16 @@ sequences and bidirectional overrides come out escaped in every view; --json sta
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 
 import pytest
 
 from mailgate import suppression
-from mailgate_dev.cli import common, inspect as inspect_cmd, messages as messages_cmd, route as route_cmd
+from mailgate_dev.cli import inspect as inspect_cmd, messages as messages_cmd, route as route_cmd
 from mailgate_dev.cli import suppression as suppression_cmd
 
+from .cli_support import run_cli
 from .inbound_support import deliver, stack
 
 ESC_TITLE = "\x1b]0;pwned\x07"            # sets the window title
@@ -29,16 +29,9 @@ RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\
 
 
 def run(argv, capsys, monkeypatch, container=None):
-    parser = argparse.ArgumentParser(prog="mailgate")
-    sub = parser.add_subparsers()
-    for module in (inspect_cmd, route_cmd, messages_cmd, suppression_cmd):
-        module.register(sub)
-    if container is not None:
-        monkeypatch.setattr(common, "get_container", lambda args: container)
-    args = parser.parse_args(argv)
-    code = args.func(args)
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    code, out, err = run_cli(argv, capsys, (inspect_cmd, route_cmd, messages_cmd, suppression_cmd),
+                             container=container, monkeypatch=monkeypatch)
+    return code, out + err
 
 
 def _views(tmp_path):

@@ -9,20 +9,12 @@ import pytest
 
 from mailgate_dev.cli import common, inspect as inspect_cmd, messages as messages_cmd, route as route_cmd
 
+from .cli_support import run_cli
 from .inbound_support import DATA, deliver, mail, stack
 
 
 def run(argv, capsys, container=None, monkeypatch=None):
-    parser = argparse.ArgumentParser(prog="mailgate")
-    sub = parser.add_subparsers()
-    for module in (inspect_cmd, route_cmd, messages_cmd):
-        module.register(sub)
-    if container is not None:
-        monkeypatch.setattr(common, "get_container", lambda args: container)
-    args = parser.parse_args(argv)
-    code = args.func(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_cli(argv, capsys, (inspect_cmd, route_cmd, messages_cmd), container=container, monkeypatch=monkeypatch)
 
 
 def test_inspect_prints_sender_kind_and_reply_text_without_a_stack(capsys, tmp_path):

@@ -3,7 +3,6 @@ reply and bounce addresses already sent, and no key value is ever printed."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -13,19 +12,15 @@ from mailgate_dev import fakes
 from mailgate_dev.cli import common
 from mailgate_dev.cli import token as cli
 
+from .cli_support import run_cli
+
 
 @pytest.fixture
 def run(monkeypatch, capsys):
     c = fakes.in_memory(token_key="plain-text-key-of-an-older-stack")
-    monkeypatch.setattr(common, "get_container", lambda args: c)
-    parser = argparse.ArgumentParser(prog="mailgate")
-    cli.register(parser.add_subparsers(dest="area", required=True))
 
     def _run(*argv):
-        args = parser.parse_args(list(argv))
-        code = args.func(args)
-        out = capsys.readouterr()
-        return code, out.out, out.err
+        return run_cli(argv, capsys, (cli,), container=c, monkeypatch=monkeypatch)
 
     _run.c = c
     return _run
