@@ -60,3 +60,33 @@ def test_the_walk_stops_at_the_bound_and_says_so():
     p = parse(raw)
     assert len(p.parts()) == mime.MAX_PARTS - 1
     assert any("too many" in d for d in p.defects)
+
+
+def test_addr_spec_skips_display_names_encoded_words_and_comments():
+    # SES writes mail.source as the From header: an encoded display name before the angle-addr
+    assert mime.addr_spec("=?utf-8?b?VW5mY2sgUmVsYXk=?= <relay@unfck.email>") == "relay@unfck.email"
+    assert mime.addr_spec("relay@unfck.email (Relay <fake@evil.test>)") == "relay@unfck.email"
+    assert mime.addr_spec('"Doe, John <x@evil.test>" <John@Example.COM>') == "john@example.com"
+    assert mime.addr_spec("(nested (comment) <x@evil.test>) ann@example.test") == "ann@example.test"
+    assert mime.addr_spec("<@relay1.test,@relay2.test:user@dest.test>") == "user@dest.test"  # RFC 5322 §4.4
+    assert mime.addr_spec("rfc822; User@Example.TEST") == "user@example.test"
+    assert mime.addr_spec("no address here") == mime.addr_spec("<unterminated") == ""
+    # a quoted local part is an addr-spec of its own (RFC 5322 §3.4.1), dots and blanks and all
+    assert mime.addr_spec('rfc822; "ann..smith"@Example.TEST') == '"ann..smith"@example.test'
+    assert mime.addr_specs('"john doe"@example.test, "Doe, J." <j@example.test>') == [
+        '"john doe"@example.test', "j@example.test"]
+
+
+def test_addr_specs_reads_lists_and_groups_in_order():
+    assert mime.addr_specs("Ann <a@x.test>, b@y.test (Bob), team: c@z.test, d@z.test;") == [
+        "a@x.test", "b@y.test", "c@z.test", "d@z.test"]
+    assert mime.addr_specs("Undisclosed recipients:;") == []
+    assert mime.addr_specs(", ".join(f"u{i}@x.test" for i in range(50)), limit=3) == ["u0@x.test", "u1@x.test",
+                                                                                       "u2@x.test"]
+
+
+def test_addr_specs_reads_hostile_values_in_one_pass():
+    # runs of openers that send a recursive parser (or a backtracking regex) into the ground
+    for value in ("(" * 100_000 + "a@b.test", "<" * 100_000, '"' * 100_001 + "a@b.test", "\\" * 100_000):
+        assert isinstance(mime.addr_specs(value), list)
+    assert mime.addr_specs("(" * 5 + "x" + ")" * 5 + " a@b.test") == ["a@b.test"]
