@@ -89,3 +89,38 @@ def test_a_relay_that_wrapped_the_bounce_it_got_names_the_inner_recipient():
                  f"--q{i}\nContent-Type: message/rfc822\n\n" + inner + f"\n--q{i}--\n")
     report = classify(inner.encode())
     assert report.kind == "bounce" and [r.address for r in report.recipients] == ["x@b.example"]
+
+
+def _report(fields: str, original: str = "Message-ID: <m1@example.test>\n") -> bytes:
+    return (b"From: MAILER-DAEMON@mx.customer.example\nTo: bounce@example.test\nSubject: Undelivered Mail\n"
+            b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+            b"--b\nContent-Type: text/plain\n\nYour message could not be delivered.\n"
+            b"--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.customer.example\n\n"
+            + fields.encode() + b"\n--b\nContent-Type: text/rfc822-headers\n\n" + original.encode() + b"--b--\n")
+
+
+def test_dsn_recipient_fields_are_read_by_the_address_parser():
+    for value, want in [("rfc822; Ann Smith <Ann@Customer.Example>", "ann@customer.example"),
+                        ("rfc822;<ann@customer.example> (mailbox ann)", "ann@customer.example"),
+                        ("RFC822; =?utf-8?q?Ann?= <ann@customer.example>", "ann@customer.example"),
+                        ("rfc822; SMTP=Ann@Customer.EXAMPLE", "ann@customer.example")]:
+        report = classify(_report(f"Final-Recipient: {value}\nAction: failed\nStatus: 5.1.1\n"))
+        assert [r.address for r in report.recipients] == [want], value
+
+
+def test_arf_original_rcpt_to_is_read_by_the_address_parser():
+    raw = (b"From: fbl@isp.example\nTo: bounce@example.test\nSubject: complaint\n"
+           b"Content-Type: multipart/report; report-type=feedback-report; boundary=F\n\n"
+           b"--F\nContent-Type: text/plain\n\nThis is an abuse report.\n"
+           b"--F\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nUser-Agent: FBL/1.0\nVersion: 1\n"
+           b"Original-Rcpt-To: Carol (home) <Carol@Customer.Example>\n--F--\n")
+    report = classify(raw)
+    assert report.kind == "complaint" and [r.address for r in report.recipients] == ["carol@customer.example"]
+
+
+def test_ses_recipient_fields_are_read_by_the_address_parser():
+    r = classify_ses_notification({"notificationType": "Bounce", "bounce": {
+        "bounceType": "Permanent", "bounceSubType": "NoEmail",
+        "bouncedRecipients": [{"emailAddress": "=?utf-8?b?R29uZQ==?= <Gone@Customer.Example>"},
+                              {"emailAddress": "left@customer.example (left the company)"}]}})
+    assert [x.address for x in r.recipients] == ["gone@customer.example", "left@customer.example"]

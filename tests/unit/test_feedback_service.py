@@ -319,6 +319,50 @@ def test_ses_complaint_notification_suppresses_even_without_a_ledger_entry():
     assert _events(c, "Complaint")[0]["feedback_type"] == "abuse"
 
 
+def _ses_bounce(source, recipient, *, feedback_id="fb-display-name"):
+    return {"notificationType": "Bounce",
+            "bounce": {"bounceType": "Permanent", "bounceSubType": "General", "feedbackId": feedback_id,
+                       "bouncedRecipients": [{"emailAddress": recipient, "action": "failed", "status": "5.1.1",
+                                              "diagnosticCode": "smtp; 550 5.1.1 user unknown"}]},
+            "mail": {"source": source, "messageId": "ses-" + feedback_id, "destination": [recipient]}}
+
+
+def test_ses_bounce_from_a_source_with_an_encoded_display_name_suppresses_under_its_domain():
+    # SES copies the From header into mail.source: "=?utf-8?b?...?= <relay@domain>"
+    c = _container()
+    source = f"=?utf-8?b?VW5mY2sgUmVsYXk=?= <relay@{DOMAIN}>"
+
+    result = handle_feedback(c, _ses_bounce(source, "gone@customer.example"))
+
+    assert result["outcome"] == "bounced" and result["domain"] == DOMAIN
+    assert suppression.is_suppressed(c.kv, DOMAIN, "gone@customer.example")["source"] == "hard-bounce"
+    assert [e["domain"] for e in _events(c, "Bounce")] == [DOMAIN]
+
+
+def test_ses_addresses_with_comments_display_names_and_angle_brackets_are_read_as_addresses():
+    c = _container()
+    cases = [(f"relay@{DOMAIN} (Relay <x@evil.example>)", "Gone One <gone1@customer.example>"),
+             (f'"Sales, Example" <relay@{DOMAIN}>', "<GONE2@Customer.Example>"),
+             (f"<relay@{DOMAIN}>", "gone3@customer.example (left the company)")]
+    for i, (source, recipient) in enumerate(cases):
+        handle_feedback(c, _ses_bounce(source, recipient, feedback_id=f"fb{i}"))
+
+    assert sorted(e["address"] for e in suppression.list_suppressed(c.kv, DOMAIN)) == [
+        "gone1@customer.example", "gone2@customer.example", "gone3@customer.example"]
+    assert {e["domain"] for e in suppression.list_suppressed(c.kv)} == {DOMAIN}
+
+
+def test_ses_complaint_recipient_with_a_display_name_is_suppressed_as_its_address():
+    c = _container()
+    notification = {"notificationType": "Complaint",
+                    "complaint": {"feedbackId": "fbc", "complaintFeedbackType": "abuse",
+                                  "complainedRecipients": [{"emailAddress": "=?utf-8?q?Ann?= <ann@customer.example>"}]},
+                    "mail": {"source": f"Sales <notifications@{DOMAIN}>", "messageId": "ses-c"}}
+
+    assert handle_feedback(c, notification)["outcome"] == "complaint"
+    assert suppression.is_suppressed(c.kv, DOMAIN, "ann@customer.example")["source"] == "complaint"
+
+
 def test_broken_sns_records_are_reported_not_raised():
     c = _container()
     good = json.loads((EVENTS / "sns-ses-bounce.json").read_text())["Records"][0]

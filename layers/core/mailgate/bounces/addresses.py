@@ -1,10 +1,16 @@
-"""Addresses and message ids as bounce texts write them: in free text, in DSN fields, in headers."""
+"""Addresses and message ids as bounce texts write them: in free text, in DSN fields, in headers.
+
+Fields that hold an address (RFC 3464 Final-/Original-Recipient, RFC 5965 Original-Rcpt-To, SES
+notification fields, address headers) go through the one address parser, `mime.addr_specs`;
+free text (a notification's prose) is scanned with `ADDRESS`.
+"""
 
 from __future__ import annotations
 
-import email.utils
 import re
 from typing import Any
+
+from ..mime import addr_spec, addr_specs
 
 #: An addr-spec in running text (RFC 5322 §3.4.1 atext local part, RFC 1035 labels); quoted
 #: local parts and address literals are not looked for.
@@ -13,40 +19,63 @@ ADDRESS = re.compile(
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+)"
 )
 _ANGLE_ID = re.compile(r"<([^<>\s]+)>")
+#: X.400 gateways (Exchange, Notes) write an Internet address as a typed attribute, "SMTP=a@b" or
+#: "RFC-822=a@b" (RFC 2156 §4.2.1: the RFC 822 address inside an X.400 O/R address)
+_X400_TYPE = re.compile(r"^(smtp|rfc-?822|internet)=", re.I)
+#: RFC 3464 §2.3.2: "address-type ; generic-address" (rfc822 for Internet mail)
+_ADDRESS_TYPE = re.compile(r"^\s*[A-Za-z0-9-]{1,20}\s*;")
 
 
 def norm_address(address: str) -> str:
+    """An address as found (in text or a field), without brackets, X.400 type prefix or case."""
     address = address.strip().strip("<>\"'[](),;:.").strip()
     if address.lower().startswith(("rfc822;", "rfc822 ;")):
         address = address.split(";", 1)[1].strip().strip("<>")
-    return address.lower()
+    return _X400_TYPE.sub("", address).lower()
+
+
+def valid_address(address: str) -> bool:
+    """An addr-spec whose local part is a dot-atom (RFC 5322 §3.4.1: no empty atom, so no ".." and
+    no dot at either end: "david...@gmail.com" is a notice that shortened the address)."""
+    local, _, domain = address.rpartition("@")
+    return bool(local and domain) and ".." not in local and not local.startswith(".") \
+        and not local.endswith(".") and len(address) <= 254
+
+
+def field_address(value: Any) -> str:
+    """The address of a field that holds one ("rfc822; a@b", "Name <a@b>", "a@b (comment)"), read
+    by the address parser; "" when it holds none."""
+    text = str(value or "")
+    m = _ADDRESS_TYPE.match(text)
+    if m:
+        text = text[m.end():]
+    address = norm_address(addr_spec(text))
+    if not valid_address(address):
+        found = all_addresses(text[:2000])
+        address = found[0] if found else ""
+    return address
 
 
 def first_address(value: Any) -> str:
-    """The address of a header value (its RFC 5322 parse, else the first address in it)."""
-    try:
-        _, addr = email.utils.parseaddr(str(value or ""))
-    except Exception:  # noqa: BLE001 - the address parser has had crashing inputs
-        addr = ""
-    if addr and "@" in addr:
-        return norm_address(addr)
-    m = ADDRESS.search(str(value or ""))
-    return norm_address(m.group(1)) if m else ""
+    """The first address of a header value (the address parser's, else the first in the text)."""
+    address = norm_address(addr_spec(value))
+    if valid_address(address):
+        return address
+    found = all_addresses(str(value or "")[:2000])
+    return found[0] if found else ""
 
 
 def all_addresses(value: Any) -> list[str]:
-    return [norm_address(m.group(1)) for m in ADDRESS.finditer(str(value or ""))]
+    """Every address in a text (a notification's prose, an unparseable field), in order."""
+    found = (norm_address(m.group(1)) for m in ADDRESS.finditer(str(value or "")))
+    return [a for a in found if valid_address(a)]
 
 
 def header_addresses(values: list[str]) -> list[str]:
-    """Addresses of header values (RFC 5322 parse; the addresses in the text where that finds none)."""
+    """Addresses of header values (the address parser's; the addresses in the text where it finds none)."""
     found: list[str] = []
     for value in values:
-        try:
-            pairs = email.utils.getaddresses([str(value)])
-        except Exception:  # noqa: BLE001
-            pairs = []
-        parsed = [norm_address(a) for _, a in pairs if "@" in a]
+        parsed = [a for a in (norm_address(x) for x in addr_specs(value)) if valid_address(a)]
         found += parsed or all_addresses(value)
     return found
 

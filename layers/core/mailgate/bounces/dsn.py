@@ -10,7 +10,7 @@ import re
 
 from ..automatic import REPORT_TYPE
 from ..mime import Fields, field_lines, parse_fields
-from .addresses import ADDRESS, all_addresses, clean_id, norm_address
+from .addresses import clean_id, field_address, header_addresses
 from .notification import Notification, part_text
 from .reasons import SES_RELAYED, diag_clean, find_status, is_permanent, reason_for, squash
 from .report import BounceRecipient, BounceReport
@@ -46,13 +46,12 @@ def fill_complaint(report: BounceReport, note: Notification, arf: Fields) -> Non
     report.feedback_type = (arf.first("feedback-type") or "abuse").strip().lower()[:40]
     addresses: list[str] = []
     for name in ("original-rcpt-to", "removal-recipient"):
-        for value in arf.get_all(name):
-            addresses += all_addresses(value)
+        addresses += [a for a in map(field_address, arf.get_all(name)) if a]
     if not addresses and original is not None:
         # RFC 6650: reports should say who complained; many only quote the original's To.
-        addresses = all_addresses(original.first("to"))[:1]
+        addresses = header_addresses(original.get_all("to"))[:1]
     if not addresses:
-        addresses = all_addresses(note.parsed.headers.first("x-original-to")) or [""]
+        addresses = header_addresses(note.parsed.headers.get_all("x-original-to"))[:1] or [""]
     for a in dict.fromkeys(addresses):
         report.recipients.append(BounceRecipient(a, False, "", report.feedback_type, "feedback", "complained"))
     if not report.original_message_id and original is None:
@@ -115,7 +114,7 @@ def _recipient(rec: dict[str, str], note: Notification) -> BounceRecipient | Non
         address = _dsn_address(rec["original-recipient"])
     if not address:
         # "Final-Recipient: rfc822; @host" (old Sendmail): the original's To names it.
-        tos = all_addresses(note.original.first("to")) if note.original is not None else []
+        tos = header_addresses(note.original.get_all("to")) if note.original is not None else []
         address = tos[0] if len(tos) == 1 else ""
     if not address:
         return None
@@ -151,8 +150,5 @@ def _action(value: str, status: str, diagnostic: str) -> str:
 
 
 def _dsn_address(value: str) -> str:
-    value = value.strip()
-    if ";" in value:
-        value = value.split(";", 1)[1]
-    m = ADDRESS.search(value)
-    return norm_address(m.group(1)) if m else ""
+    """The address of a Final-/Original-Recipient field ("rfc822; a@b", RFC 3464 §2.3.1-2)."""
+    return field_address(value)

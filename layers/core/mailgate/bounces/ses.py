@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .addresses import clean_id, norm_address
+from .addresses import clean_id, field_address
 from .reasons import diag_clean, find_status, is_permanent, reason_for
 from .report import BounceRecipient, BounceReport
 
@@ -63,7 +63,7 @@ def _bounce(report: BounceReport, b: dict) -> None:
     for r in b.get("bouncedRecipients") or []:
         if not isinstance(r, dict):
             continue
-        address = norm_address(str(r.get("emailAddress", "")))
+        address = field_address(r.get("emailAddress"))
         status = find_status(str(r.get("status", "")))
         diag = diag_clean(str(r.get("diagnosticCode", "")))
         if btype == "permanent" and subtype in _SES_PERMANENT_SUBTYPES:
@@ -86,7 +86,7 @@ def _complaint(report: BounceReport, c: dict) -> None:
     report.feedback_type = str(c.get("complaintFeedbackType") or c.get("complaintSubType") or "abuse").lower()
     for r in c.get("complainedRecipients") or []:
         if isinstance(r, dict):
-            report.recipients.append(BounceRecipient(norm_address(str(r.get("emailAddress", ""))), False,
+            report.recipients.append(BounceRecipient(field_address(r.get("emailAddress")), False,
                                                      "", str(c.get("userAgent") or "")[:200], "feedback",
                                                      "complained"))
 
@@ -95,7 +95,7 @@ def _delivery(report: BounceReport, d: dict) -> None:
     report.kind = "delivery-report"
     resp = str(d.get("smtpResponse", ""))
     for r in d.get("recipients") or []:
-        report.recipients.append(BounceRecipient(norm_address(str(r)), False, find_status(resp), resp[:1000],
+        report.recipients.append(BounceRecipient(field_address(r), False, find_status(resp), resp[:1000],
                                                  "delivered", "delivered"))
 
 

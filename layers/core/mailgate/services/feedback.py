@@ -30,6 +30,7 @@ from ..bounces.notification import Notification
 from ..domain import MessageRecord
 from ..errors import TransientError
 from ..message import ParsedMessage
+from ..mime import addr_spec
 
 #: addresses read for a VERP token in one report (a report is about one copy: a few suffice)
 MAX_PROOF_ADDRESSES = 20
@@ -38,7 +39,9 @@ DEDUP_TTL = 30 * 24 * 3600
 
 
 def _domain_of(address: str) -> str:
-    return address.rpartition("@")[2].strip().lower()
+    """The domain of an address value (SES's mail.source is the From header: a display name,
+    RFC 2047 encoded words, comments may come with it)."""
+    return addr_spec(address).rpartition("@")[2]
 
 
 def _sending_domain(out: MessageRecord | None, fallback: str) -> str:
@@ -120,7 +123,7 @@ def _verp_targets(c, addresses: list[str]) -> list[tuple[str, int, MessageRecord
         sent = _ledger(c, ref)
         if sent is None or not 0 <= index < len(sent.recipients):
             continue
-        out.append((ref, index, sent, sent.recipients[index].strip().lower(), _sending_domain(sent, _domain_of(rcpt))))
+        out.append((ref, index, sent, addr_spec(sent.recipients[index]), _sending_domain(sent, _domain_of(rcpt))))
     return out
 
 
@@ -296,7 +299,7 @@ def _process_ses(c, report: BounceReport, body: dict, mail: dict, feedback_id: s
     for entry in report.recipients:
         if not entry.address:
             continue
-        index = next((i for i, r in enumerate(sent.recipients) if r.strip().lower() == entry.address), -1) \
+        index = next((i for i, r in enumerate(sent.recipients) if addr_spec(r) == entry.address), -1) \
             if sent is not None else -1
         actions.append(_apply(c, report, entry, entry.address, domain, sent, ref if index >= 0 else "", index,
                               via="ses", source="ses", feedback_id=feedback_id))
