@@ -104,3 +104,39 @@ def test_ses_notification_garbage_gives_a_normal_report_with_the_reason():
         report = classify_ses_notification(junk)
         assert report.kind in ("normal", "bounce")
     assert "not a JSON object" in classify_ses_notification([]).error
+
+
+@pytest.mark.timeout(60)  # about a second; before, minutes (every address searched the whole text again)
+def test_a_bounce_listing_twenty_thousand_addresses_reports_the_first_hundred_and_says_so():
+    lines = "".join(f"<user{i}@client{i % 97}.example>: host mx.client.example said: 550 5.1.1 User unknown\n"
+                    for i in range(20_000))
+    raw = (b"From: MAILER-DAEMON@mx.client.example\nReturn-Path: <>\nSubject: Undelivered Mail Returned to Sender\n\n"
+           b"I'm sorry to have to inform you that your message could not be delivered.\n\n" + lines.encode())
+    report = classify(raw)
+    assert report.kind == "bounce" and len(report.recipients) == 100
+    assert report.recipients[0].address == "user0@client0.example" and report.recipients[0].permanent
+    assert report.defects == ["more than 100 failed recipients: the first 100 read"]
+
+
+@pytest.mark.timeout(60)
+def test_a_dsn_with_thousands_of_recipient_blocks_reports_the_first_hundred_and_says_so():
+    blocks = "".join(f"Final-Recipient: rfc822; user{i}@client.example\nAction: failed\nStatus: 5.1.1\n\n"
+                     for i in range(3000))
+    raw = ("From: MAILER-DAEMON@mx.client.example\nSubject: Undelivered Mail\nContent-Type: multipart/report; "
+           "report-type=delivery-status; boundary=b\n\n--b\nContent-Type: text/plain\n\nNot delivered.\n"
+           "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.client.example\n\n"
+           + blocks + "--b--\n").encode()
+    report = classify(raw)
+    assert report.kind == "bounce" and len(report.recipients) == 100
+    assert "more than 100 failed recipients: the first 100 read" in report.defects
+
+
+@pytest.mark.timeout(60)  # a "warning: message ... delayed" pattern with an open ".*" was quadratic on one line
+def test_long_lines_of_repeated_phrases_are_cut_and_recorded():
+    line = "warning: message exceeded mailbox quota " * 25_000
+    raw = (b"From: MAILER-DAEMON@b.example\nReturn-Path: <>\nSubject: Undelivered Mail\n\n"
+           b"This message could not be delivered to <gone@b.example>: 550 5.1.1 unknown.\n"
+           + line.encode() + b"\n")
+    report = classify(raw)
+    assert report.kind == "bounce" and [r.address for r in report.recipients] == ["gone@b.example"]
+    assert "lines over 4,000 characters: read up to there" in report.defects

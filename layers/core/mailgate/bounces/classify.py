@@ -10,10 +10,8 @@ from .dsn import delivery_status, dsn_recipients, feedback_report, fill_complain
 from .notification import Notification
 from .report import BounceRecipient, BounceReport
 from .ses import ses_json_in_body
-from .text import (excluded_addresses, failed_addresses, fallback_addresses, flufl_recipients,
+from .text import (MAX_RECIPIENTS, TOO_MANY, excluded_addresses, failed_addresses, fallback_addresses, flufl_recipients,
                    looks_like_bounce, notification_text, text_recipients)
-
-MAX_RECIPIENTS = 100
 
 
 def classify(raw: bytes) -> BounceReport:
@@ -29,7 +27,10 @@ def classify(raw: bytes) -> BounceReport:
 def classify_parsed(parsed: ParsedMessage) -> BounceReport:
     """`classify` for a message already parsed (`message.parse`): it is not parsed again."""
     try:
-        return _classify(parsed, Notification(parsed))
+        note = Notification(parsed)
+        report = _classify(parsed, note)
+        report.defects += [d for d in note.defects if d not in report.defects]
+        return report
     except Exception as exc:  # noqa: BLE001 - the last line of defence, exercised by fuzzing
         return BounceReport(kind="normal", error=f"unreadable message: {type(exc).__name__}: {exc}"[:300])
 
@@ -113,7 +114,7 @@ def _text_outcome(report: BounceReport, p: ParsedMessage, note: Notification) ->
 
 
 def _text_recipients(p: ParsedMessage, note: Notification) -> list[BounceRecipient]:
-    notification = notification_text(note)
+    notification = note.lines_of(notification_text(note))
     excluded = excluded_addresses(p, note.original)
     found = failed_addresses(p, notification, excluded)
     if not found:
@@ -121,6 +122,8 @@ def _text_recipients(p: ParsedMessage, note: Notification) -> list[BounceRecipie
         if inner:
             return inner
         found = fallback_addresses(p, note.original, excluded)
+    if len(dict.fromkeys(found)) > MAX_RECIPIENTS:
+        note.note_defect(TOO_MANY)
     return text_recipients(found, notification)
 
 

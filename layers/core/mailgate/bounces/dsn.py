@@ -14,7 +14,7 @@ from .addresses import clean_id, field_address, header_addresses
 from .notification import Notification, part_text
 from .reasons import SES_RELAYED, diag_clean, find_status, is_permanent, reason_for, squash
 from .report import BounceRecipient, BounceReport
-from .text import diagnostic_near
+from .text import MAX_RECIPIENTS, TOO_MANY
 
 _INLINE_DSN = re.compile(r"^(Final|Original)-Recipient:\s*\S", re.M | re.I)
 _INLINE_FIELDS = re.compile(r"^(Status|Action):", re.M | re.I)
@@ -79,6 +79,9 @@ def dsn_recipients(text: str, note: Notification) -> list[BounceRecipient]:
     out: list[BounceRecipient] = []
     seen: set[str] = set()
     for rec in _recipient_blocks(text):
+        if len(out) >= MAX_RECIPIENTS:
+            note.note_defect(TOO_MANY)
+            break
         entry = _recipient(rec, note)
         # The same address twice (original + final): keep the first.
         if entry is not None and entry.address not in seen:
@@ -123,15 +126,16 @@ def _recipient(rec: dict[str, str], note: Notification) -> BounceRecipient | Non
     action = _action(rec.get("action", ""), status, diagnostic)
     if action not in ("failed", "delayed"):
         return BounceRecipient(address, False, status, diagnostic[:1000], "delivered", action or "delivered")
-    body = note.body_text
-    text_diag = diagnostic or diagnostic_near(body, address)
+    body = note.body_lines
+    text_diag = diagnostic or body.near(address)
     relayed = SES_RELAYED.match(squash(rec.get("diagnostic-code", "")).split(";", 1)[-1].strip())
     if (status in ("", "5.0.0", "4.0.0") or status != find_status(text_diag) and relayed) \
             and find_status(text_diag):
         status = find_status(text_diag)
-    near = diagnostic_near(body, address, fallback=False)
+    near = body.near(address, fallback=False)
     # The whole text speaks for this recipient only when the DSN says nothing itself.
-    reason = reason_for(text_diag, status, body, near, address, context_reason=not diagnostic)
+    reason = reason_for(text_diag, status, body.text, near, address, context_reason=not diagnostic,
+                        command=body.commands.get(address, ""))
     return BounceRecipient(address, is_permanent(reason, status), status, text_diag[:1000], reason, action)
 
 

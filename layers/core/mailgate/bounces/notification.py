@@ -14,6 +14,7 @@ from ..automatic import DELIVERY_STATUS_TYPES, FEEDBACK_REPORT_TYPE, ORIGINAL_ME
 from ..htmltext import html_to_text
 from ..message import ParsedMessage
 from ..mime import Fields, Part, parse_header_block
+from .lines import MAX_LINE, TextLines
 
 #: a hostile message with thousands of parts is read up to here
 MAX_PARTS = 200
@@ -37,8 +38,12 @@ class Notification:
         self.dsn_parts: list[Part] = []
         self.arf_parts: list[Part] = []
         self.original_parts: list[Part] = []   # message/rfc822 or text/rfc822-headers
+        #: what the bounds left unread (BounceReport.defects)
+        self.defects: list[str] = []
+        read = 0
         for part in parsed.parts():
             if len(self.texts) + len(self.original_parts) > MAX_PARTS:
+                self.defects.append(f"more than {MAX_PARTS} parts: the rest not read")
                 break
             ctype = part.content_type
             if ctype in DELIVERY_STATUS_TYPES:
@@ -49,11 +54,32 @@ class Notification:
                 self.original_parts.append(part)
             elif ctype.startswith(("text/", "multipart/")) or ctype == "application/octet-stream" and part.depth == 0:
                 # a multipart leaf is broken MIME (its boundary never occurs): its body is text
-                self.texts.append(part_text(part))
+                if read >= MAX_TEXT:
+                    self.defects.append(f"notification text over {MAX_TEXT:,} characters: the rest not read")
+                    continue
+                text = part_text(part)
+                read += len(text)
+                self.texts.append(text)
 
     @cached_property
     def body_text(self) -> str:
         return "\n".join(self.texts)[:MAX_TEXT]
+
+    @cached_property
+    def body_lines(self) -> TextLines:
+        """The notification's whole text, indexed by address (read once for all recipients)."""
+        return self.lines_of(self.body_text)
+
+    def lines_of(self, text: str) -> TextLines:
+        """`text` indexed by address; a line cut by the bound is recorded in `defects`."""
+        lines = TextLines(text)
+        if lines.cut:
+            self.note_defect(f"lines over {MAX_LINE:,} characters: read up to there")
+        return lines
+
+    def note_defect(self, defect: str) -> None:
+        if defect not in self.defects:
+            self.defects.append(defect)
 
     @cached_property
     def original(self) -> Fields | None:

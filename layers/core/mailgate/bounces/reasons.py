@@ -10,6 +10,7 @@ not permanent for the address (Sisimai's hard/soft split, which the shared corpu
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 #: reasons after which the address itself is gone (Sisimai's hard bounces)
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved"})
@@ -27,9 +28,13 @@ def find_status(text: str) -> str:
 SES_RELAYED = re.compile(r"^\d\.\d{1,3}\.\d{1,3} - .{0,80}? \d{3}[- ]'(.+)'", re.S)
 
 
+#: characters of a diagnostic read (an SMTP reply is at most a few lines, RFC 5321 §4.5.3.1.5)
+MAX_DIAGNOSTIC = 4000
+
+
 def diag_clean(value: str) -> str:
     """A Diagnostic-Code value (RFC 3464 §2.3.6) without its type and with its white space squashed."""
-    value = re.sub(r"^\s*(smtp|x-[\w-]+|unix|x-postfix)\s*;\s*", "", value or "", flags=re.I)
+    value = re.sub(r"^\s*(smtp|x-[\w-]+|unix|x-postfix)\s*;\s*", "", (value or "")[:MAX_DIAGNOSTIC], flags=re.I)
     value = re.sub(r"\s+", " ", value).strip()
     # Amazon SES: "5.1.0 - Unknown address error 550-'<the remote server's own reply>'":
     # the quoted reply is what the receiving server actually said.
@@ -67,8 +72,8 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
                       r"couldn't find a mail exchanger")),
     ("hostunknown", _rx(r"dns lookup failure", r"host \S+ not found", r"\d{3} [\w.-]+\.[a-z]{2,} does not exist")),
     ("userunknown", _STRONG_USERUNKNOWN),
-    ("mailboxfull", _rx(r"mailbox (is )?full", r"over ?quota", r"quota exceeded", r"exceeded .*quota",
-                        r"mailbox.*exceed", r"insufficient (disk )?space", r"mail ?box (size )?limit",
+    ("mailboxfull", _rx(r"mailbox (is )?full", r"over ?quota", r"quota exceeded", r"exceeded .{0,80}quota",
+                        r"mailbox.{0,80}exceed", r"insufficient (disk )?space", r"mail ?box (size )?limit",
                         r"mailfolder is full", r"not enough (storage|space)", r"user has exhausted",
                         r"box is full", r"full mailbox", r"too much mail", r"mailbox has exceeded",
                         r"would exceed", r"disk quota", r"no space left", r"storage (limit|quota)",
@@ -142,12 +147,13 @@ _DATA_STAGE = re.compile(r"end of data|after end of|did not like our final data"
 
 
 def reason_for(diagnostic: str, status: str = "", context: str = "", stage: str = "", address: str = "",
-               *, context_reason: bool = True) -> str:
+               *, context_reason: bool = True, command: str | None = None) -> str:
     """Sisimai-style reason of a failure from its diagnostic text and DSN status.
 
     `context` is the whole notification (read for the SMTP stage; read for the reason itself only
     when `context_reason`, i.e. when it speaks of this recipient alone); `stage` is the text next
-    to this recipient's address.
+    to this recipient's address; `command` the SMTP command a transcript shows the error answered
+    (looked up in `context` when not given).
     """
     text = diagnostic or ""
     reason = _first_reason(text)
@@ -159,7 +165,8 @@ def reason_for(diagnostic: str, status: str = "", context: str = "", stage: str 
         # A temporary status says the address may come back (DNS trouble, greylisting).
         reason = "networkerror" if reason == "hostunknown" else "onhold"
     if reason == "userunknown" and status not in _USERUNKNOWN_STATUS and not _STRONG_USERUNKNOWN.search(text) and (
-            status == "5.2.0" or _DATA_STAGE.search(text + " " + stage) or _transcript_command(context, address) == "DATA"):
+            status == "5.2.0" or _DATA_STAGE.search(text + " " + stage) or
+            (command if command is not None else _transcript_command(context, address)) == "DATA"):
         # "User unknown" said after DATA (or under RFC 3463's 5.2.0, "other mailbox status"):
         # the server accepted the address at RCPT and refused the message, a content filter's
         # answer in disguise; the address may well be alive (Sisimai's rule), so not permanent.
@@ -200,6 +207,7 @@ def _transcript_command(context: str, address: str) -> str:
     return ""
 
 
+@lru_cache(maxsize=32)
 def _first_reason(text: str) -> str:
     if not text:
         return ""

@@ -33,6 +33,8 @@ class BounceReport:
     method: str = ""
     #: why classification gave up early (hostile or broken input); empty when all went well
     error: str = ""
+    #: what was not read (a bound cut the text, the lines or the recipients), as short sentences
+    defects: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[BounceRecipient]:
@@ -47,6 +49,7 @@ class BounceReport:
             "original_mailgate_id": self.original_mailgate_id,
             "method": self.method,
             "error": self.error,
+            "defects": self.defects,
         }
 
     def inspect_dict(self) -> dict[str, Any]:

@@ -15,9 +15,16 @@ from ..message import ParsedMessage
 from ..mime import Fields
 from .addresses import ADDRESS, all_addresses, header_addresses, norm_address
 from .autoreply import auto_reply_reason
+from .lines import TextLines
 from .notification import MAX_TEXT, Notification, split_notification
-from .reasons import REASON_ANY, find_status, is_permanent, reason_for, squash
+from .reasons import find_status, is_permanent, reason_for
 from .report import BounceRecipient
+
+#: failed recipients read per notification (a notice listing thousands is cut here)
+MAX_RECIPIENTS = 100
+#: addresses collected from the text before the list is cut
+MAX_FOUND = 10 * MAX_RECIPIENTS
+TOO_MANY = f"more than {MAX_RECIPIENTS} failed recipients: the first {MAX_RECIPIENTS} read"
 
 _BOUNCE_BODY_STRONG = re.compile(
     r"could not be delivered|couldn't be delivered|delivery to the following recipient|"
@@ -46,10 +53,8 @@ _SKIP_LINE = re.compile(r"message-?id|in-reply-to|references:|^\s*(to|cc|subject
                         r"\bsent by\b|please contact|further assistance|please send mail to|\bfrom:? *<|your message .{0,40} from|"
                         r"^\s*received:|\bby [\w.-]+ with\b|\bid [\w.-]+@", re.I)
 _DELAYED = re.compile(r"has not yet been delivered|delivery (is|has been) delayed|will (continue|keep) trying|"
-                      r"will retry|still trying|warning: message .* delayed|not been delivered yet", re.I)
+                      r"will retry|still trying|warning: message .{0,200}? delayed|not been delivered yet", re.I)
 _STATUS_5 = re.compile(r"\b5\d\d\b|\b5\.\d+\.\d+")
-_REPLY_CODE_ONLY = re.compile(r"^\s*(\d{3}[ -]+)?[<\"']?$")
-_ERROR_WORDS = re.compile(r"\d\d\d|error|reject|unknown|denied", re.I)
 
 
 def looks_like_bounce(p: ParsedMessage, note: Notification) -> bool:
@@ -100,30 +105,34 @@ def excluded_addresses(p: ParsedMessage, original: Fields | None) -> set[str]:
     return out
 
 
-def failed_addresses(p: ParsedMessage, notification: str, excluded: set[str]) -> list[str]:
+def failed_addresses(p: ParsedMessage, notification: TextLines, excluded: set[str]) -> list[str]:
     """The failed recipients a notification names: X-Failed-Recipients (Exim and others: not
     RFC, but widely used), else the addresses in its lines."""
     found = header_addresses(p.headers.get_all("x-failed-recipients"))
     if not found:
-        for line in notification.splitlines():
-            if not _SKIP_LINE.search(line):
-                found += [a for a in _line_addresses(line)
-                          if a not in excluded and not _machine_address(a)]
+        for line, addrs in zip(notification.lines, notification.line_addresses):
+            if addrs and not _SKIP_LINE.search(line):
+                found += [a for a in _line_addresses(line, addrs) if a not in excluded and not _machine_address(a)]
+                if len(found) > MAX_FOUND:
+                    break
     if len(set(found)) > 1:
         # MTAs list failed recipients one per line, address first ("<a@b>: 550 ...", qmail,
         # Postfix, Exim, Sendmail alike); an address only met mid-sentence ("please contact
         # <support@...>") is not one of them when such a list exists.
-        leading = {a for a in found if re.search(r"^[\s>*\-\"'(\[]*<?" + re.escape(a), notification, re.M | re.I)}
+        leading = [a for a in found if a in notification.leading]
         if leading:
-            found = [a for a in found if a in leading]
+            found = leading
     return found
 
 
-def _line_addresses(line: str) -> list[str]:
-    addrs = all_addresses(line)
-    if len(addrs) >= 2 and re.search(re.escape(addrs[0]) + r"\s+<" + re.escape(addrs[1]) + ">", line, re.I):
-        # "a@x <b@y>" is one mailbox (RFC 5322 name-addr): b@y, with a@x as its display name.
-        addrs = [x for x in addrs if x != addrs[0]]
+def _line_addresses(line: str, addrs: list[str]) -> list[str]:
+    if len(addrs) >= 2:
+        low = line.lower()
+        i = low.find(addrs[0])
+        j = low.find(f"<{addrs[1]}>", i + 1) if i >= 0 else -1
+        if j > 0 and not low[i + len(addrs[0]):j].strip():
+            # "a@x <b@y>" is one mailbox (RFC 5322 name-addr): b@y, with a@x as its display name.
+            addrs = [x for x in addrs if x != addrs[0]]
     return addrs
 
 
@@ -146,47 +155,19 @@ def fallback_addresses(p: ParsedMessage, original: Fields | None, excluded: set[
     return found
 
 
-def text_recipients(found: list[str], notification: str) -> list[BounceRecipient]:
+def text_recipients(found: list[str], notification: TextLines) -> list[BounceRecipient]:
     """One entry per address, with the status and reason its part of the text gives."""
     out: list[BounceRecipient] = []
-    addresses = list(dict.fromkeys(found))
-    delayed = bool(_DELAYED.search(notification))
+    addresses = list(dict.fromkeys(found))[:MAX_RECIPIENTS]
+    delayed = bool(_DELAYED.search(notification.text))
     for address in addresses:
-        diag = diagnostic_near(notification, address)
-        status = find_status(diag) or find_status(notification)
-        reason = reason_for(diag, status, notification, "", address, context_reason=len(addresses) == 1)
+        diag = notification.near(address)
+        status = find_status(diag) or notification.status
+        reason = reason_for(diag, status, notification.text, "", address, context_reason=len(addresses) == 1,
+                            command=notification.commands.get(address, ""))
         action = "delayed" if delayed and not _STATUS_5.search(diag) else "failed"
         out.append(BounceRecipient(address, is_permanent(reason, status), status, diag[:1000], reason, action))
     return out
-
-
-def diagnostic_near(text: str, address: str, fallback: bool = True) -> str:
-    """The error text about `address`: its line and the lines after it, up to a blank line."""
-    if not text:
-        return ""
-    lines = text.splitlines()
-    low = address.lower()
-    for i, line in enumerate(lines):
-        if low in line.lower():
-            block = [line.strip()]
-            for nxt in lines[i + 1:i + 12]:
-                if not nxt.strip():
-                    if len(block) > 1:
-                        break
-                    continue
-                m = ADDRESS.search(nxt)
-                if m and low not in nxt.lower() and (
-                        _REPLY_CODE_ONLY.match(nxt[:m.start()]) or
-                        len(block) > 1 and not _ERROR_WORDS.search(nxt)):
-                    break
-                block.append(nxt.strip())
-            joined = " ".join(block)
-            if len(joined) > len(line.strip()) + 5 or REASON_ANY.search(joined):
-                return squash(joined)
-            break
-    if not fallback:
-        return ""
-    return squash(text[-2000:] if len(text) > 2000 else text)
 
 
 def flufl_recipients(p: ParsedMessage, note: Notification) -> list[BounceRecipient]:
@@ -203,16 +184,16 @@ def flufl_recipients(p: ParsedMessage, note: Notification) -> list[BounceRecipie
         permanent, temporary = all_failures(p.email_message)
     except Exception:  # noqa: BLE001 - its detectors have failed on odd input
         return []
-    body = note.body_text
+    body = note.body_lines
     out: list[BounceRecipient] = []
-    for raw_addr, temp in [(a, False) for a in permanent] + [(a, True) for a in temporary]:
+    for raw_addr, temp in ([(a, False) for a in permanent] + [(a, True) for a in temporary])[:MAX_RECIPIENTS]:
         address = norm_address(raw_addr.decode("utf-8", "replace") if isinstance(raw_addr, bytes) else str(raw_addr))
         if not ADDRESS.fullmatch(address) or len(address) > 254 or any(r.address == address for r in out):
             # RFC 5321 §4.5.3.1: 64-octet local part, 254-octet address; anything else is noise.
             continue
-        diag = diagnostic_near(body, address)
+        diag = body.near(address)
         status = find_status(diag)
-        reason = reason_for(diag, status, body)
+        reason = reason_for(diag, status, body.text, command=body.commands.get(address, ""))
         out.append(BounceRecipient(address, is_permanent(reason, status), status, diag[:1000], reason,
                                    "delayed" if temp else "failed"))
     return out
