@@ -65,5 +65,7 @@ def test_alternative_bodies_inline_image_and_attachment():
 def test_loop_signals_name_their_rfc():
     p = parse(b"From: a@x.test\nAuto-Submitted: auto-generated\nPrecedence: list\n\nx\n")
     sig = loops.signals(p)
-    assert sig.auto_reply == ["Auto-Submitted: auto-generated (RFC 3834)", "Precedence: list"]
-    assert not sig.bounce and not sig.own
+    # RFC 3834 §2: "do not answer" (list mail) and "this is automatic" are separate signals
+    assert sig.auto_reply == ["Auto-Submitted: auto-generated (RFC 3834)"]
+    assert sig.bulk == ["Precedence: list"]
+    assert not sig.bounce and not sig.own and sig.automatic

@@ -178,11 +178,26 @@ def test_auto_submitted_no_is_a_person():
     assert deliver(c, mail(headers={"Auto-Submitted": "no"})).outcome == "new-record"
 
 
-def test_precedence_bulk_and_x_autoreply_are_auto_replies():
+def test_x_autoreply_and_x_autorespond_are_auto_replies():
     c = stack()
-    assert deliver(c, mail(headers={"Precedence": "bulk"})).outcome == "auto-reply"
     assert deliver(c, mail(headers={"X-Autoreply": "yes"})).outcome == "auto-reply"
     assert deliver(c, mail(headers={"X-Autorespond": "yes"})).outcome == "auto-reply"
+
+
+def test_list_mail_is_routed_like_a_persons_mail_but_never_answered():
+    # RFC 3834 §2: no automatic answer to list or bulk mail; it is not an auto-reply either
+    c = stack()
+    digest = {"Precedence": "list", "List-Id": "<updates.lists.customer.test>"}
+    assert deliver(c, mail(headers={"Precedence": "bulk"})).outcome == "new-record"
+    first = deliver(c, mail(message_id="first@customer.test"))
+    reply = deliver(c, mail(to="someone@else.test", headers={"In-Reply-To": "<first@customer.test>", **digest}),
+                    recipients=["catchall@example.test"])
+    assert reply.outcome == "thread" and reply.thread_id == first.thread_id
+    rec = deliver(c, mail(to="nobody@example.test", headers=digest), recipients=["nobody@example.test"])
+    assert rec.outcome == "unknown-recipient" and answers(c) == []
+    route = rec.detail["route"]
+    assert route["signals"]["bulk"] == ["Precedence: list", "List-Id header"] and route["signals"]["auto_reply"] == []
+    assert any(n.startswith("not answered: automatic message: Precedence: list") for n in route["notes"])
 
 
 def test_our_own_outbound_mail_coming_back_is_a_loop():

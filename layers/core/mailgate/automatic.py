@@ -4,12 +4,18 @@ Two readers weigh them differently. `loops` asks "may this be answered, may it o
 and treats any sure sign of automatic mail as a no. `bounces` asks "what is it?" (a bounce, an
 auto-reply, a complaint) and combines weaker signs (a mail-system sender *and* a failure
 subject) before it names a kind. The names below say which signs are sure on their own.
+
+RFC 3834 §2 keeps two questions apart, and so does this module: "must this not be answered?"
+(list and bulk mail: `list_signs`) and "is this an automatic reply?" (`auto_reply_signs`). List
+mail is never answered, but it is not an auto-reply.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
+from .htmltext import html_to_text
 from .message import ParsedMessage
 
 # --- RFC 3834 and the responders' own headers ---------------------------------------------------
@@ -21,18 +27,28 @@ AUTO_REPLY_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Auto-
 #: Microsoft's markers of mail its rules and agents generate. (X-Auto-Response-Suppress alone is
 #: a request to responders, not a sign.)
 EXCHANGE_AUTOMATIC_HEADERS = ("X-MS-Exchange-Inbox-Rules-Loop", "X-MS-Exchange-Generated-Message-Source")
+#: Headers of challenge-response systems (the sender must prove it is a person before the
+#: message is delivered): RFC 3834 §1 counts their challenges among automatic responses.
+CHALLENGE_HEADERS = ("X-Bluebottle-Request", "X-Boxbe-Notice", "X-Spamarrest-Noauth", "X-Spamarrest-Challenge",
+                     "X-Mailblocks", "X-ChoiceMail-Registration-Request", "X-TMDA-Confirm-Address")
+#: RFC 2369 and RFC 2919 list headers, and the mailing-list managers' own: list mail (RFC 3834
+#: §2: never answered automatically)
+LIST_HEADERS = ("List-Id", "List-Unsubscribe", "List-Post", "List-Help", "List-Subscribe", "List-Owner",
+                "List-Archive", "Mailing-List", "X-Mailing-List", "X-Mailman-Version", "X-BeenThere")
 _RESPONDER = tuple((name, name.lower()) for name in AUTO_REPLY_HEADERS)
 _EXCHANGE = tuple((name, name.lower()) for name in EXCHANGE_AUTOMATIC_HEADERS)
+_CHALLENGE = tuple((name, name.lower()) for name in CHALLENGE_HEADERS)
+_LIST = tuple((name, name.lower()) for name in LIST_HEADERS)
 #: Precedence is not standardised (RFC 2076 §3.9 lists it); bulk/junk/list are what vacation(1)
 #: and Odoo treat as "do not answer"; auto_reply is what some responders put on their replies.
 PRECEDENCE_AUTO_REPLY = "auto_reply"
-PRECEDENCE_NO_ANSWER = frozenset({"bulk", "junk", "list", PRECEDENCE_AUTO_REPLY})
+PRECEDENCE_NO_ANSWER = frozenset({"bulk", "junk", "list"})
 
 
 def auto_submitted(p: ParsedMessage) -> str:
     """The RFC 3834 §5 Auto-Submitted keyword (lower case; "" when absent). Anything but "no"
     marks an automatic message: "auto-replied" an answer, "auto-generated" a notification."""
-    return p.header("auto-submitted").split(";")[0].strip().lower()
+    return p.header("auto-submitted").split(";")[0].split("(")[0].strip().lower()
 
 
 def precedence(p: ParsedMessage) -> str:
@@ -53,18 +69,376 @@ def apple_vacation(p: ParsedMessage) -> bool:
     return p.header("x-apple-action").strip().lower() == "vacation"
 
 
-# --- subjects -----------------------------------------------------------------------------------
+def list_signs(p: ParsedMessage) -> list[str]:
+    """Why `p` is list or bulk mail, which is never answered (RFC 3834 §2): Precedence
+    bulk/junk/list and the list headers (RFC 2369, RFC 2919). Not signs of an auto-reply."""
+    found = [f"{name} header" for name, lower in _LIST if lower in p.headers]
+    prec = precedence(p)
+    if prec in PRECEDENCE_NO_ANSWER:
+        found.insert(0, f"Precedence: {prec}")
+    return found
 
-_AUTO_REPLY_WORDS = (r"auto(matic)?[- ]?(reply|response|antwort)|out of (the )?office|r[ée]ponse automatique|"
-                     r"abwesenheitsnotiz")
-#: Subjects only responders write: a sure sign on its own.
-AUTO_REPLY_SUBJECT = re.compile(rf"^\s*({_AUTO_REPLY_WORDS})\b", re.I)
-#: Subjects of vacation notices, wider: a person may start a subject with "Vacation" or
-#: "Absence", so this names an auto-reply only in a message already taken for automatic mail.
-VACATION_SUBJECT = re.compile(
-    rf"^\s*({_AUTO_REPLY_WORDS}|auto(matic)?[ -]?(réponse|respuesta)|auto:|away (from|until)|on vacation|"
-    r"vacation|abwesenheit|absence|respuesta automática|risposta automatica|autoreply|autoresponse|"
-    r"fuera de la oficina|i am (out|away)|ooo\b)", re.I)
+
+def machine_signs(p: ParsedMessage) -> list[str]:
+    """Sure signs of mail a machine sent (not necessarily a reply): RFC 3834 Auto-Submitted other
+    than "no", the responders' and Exchange's headers, Apple's vacation marker."""
+    found = []
+    auto = auto_submitted(p)
+    if auto and auto != "no":
+        found.append(f"Auto-Submitted: {auto} (RFC 3834)")
+    found += [f"{name} header" for name in responder_headers(p)]
+    if precedence(p) == PRECEDENCE_AUTO_REPLY:
+        found.append(f"Precedence: {PRECEDENCE_AUTO_REPLY}")
+    if apple_vacation(p):
+        found.append("X-Apple-Action: vacation")
+    found += [f"{name} header" for name in exchange_automatic_headers(p)]
+    return found
+
+
+# --- auto-replies: subjects ---------------------------------------------------------------------
+
+def _alternation(*phrases: str) -> str:
+    return "|".join(phrases)
+
+
+#: What responders put before the original subject ("Automatic reply: Quote 2291"), in the
+#: languages of business mail (Outlook/Exchange's localised prefixes, Gmail, Zimbra, Notes, the
+#: webmail responders). Sure on its own when it is the subject's prefix.
+AUTO_REPLY_PREFIXES = _alternation(
+    r"auto(matic|mated)?[ -]?(reply|response|respond|answer)", r"auto[ -]?antwort", r"out of (the )?office auto ?reply",
+    r"automatische antwort", r"automatische abwesenheitsnotiz", r"abwesenheitsnotiz", r"r[ée]ponse automatique",
+    r"respuesta autom[áa]tica", r"resposta autom[áa]tica", r"risposta automatica", r"automatisch antwoord",
+    r"odpowied[źz] automatyczna", r"automatyczna odpowied[źz]", r"autoodpowied[źz]", r"автоматический ответ",
+    r"автоответ", r"автоматична відповідь", r"автовідповідь", r"automātiskā atbilde", r"automatinis atsakymas",
+    r"automaatne vastus", r"automaattinen vastaus", r"automatiskt svar", r"automatisk svar", r"autosvar",
+    r"automatick[áa] odpov[ěe][ďd]", r"automatikus v[áa]lasz", r"r[ăa]spuns automat", r"otomatik (yan[ıi]t|cevap)",
+    r"αυτόματη απάντηση", r"автоматичен отговор", r"automatski odgovor", r"аутоматски одговор",
+    r"samodejni odgovor", r"balasan otomatis", r"balasan automatik", r"tr[ảa] l[ờo]i t[ựu] [đd][ộo]ng",
+    r"תשובה אוטומטית", r"رد تلقائي", r"الرد التلقائي", r"رد آلي", r"پاسخ خودکار", r"स्वचालित उत्तर",
+    r"स्वतः उत्तर", r"ตอบกลับอัตโนมัติ", r"自動応答", r"自動返信", r"自动回复", r"自动答复", r"自動回覆",
+    r"自動答覆", r"自動回復", r"자동 ?회신", r"자동 ?응답", r"auto")
+#: Prefixes that say the sender is away: a person may write "Absent: Monday" too, so these need
+#: a second sign (the notice's text, an automatic header).
+ABSENCE_PREFIXES = _alternation(
+    r"out of (the )?office", r"ooo", r"on vacation", r"vacation( reply| notice)?", r"away", r"abwesend",
+    r"abwesenheit", r"nicht im b[üu]ro", r"absence du bureau", r"absent(e)?( du bureau)?", r"message d'absence",
+    r"fuera de (la )?oficina", r"ausente", r"aus[êe]ncia( tempor[áa]ria)?", r"fora do escrit[óo]rio", r"fuori sede",
+    r"fuori ufficio", r"assente", r"afwezig", r"niet aanwezig", r"buiten kantoor", r"poza biurem",
+    r"nieobecno[śs][ćc]", r"nieobecny", r"нет на месте", r"вне офиса", r"отсутствую", r"поза офісом",
+    r"немає на місці", r"ārpus biroja", r"nav birojā", r"prombūtnē", r"ne biure", r"kontorist väljas",
+    r"poissa toimistosta", r"lomalla", r"fr[åa]nvarande", r"fr[åa]nvaro(meddelande)?", r"inte på kontoret",
+    r"ikke på kontoret", r"frav[æa]rende", r"mimo kancel[áa][řr]", r"nep[řr][íi]tomn(ost|a|en|[ýy])",
+    r"mimo kancel[áa]rie", r"h[áa]zon k[íi]v[üu]l", r"irod[áa]n k[íi]v[üu]l", r"absent de la birou",
+    r"[îi]n afara biroului", r"ofis d[ıi][şs][ıi]nda(y[ıi]m)?", r"izinde(yim)?", r"εκτός γραφείου",
+    r"извън офиса", r"izvan ureda", r"van kancelarije", r"zunaj pisarne", r"di luar kantor", r"di luar pejabat",
+    r"v[ắa]ng m[ặa]t", r"מחוץ למשרד", r"خارج المكتب", r"कार्यालय से बाहर", r"ไม่อยู่ที่สำนักงาน", r"不在",
+    r"外出中", r"休暇中", r"不在办公室", r"不在辦公室", r"休假", r"부재 ?중", r"외출 ?중")
+#: the prefix, alone or in brackets, then ":" (or the bracket); Notes writes "AUTO: ...",
+#: wp.pl "[Automatyczna odpowiedź] ...", AOL "Re: ... (Automatic Response)"
+_PREFIX_FORM = r"^\s*[\[(【]?\s*({words})\s*[:：\]】)]"
+_AUTO_REPLY_SUBJECT = re.compile(_PREFIX_FORM.format(words=AUTO_REPLY_PREFIXES), re.I)
+_ABSENCE_SUBJECT = re.compile(_PREFIX_FORM.format(words=ABSENCE_PREFIXES), re.I)
+_AUTO_REPLY_SUFFIX = re.compile(r"\((auto(matic)? ?(reply|response)|out of (the )?office|away)\)\s*$", re.I)
+
+
+def auto_reply_subject(subject: str) -> str:
+    """"auto-reply" when the subject is a responder's ("Automatic reply: ...", "AUTO: ...",
+    "... (Automatic Response)"), "absence" when it only says the sender is away
+    ("Out of Office: ..."), else ""."""
+    subject = subject[:300]
+    if _AUTO_REPLY_SUBJECT.match(subject) or _AUTO_REPLY_SUFFIX.search(subject):
+        return "auto-reply"
+    return "absence" if _ABSENCE_SUBJECT.match(subject) else ""
+
+
+#: Subjects that start a reply: "Re:", "AW:", "SV:", "Odp:", "Отв:", "回复:" ...
+_REPLY_SUBJECT = re.compile(r"^\s*(re|aw|sv|vs|odp|ynt|atb|r|ref|antw|отв|ответ|回复|回覆|答复|返信)\s*[:：]", re.I)
+
+# --- auto-replies: the text of an out-of-office notice -------------------------------------------
+
+#: What out-of-office notices say, by what it says. Each entry is a phrase of whole words (a
+#: trailing "*" lets the last word go on: "nieobecn*" is "nieobecny", "nieobecna"); accents, case
+#: and punctuation do not matter (`_fold`). Chinese, Japanese, Korean and Thai phrases are looked
+#: for anywhere in the text (those scripts do not separate words).
+_NOTICE_PHRASES: dict[str, str] = {
+    # "I am out of the office", "on holiday", "on a business trip"
+    "absence": """
+        jag ar ledig | ar tjanstledig | foraldraledig* | bortrest | pa barsel | ikke til stede | er pa kursus |
+        mimo urad | mimo pracoviste | is dinda* | ofisten uzakta* | is seyahatinde* | yillik izindeyim |
+        غير متواجد | في مهمة عمل | خارج العمل | غائب | в відрядженні | не в офісі | сейчас в отпуске |
+        en vacaciones | de permiso | de licenca | fuera del despacho | non sono in ufficio | ik ben afwezig |
+        tidak berada di kantor | dang nghi | nghi le | οσο λειπω | εκτος εδρας | poza pracą | szabadsagon vagyok |
+        out of office | out of the office | away from the office | away from my desk | on leave | on annual leave |
+        on parental leave | on sick leave | on maternity leave | on vacation | on holiday | on holidays |
+        on a business trip | i am away | i am currently away | i m away | i m currently away | i will be away |
+        i ll be away | not in the office | out of town | on pto |
+        nicht im buro | nicht im buero | ausser haus | auser haus | abwesend | im urlaub | auf geschaftsreise |
+        auf dienstreise | absent du bureau | absente du bureau | absent jusqu* | absente jusqu* | en conge* |
+        en vacances | hors du bureau | en deplacement | fuera de la oficina | fuera de oficina | de vacaciones |
+        estoy ausente | de viaje | fora do escritorio | de ferias | estou ausente | em viagem | fuori sede |
+        fuori ufficio | fuori dall ufficio | in ferie | sono assente | in trasferta | niet op kantoor | afwezig |
+        op vakantie | met vakantie | buiten kantoor | poza biurem | na urlopie | nieobecn* |
+        w podrozy sluzbowej | вне офиса | в отпуске | нет на месте | отсутствую | в командировке | не в офисе |
+        поза офісом | у відпустці | в відпустці | відсутн* | у відрядженні | немає на місці | arpus biroja |
+        atvalinajuma | prombutne | nav biroja | ne biure | atostog* | kontorist valjas | puhkusel |
+        poissa toimistosta | lomalla | inte pa kontoret | pa semester | franvarande | pa tjansteresa |
+        ikke pa kontoret | pa ferie | fravaerende | pa forretningsrejse | mimo kancelar | na dovolene |
+        na dovolenke | nepritomn* | na sluzebni ceste | mimo kancelarie | hazon kivul | irodan kivul |
+        szabadsagon | in afara biroului | in concediu | ofis disinda* | ofiste degil* | izindeyim | tatildeyim |
+        yillik izin* | εκτος γραφειου | σε αδεια | извън офиса | в отпуск | izvan ureda | na godisnjem odmoru |
+        na dopustu | di luar kantor | sedang cuti | di luar pejabat | sedang bercuti | nghi phep | vang mat |
+        מחוץ למשרד | בחופשה | خارج المكتب | في إجازة | कार्यालय से बाहर | छुट्टी पर""",
+    # "thank you for your message"
+    "thanks": """
+        tack for ditt e brev | tack for din e post | tack for ditt mail | tak for din e mail | tak for din besked |
+        dekuji za vas email | dekuji za vasi zpravu | dekujeme za* | iletiniz icin tesekkur* | mesajiniz icin tesekkurler |
+        e postaniz icin tesekkurler | شكرا لتواصلك | شكرا على بريدك | شكرا لرسالتكم | дякуємо за* | спасибо за обращение |
+        thank you for contacting | thank you for reaching out | thanks for reaching out | thanks for getting in touch |
+        gracias por contactar* | merci de nous avoir contact* | vielen dank fur ihre anfrage | grazie per averci contatt* |
+        thank you for your email | thank you for your e mail | thank you for your message | thank you for your mail |
+        thank you for your note | thank you for your enquiry | thank you for your inquiry | thanks for your email |
+        thanks for your e mail | thanks for your message |
+        dank fur ihre nachricht | dank fur ihre e mail | dank fur ihre mail | danke fur ihre nachricht |
+        danke fur deine nachricht | merci pour votre message | merci pour votre courriel | merci pour votre e mail |
+        merci de votre message | je vous remercie pour votre | je vous remercie de votre |
+        gracias por su mensaje | gracias por su correo | gracias por tu mensaje | obrigado pela sua mensagem |
+        obrigada pela sua mensagem | obrigado pelo seu e mail | obrigado pelo seu contato | obrigado pelo seu contacto |
+        grazie per il suo messaggio | grazie per la sua e mail | grazie per la sua mail | grazie per il tuo messaggio |
+        bedankt voor uw bericht | bedankt voor je bericht | bedankt voor uw e mail | dank voor uw bericht |
+        dziekuje za wiadomosc | dziekuje za e mail | dziekuje za maila | спасибо за ваше письмо | спасибо за письмо |
+        спасибо за ваше сообщение | благодарю за ваше письмо | благодарю за письмо | дякую за ваш лист |
+        дякую за лист | дякую за ваше повідомлення | дякую за повідомлення | paldies par jusu vestuli |
+        paldies par vestuli | paldies par jusu zinu | aciu uz* | dekoju uz* | dekojame uz* | taname kirja* |
+        aitah kirja* | kiitos viestista* | kiitos sahkopostista* | tack for ditt meddelande | tack for ditt mejl |
+        tack for ditt mail | tack for ditt e mail | tack for ert meddelande | tak for din e mail | tak for din mail |
+        tak for din besked | tak for din henvendelse | takk for din e post | takk for e posten | takk for meldingen |
+        dekuji za vasi zpravu | dekuji za zpravu | dekuji za vas e mail | dakujem za vasu spravu | dakujem za spravu |
+        koszonom az uzenet* | koszonom uzenet* | koszonom a level* | multumesc pentru mesaj* |
+        mesajiniz icin tesekkur* | e postaniz icin tesekkur* | mailiniz icin tesekkur* | ευχαριστω για το μηνυμα* |
+        благодаря за писмото | благодаря за вашето писмо | hvala na poruci | hvala vam na poruci |
+        terima kasih atas email | terima kasih atas e mail | terima kasih atas pesan | terima kasih atas e mel |
+        cam on email | cam on ban da gui email | תודה על הודעתך | תודה על פנייתך | شكرا لرسالتك | شكرا على رسالتك |
+        شكرا لكم على رسالتكم | संदेश के लिए धन्यवाद""",
+    # "for urgent matters please contact Anna", "in my absence"
+    "urgent": """
+        akut* | hastende | kontakt venligst | kontakte | acil durum* | ulasabilirsiniz | للأمور العاجلة | عاجلة |
+        يرجى التواصل | нагальн* | зв язжіться | зв яжіться | si urge | in caso di urgenza | en cas d urgence |
+        em caso de urgencia | en caso de urgencia | im notfall | in dringenden fallen | bij dringende zaken |
+        urgent* | in my absence | for immediate assistance | please contact | dringend* | wenden sie sich* |
+        meine vertretung | urgence | veuillez contacter | merci de contacter | urgencia | pongase en contacto |
+        urgencia* | entre em contato | contacte* | si prega di contattare | rivolgersi a | spoed* | neem contact op |
+        contact opnemen | pilnych | pilne | prosze kontaktowac | prosze o kontakt | срочн* | обращайтесь |
+        свяжитесь | терміново | термінових | звертайтеся | зверніться | steidzam* | sazinieties | skubi* |
+        kreipkites | kiireloomuli* | kiireellis* | ota yhteytta | ottakaa yhteytta | bradskande | kontakta |
+        haster | nalehav* | naliehav* | urgentni | kontaktujte | obratte se | surgos | forduljon | contactati |
+        acil | iletisime gec* | basvurun | επειγ* | επικοινωνηστε | спешн* | hitn* | obratite se | mendesak |
+        hubungi | khan cap | lien he | דחוף | צרו קשר | عاجل | طارئ | التواصل مع | तत्काल | संपर्क करें""",
+    # "with limited access to e-mail", "I will reply on my return", "as soon as possible"
+    "later": """
+        ater pa kontoret | ar tillbaka | ar ater | lasar inte min e post | svarar nar jag | er tilbage | vender tilbage |
+        laeser ikke* | donusumde | dondugumde | en kisa surede | kontrol edemeyecegim | فور عودتي | بعد عودتي |
+        nach meiner ruckkehr |
+        limited access | no access to email | no access to e mail | not checking email | not checking e mail |
+        not be checking* | reply as soon as possible | respond as soon as possible | reply to you as soon as possible |
+        get back to you as soon as possible | reply as soon as | upon my return | on my return | when i return |
+        i will be back | i ll be back | back in the office | eingeschrankt* | keinen zugriff | nach meiner ruckkehr |
+        so bald wie moglich | schnellstmoglich | acces limite | a mon retour | des mon retour | des que possible |
+        acceso limitado | a mi regreso | a mi vuelta | lo antes posible | acesso limitado | no meu regresso |
+        ao meu regresso | no meu retorno | o mais breve possivel | o mais rapidamente possivel | accesso limitato |
+        al mio rientro | al mio ritorno | al piu presto | beperkt toegang | beperkte toegang | bij terugkomst |
+        bij mijn terugkomst | na mijn terugkeer | zo snel mogelijk | zo spoedig mogelijk | ograniczony dostep |
+        po powrocie | po moim powrocie | jak najszybciej | ограниченн* доступ* | по возвращении |
+        после возвращения | как можно скорее | обмежен* доступ* | після повернення | якнайшвидше | ierobezot* |
+        lasu reti | pec atgriesanas | grizus | parast naasmist | palattuani | begransad* | nar jag ar tillbaka |
+        begraenset adgang | nar jeg er tilbage | omezeny pristup | po navratu | po mem navratu | obmedzeny pristup |
+        korlatozott* | visszateresem* | acces limitat | dupa intoarcere* | sinirli erisim* | donusumde |
+        en kisa surede | περιορισμενη προσβαση | μολις επιστρεψω | ogranicen pristup | po povratku |
+        akses terbatas | setelah kembali | setelah saya kembali | han che | גישה מוגבלת | עם חזרתי | وصول محدود |
+        عند عودتي | बाद में जवाब""",
+    # "this is an automatic reply"
+    "automatic": """
+        automaticky generovan* | bu bir otomatik | otomatik olarak | رد آلي | автоматично | automatically generated |
+        this is an automatic | this is an automated | auto generated |
+        automatic reply | automatic response | automated reply | automated response | automated message |
+        automatic message | auto reply | autoreply | auto response | automatische antwort | automatische nachricht |
+        automatisch generiert | automatisch erstellt | reponse automatique | message automatique |
+        respuesta automatica | mensaje automatico | resposta automatica | mensagem automatica | risposta automatica |
+        messaggio automatico | automatisch antwoord | automatisch bericht | automatisch gegenereerd |
+        odpowiedz automatyczn* | wiadomosc automatyczn* | automatyczna odpowiedz | automatyczna wiadomosc |
+        автоматический ответ | автоматическое сообщение | автоответ | автоматична відповідь |
+        автоматичне повідомлення | автовідповідь | automatiska atbilde | automatiski* | automatiskt svar |
+        automatisk svar | automatisk besked | automaticka odpoved | automatikus valasz | raspuns automat |
+        otomatik yanit | otomatik cevap | otomatik mesaj | αυτοματη απαντηση | автоматичен отговор |
+        automatski odgovor | balasan otomatis | tra loi tu dong | תשובה אוטומטית | رد تلقائي | رسالة تلقائية |
+        स्वचालित*""",
+    # a challenge-response system holds the message until the sender proves it is a person
+    "challenge": """
+        add yourself to my guest list | add yourself to my boxbe guest list | add yourself to my approved list |
+        have your address added to the recipient s allowed list | sender not pre approved |
+        this account is protected by | this mailbox is protected by | this email address is protected by |
+        has been waitlisted | was waitlisted | verify that you are a human | verify that you are a real person |
+        verify you are a human | challenge response | click the link below to be added |
+        click on the following link to have your address added | on my guest list | to my guest list |
+        on my boxbe guest list | on my approved senders list | on my allowed senders list | on my whitelist""",
+}
+_NOTICE_CJK: dict[str, tuple[str, ...]] = {
+    "absence": ("不在", "オフィスを離れ", "留守", "不在公司", "休年假", "사무실에 없", "외근", "外出", "休暇", "出張", "お休み", "休假", "出差", "请假", "請假", "부재", "휴가", "출장",
+                "자리를 비", "ไม่อยู่", "ลาพักร้อน"),
+    "thanks": ("メールありがとうございます", "お問い合わせいただきありがとう", "ご連絡いただきありがとう", "谢谢您的来信", "感谢来信", "보내주셔서 감사", "ご連絡ありがとうございます", "メールをいただきありがとう", "感谢您的来信",
+               "感謝您的來信", "感谢您的邮件", "感謝您的郵件", "谢谢您的邮件", "謝謝您的郵件", "메일 감사합니다",
+               "이메일 감사합니다", "연락 주셔서 감사", "메일 주셔서 감사", "ขอบคุณสำหรับอีเมล"),
+    "urgent": ("急ぎ", "お問い合わせください", "までご連絡", "如有急事", "연락하시기", "緊急", "ご連絡ください", "紧急", "急事", "请联系", "請聯繫", "請聯絡", "긴급", "급한",
+               "연락 주시기", "문의", "ด่วน", "ติดต่อ"),
+    "later": ("確認できません", "対応いたします", "返信いたします", "ご返信いたします", "尽快回复", "盡快回覆", "稍后回复", "복귀하는 대로", "회신드리", "답변드리", "確認できない", "返信が遅れ", "戻り次第", "无法及时回复", "無法及時回覆", "回来后", "回來後",
+              "返回后", "확인이 어렵", "복귀 후", "돌아오는 대로", "กลับมา"),
+    "automatic": ("自動応答", "自動配信", "このメールは自動", "此邮件为自动", "此郵件為自動", "자동으로 발송", "自動返信", "自動送信", "自动回复", "自动答复", "自動回覆", "自動回復", "自动发送", "자동 회신",
+                  "자동회신", "자동 응답", "자동응답", "ตอบกลับอัตโนมัติ"),
+}
+#: characters of the new text read for the notice's wording (notices are short; a long message
+#: is a person's, or a newsletter's)
+MAX_NOTICE_TEXT = 3000
+_WORD = re.compile(r"\w+")
+#: where the quoted original starts in a plain-text reply: a quoted line (RFC 3676 §4.5 "> "), a
+#: separator, an Outlook-style header block ("From:", "Von:", "De :", ...)
+_QUOTE_START = re.compile(
+    r"^[ \t]*(>|-{3,}|_{5,}|\*?(from|von|de|da|van|od|от|від|från|fra|kimden|差出人|发件人|寄件者|보낸 사람)[ \t]*[:：])",
+    re.M | re.I)
+
+
+def _fold(text: str) -> str:
+    """Lower case without accents (NFKD, combining marks dropped): "Büro" and "buro" are one word."""
+    text = text.casefold()
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).replace("ı", "i")
+
+
+class _Vocabulary:
+    """The phrases folded as the text is, indexed by their first word (a stem by its first four
+    letters), so that reading a text is one dictionary lookup per word."""
+
+    def __init__(self) -> None:
+        self.by_first: dict[str, list[tuple[tuple[str, ...], bool, str]]] = {}
+        self.stems: dict[str, list[tuple[str, tuple[str, ...], bool, str]]] = {}
+        for sign, phrases in _NOTICE_PHRASES.items():
+            for phrase in phrases.split("|"):
+                words = tuple(_WORD.findall(_fold(phrase)))
+                stem = phrase.strip().endswith("*")
+                if stem and len(words) == 1:
+                    self.stems.setdefault(words[0][:4], []).append((words[0], (), True, sign))
+                else:
+                    self.by_first.setdefault(words[0], []).append((words[1:], stem, sign))
+        self.cjk = {_fold(phrase): sign for sign, phrases in _NOTICE_CJK.items() for phrase in phrases}
+
+    def signs(self, words: list[str]) -> dict[str, None]:
+        found: dict[str, None] = {}
+        for i, word in enumerate(words):
+            for rest, stem, sign in self.by_first.get(word, ()):
+                if sign not in found and _follows(words, i + 1, rest, stem):
+                    found[sign] = None
+            for prefix, _, _, sign in self.stems.get(word[:4], ()):
+                if word.startswith(prefix):
+                    found.setdefault(sign)
+        return found
+
+
+def _follows(words: list[str], i: int, rest: tuple[str, ...], stem: bool) -> bool:
+    if i + len(rest) > len(words):
+        return False
+    if not stem:
+        return tuple(words[i:i + len(rest)]) == rest
+    return tuple(words[i:i + len(rest) - 1]) == rest[:-1] and words[i + len(rest) - 1].startswith(rest[-1])
+
+
+_VOCABULARY = _Vocabulary()
+
+
+def notice_text(p: ParsedMessage) -> str:
+    """The new text of `p`, as an out-of-office notice would say it: the plain text (else the
+    HTML's text) up to the quoted original, at most MAX_NOTICE_TEXT characters."""
+    text = p.text[:MAX_NOTICE_TEXT] or html_to_text(p.html[:MAX_NOTICE_TEXT * 20])[:MAX_NOTICE_TEXT]
+    m = _QUOTE_START.search(text)
+    return text[:m.start()] if m else text
+
+
+def notice_signs(text: str) -> list[str]:
+    """What `text` says that automatic notices say, each sign once: "absence", "thanks",
+    "urgent", "later" (limited access, an answer on return), "automatic", "challenge". One pass
+    over its words, each looked up in the vocabulary (no pattern is tried at every position)."""
+    folded = _fold(text)
+    found = _VOCABULARY.signs(_WORD.findall(folded))
+    if not folded.isascii():
+        for phrase, sign in _VOCABULARY.cjk.items():
+            if phrase in folded:
+                found.setdefault(sign)
+    return list(found)
+
+
+# --- auto-replies: all the signs together --------------------------------------------------------
+
+
+def auto_reply_signs(p: ParsedMessage) -> list[str]:
+    """Why `p` is an automatic reply (RFC 3834: a vacation or out-of-office notice, an
+    acknowledgment, a challenge), or [] for anything else — list mail and a person's message
+    that mentions an absence included.
+
+    Sure alone: the RFC 3834 / responders' / challenge-response headers, a responder's subject
+    prefix. Otherwise two kinds of evidence together: an absence subject or a weaker header
+    (Auto-Submitted: auto-generated, X-Auto-Response-Suppress, a null Return-Path, Precedence:
+    bulk without list headers) with the notice's wording, or the wording alone when it says three
+    things notices say ("thank you for your message", "I am out of the office", "for urgent
+    matters please contact ...")."""
+    auto, prec, subject = auto_submitted(p), precedence(p), auto_reply_subject(p.subject)
+    sure = _sure_auto_reply(p, auto, prec, subject)
+    if sure:
+        return sure
+    weak = _weak_auto_reply(p, auto, prec)
+    if not (weak or subject or p.in_reply_to or p.references or _REPLY_SUBJECT.match(p.subject)):
+        return []   # a notice answers a message (RFC 3834 §3.1.5): a new conversation is a person's
+    text = notice_text(p)
+    in_text = notice_signs(text)
+    if "challenge" in in_text and ("http://" in text or "https://" in text):
+        return ["challenge-response wording (a link to prove the sender is a person)"]
+    said = [s for s in dict.fromkeys(notice_signs(p.subject[:300]) + in_text) if s != "challenge"]
+    wording = [f"out-of-office wording ({', '.join(said)})"] if said else []
+    if subject == "absence" and (set(in_text) - {"challenge"} or weak):
+        return [f"subject of an absence notice: {p.subject[:80]}"] + weak + wording
+    if weak and set(said) - {"urgent"}:
+        return weak + wording
+    if len(said) >= 3 or "automatic" in said and len(said) >= 2:
+        return wording
+    return []
+
+
+def _sure_auto_reply(p: ParsedMessage, auto: str, prec: str, subject: str) -> list[str]:
+    found = []
+    if auto == "auto-replied":
+        found.append("Auto-Submitted: auto-replied (RFC 3834)")
+    found += [f"{name} header" for name in responder_headers(p)]
+    if apple_vacation(p):
+        found.append("X-Apple-Action: vacation")
+    if prec == PRECEDENCE_AUTO_REPLY:
+        found.append(f"Precedence: {PRECEDENCE_AUTO_REPLY}")
+    if subject == "auto-reply":
+        found.append(f"subject of an auto-reply: {p.subject[:80]}")
+    found += [f"{name} header (challenge-response)" for name, lower in _CHALLENGE if lower in p.headers]
+    return found
+
+
+def _weak_auto_reply(p: ParsedMessage, auto: str, prec: str) -> list[str]:
+    """Signs of automatic mail that do not say it is a reply."""
+    found = []
+    if auto and auto not in ("no", "auto-replied"):
+        found.append(f"Auto-Submitted: {auto} (RFC 3834)")
+    found += [f"{name} header" for name in exchange_automatic_headers(p)]
+    if p.header("x-auto-response-suppress"):
+        found.append("X-Auto-Response-Suppress header")
+    if null_reverse_path(p):
+        found.append("null Return-Path (RFC 5321 §4.5.5)")
+    if prec in ("bulk", "junk") and not any(lower in p.headers for _, lower in _LIST):
+        found.append(f"Precedence: {prec} without list headers")
+    return found
+
 #: Subjects of delivery failure notices in the languages of the corpus (found anywhere in the
 #: subject). Not sure on its own ("Re: rejected proposal"): read with a null sender or a mail
 #: system's From.

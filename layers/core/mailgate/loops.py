@@ -1,7 +1,9 @@
-"""Auto-reply, bounce and mail-loop signals of a parsed message (pure).
+"""Auto-reply, bounce, list and mail-loop signals of a parsed message (pure).
 
-A message with any of these signals is recorded and never answered, and never opens a new
-record: answering an automatic message is how mail loops start (RFC 3834 §2, §5).
+A message with any of these signals is never answered: answering an automatic message is how
+mail loops start (RFC 3834 §2, §5). Bounces, auto-replies and our own mail coming back never
+open a new record either; list and bulk mail (`bulk`) is routed as a person's mail would be,
+only never answered.
 """
 
 from __future__ import annotations
@@ -25,13 +27,16 @@ class Signals:
     bounce: list[str] = field(default_factory=list)
     auto_reply: list[str] = field(default_factory=list)
     own: list[str] = field(default_factory=list)
+    #: list or bulk mail (RFC 3834 §2): never answered, but not an automatic reply
+    bulk: list[str] = field(default_factory=list)
 
     @property
     def automatic(self) -> bool:
-        return bool(self.bounce or self.auto_reply or self.own)
+        """Not to be answered: any sign of automatic, list or bulk mail."""
+        return bool(self.bounce or self.auto_reply or self.own or self.bulk)
 
     def to_dict(self) -> dict:
-        return {"bounce": self.bounce, "auto_reply": self.auto_reply, "own": self.own}
+        return {"bounce": self.bounce, "auto_reply": self.auto_reply, "own": self.own, "bulk": self.bulk}
 
 
 def is_own_message_id(message_id: str, own_domains: set[str] | frozenset[str]) -> bool:
@@ -61,21 +66,15 @@ def bounce_signals(p: ParsedMessage) -> list[str]:
 
 
 def auto_reply_signals(p: ParsedMessage) -> list[str]:
-    """Signs of an automatic message that is not a bounce (RFC 3834 and the responders' habits)."""
-    found = []
-    auto = automatic.auto_submitted(p)
-    if auto and auto != "no":
-        found.append(f"Auto-Submitted: {auto} (RFC 3834)")
-    found += [f"{name} header" for name in automatic.responder_headers(p)]
-    precedence = automatic.precedence(p)
-    if precedence in automatic.PRECEDENCE_NO_ANSWER:
-        found.append(f"Precedence: {precedence}")
-    if automatic.apple_vacation(p):
-        found.append("X-Apple-Action: vacation")
-    if automatic.AUTO_REPLY_SUBJECT.match(p.subject):
-        found.append("subject of an auto-reply")
-    found += [f"{name} header" for name in automatic.exchange_automatic_headers(p)]
-    return found
+    """Signs of an automatic message that is not a bounce: RFC 3834 Auto-Submitted and the
+    responders' headers, and what marks an out-of-office notice, an acknowledgment or a
+    challenge (`automatic.auto_reply_signs`). List mail is not one (`bulk_signals`)."""
+    return list(dict.fromkeys(automatic.machine_signs(p) + automatic.auto_reply_signs(p)))
+
+
+def bulk_signals(p: ParsedMessage) -> list[str]:
+    """List and bulk mail (Precedence: bulk/junk/list, RFC 2369 / RFC 2919 list headers)."""
+    return automatic.list_signs(p)
 
 
 def own_mail_signals(p: ParsedMessage, own_domains: set[str] | frozenset[str]) -> list[str]:
@@ -90,7 +89,7 @@ def own_mail_signals(p: ParsedMessage, own_domains: set[str] | frozenset[str]) -
 
 def signals(p: ParsedMessage, own_domains: set[str] | frozenset[str] = frozenset()) -> Signals:
     return Signals(bounce=bounce_signals(p), auto_reply=auto_reply_signals(p),
-                   own=own_mail_signals(p, own_domains))
+                   own=own_mail_signals(p, own_domains), bulk=bulk_signals(p))
 
 
 def may_answer(address: str | None, sig: Signals, own_domains: set[str] | frozenset[str]) -> str | None:
@@ -98,7 +97,7 @@ def may_answer(address: str | None, sig: Signals, own_domains: set[str] | frozen
     if not address:
         return "null sender (RFC 5321 §4.5.5): nobody to answer"
     if sig.automatic:
-        return "automatic message: " + "; ".join(sig.bounce + sig.auto_reply + sig.own)
+        return "automatic message: " + "; ".join(sig.bounce + sig.auto_reply + sig.own + sig.bulk)
     if automatic.local_part(address) in automatic.MAILER_DAEMON_LOCALS:
         return f"{address} is a mail system"
     if automatic.local_part(address) in automatic.NO_REPLY_LOCALS:

@@ -52,21 +52,29 @@ def _classify(p: ParsedMessage, note: Notification) -> BounceReport:
         return ses
     if _other_complaint(report, p, original):
         return report
+    auto = auto_reply_reason(p)
+    if "challenge-response" in auto:
+        # RFC 3834 §1: a challenge is an automatic response, even dressed as a DSN (Boxbe)
+        return _auto_reply(report, p, auto, "challenge-response")
     # 2. RFC 3464: message/delivery-status.
     dsn = delivery_status(note)
     bounce_like = looks_like_bounce(p, note)
     if dsn and _dsn_outcome(report, dsn, note):
         return report
-    auto = auto_reply_reason(p)
     if auto and not bounce_like:
-        report.kind, report.method = "auto-reply", "headers"
-        sender = first_address(p.headers.first("from")) or first_address(p.headers.first("return-path"))
-        if sender:
-            report.recipients = [BounceRecipient(sender, False, "", auto, "vacation", "auto-replied")]
-        return report
+        return _auto_reply(report, p, auto, "headers")
     # 3. non-standard bounce texts.
     if bounce_like or dsn:
         _text_outcome(report, p, note)
+    return report
+
+
+def _auto_reply(report: BounceReport, p: ParsedMessage, why: str, method: str) -> BounceReport:
+    """An automatic reply: the sender is who answered (RFC 3834 §3.1.1), not a failed recipient."""
+    report.kind, report.method = "auto-reply", method
+    sender = first_address(p.headers.first("from")) or first_address(p.headers.first("return-path"))
+    if sender:
+        report.recipients = [BounceRecipient(sender, False, "", why, "vacation", "auto-replied")]
     return report
 
 
