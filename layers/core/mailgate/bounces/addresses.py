@@ -36,8 +36,11 @@ def norm_address(address: str) -> str:
 
 def valid_address(address: str) -> bool:
     """An addr-spec whose local part is a dot-atom (RFC 5322 §3.4.1: no empty atom, so no ".." and
-    no dot at either end: "david...@gmail.com" is a notice that shortened the address)."""
+    no dot at either end: "david...@gmail.com" is a notice that shortened the address) or a
+    quoted string."""
     local, _, domain = address.rpartition("@")
+    if len(local) > 1 and local[0] == local[-1] == '"':
+        return bool(domain) and len(address) <= 254   # a quoted local part may hold any dots
     return bool(local and domain) and ".." not in local and not local.startswith(".") \
         and not local.endswith(".") and len(address) <= 254
 
@@ -49,7 +52,7 @@ def field_address(value: Any) -> str:
     m = _ADDRESS_TYPE.match(text)
     if m:
         text = text[m.end():]
-    address = norm_address(addr_spec(text))
+    address = _X400_TYPE.sub("", addr_spec(text))
     if not valid_address(address):
         found = all_addresses(text[:2000])
         address = found[0] if found else ""
@@ -58,7 +61,7 @@ def field_address(value: Any) -> str:
 
 def first_address(value: Any) -> str:
     """The first address of a header value (the address parser's, else the first in the text)."""
-    address = norm_address(addr_spec(value))
+    address = _X400_TYPE.sub("", addr_spec(value))
     if valid_address(address):
         return address
     found = all_addresses(str(value or "")[:2000])
@@ -75,7 +78,7 @@ def header_addresses(values: list[str]) -> list[str]:
     """Addresses of header values (the address parser's; the addresses in the text where it finds none)."""
     found: list[str] = []
     for value in values:
-        parsed = [a for a in (norm_address(x) for x in addr_specs(value)) if valid_address(a)]
+        parsed = [a for a in (_X400_TYPE.sub("", x) for x in addr_specs(value)) if valid_address(a)]
         found += parsed or all_addresses(value)
     return found
 

@@ -109,34 +109,54 @@ def _recipient_blocks(text: str) -> list[dict[str, str]]:
 
 
 def _recipient(rec: dict[str, str], note: Notification) -> BounceRecipient | None:
-    raw_addr = rec.get("final-recipient") or rec.get("original-recipient") or rec.get("x-actual-recipient")
-    if raw_addr is None:
+    if not any(name in rec for name in ("final-recipient", "original-recipient", "x-actual-recipient")):
         return None  # the per-message block (Reporting-MTA, Arrival-Date, ...)
-    address = _dsn_address(raw_addr)
-    if not address and rec.get("original-recipient"):
-        address = _dsn_address(rec["original-recipient"])
-    if not address:
-        # "Final-Recipient: rfc822; @host" (old Sendmail): the original's To names it.
-        tos = header_addresses(note.original.get_all("to")) if note.original is not None else []
-        address = tos[0] if len(tos) == 1 else ""
+    address, final = _addresses_of(rec, note)
     if not address:
         return None
-    status = find_status(rec.get("status", ""))
+    status = _status(rec.get("status", ""))
     diagnostic = diag_clean(rec.get("diagnostic-code", ""))
     action = _action(rec.get("action", ""), status, diagnostic)
     if action not in ("failed", "delayed"):
         return BounceRecipient(address, False, status, diagnostic[:1000], "delivered", action or "delivered")
     body = note.body_lines
-    text_diag = diagnostic or body.near(address)
+    named = address if address in body.first_line or final not in body.first_line else final
+    text_diag = diagnostic or body.near(named)
     relayed = SES_RELAYED.match(squash(rec.get("diagnostic-code", "")).split(";", 1)[-1].strip())
     if (status in ("", "5.0.0", "4.0.0") or status != find_status(text_diag) and relayed) \
             and find_status(text_diag):
         status = find_status(text_diag)
-    near = body.near(address, fallback=False)
+    near = body.near(named, fallback=False)
     # The whole text speaks for this recipient only when the DSN says nothing itself.
-    reason = reason_for(text_diag, status, body.text, near, address, context_reason=not diagnostic,
-                        command=body.commands.get(address, ""))
+    reason = reason_for(text_diag, status, body.text, near, named, context_reason=not diagnostic,
+                        command=body.commands.get(named, ""))
     return BounceRecipient(address, is_permanent(reason, status), status, text_diag[:1000], reason, action)
+
+
+def _addresses_of(rec: dict[str, str], note: Notification) -> tuple[str, str]:
+    """(the address we mailed, the one the report ended at). RFC 3464 §2.3.1: Original-Recipient
+    is the address as the sender gave it (ORCPT); Final-Recipient the one delivery last tried,
+    after any forward or alias expansion. Suppression must act on the one we mailed."""
+    final = _dsn_address(rec.get("final-recipient", "")) or _dsn_address(rec.get("x-actual-recipient", ""))
+    original = _dsn_address(rec.get("original-recipient", ""))
+    if not (original or final) and note.original is not None:
+        # "Final-Recipient: rfc822; @host" (old Sendmail): the original's To names it.
+        tos = header_addresses(note.original.get_all("to"))
+        final = tos[0] if len(tos) == 1 else ""
+    return original or final, final or original
+
+
+_REPLY_CODE = re.compile(r"\s*([245])\d\d\b")
+
+
+def _status(value: str) -> str:
+    """The Status field (RFC 3464 §2.3.4): an RFC 3463 code; an SMTP reply code written in its
+    place ("Status: 553") gives its class, "5.0.0"."""
+    status = find_status(value)
+    if not status:
+        m = _REPLY_CODE.match(value)
+        status = f"{m.group(1)}.0.0" if m else ""
+    return status
 
 
 def _action(value: str, status: str, diagnostic: str) -> str:

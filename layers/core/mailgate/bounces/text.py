@@ -13,7 +13,7 @@ import re
 from .. import automatic
 from ..message import ParsedMessage
 from ..mime import Fields
-from .addresses import ADDRESS, all_addresses, header_addresses, norm_address
+from .addresses import ADDRESS, all_addresses, header_addresses, norm_address, valid_address
 from .autoreply import auto_reply_reason
 from .lines import TextLines
 from .notification import MAX_TEXT, Notification, split_notification
@@ -188,7 +188,7 @@ def flufl_recipients(p: ParsedMessage, note: Notification) -> list[BounceRecipie
     out: list[BounceRecipient] = []
     for raw_addr, temp in ([(a, False) for a in permanent] + [(a, True) for a in temporary])[:MAX_RECIPIENTS]:
         address = norm_address(raw_addr.decode("utf-8", "replace") if isinstance(raw_addr, bytes) else str(raw_addr))
-        if not ADDRESS.fullmatch(address) or len(address) > 254 or any(r.address == address for r in out):
+        if not ADDRESS.fullmatch(address) or not valid_address(address) or any(r.address == address for r in out):
             # RFC 5321 §4.5.3.1: 64-octet local part, 254-octet address; anything else is noise.
             continue
         diag = body.near(address)
