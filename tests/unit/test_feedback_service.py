@@ -388,6 +388,19 @@ def test_a_delay_warning_is_reported_but_not_counted():
     assert event["action"] == "delayed" and event["permanent"] is False and event["suppressed"] is False
 
 
+def test_a_delay_warning_naming_other_mailboxes_than_the_verp_one_is_not_counted_either():
+    # the token names ivy@; the relay reports the two mailboxes ivy@ was forwarded to, both delayed
+    c = _container()
+    ref = _sent(c, ["ivy@customer.example"])
+    raw = _dsn("ivy.home@isp.example", status="4.4.7", diag="Delivery delayed: will keep trying",
+               extra_recipients=("ivy.work@corp.example",)).replace(b"Action: failed", b"Action: delayed")
+    result = handle_inbound_bounce(c, _inbound(c, [_verp(c, ref, 0)], raw), parse(raw))
+
+    assert [r["action"] for r in result["recipients"]] == ["delay-noted"]
+    assert score(c.kv, DOMAIN, "ivy@customer.example") == 0
+    assert suppression.is_suppressed(c.kv, DOMAIN, "ivy@customer.example") is None
+
+
 def test_published_events_have_exactly_the_fields_of_the_documented_samples():
     c = _container()
     ref = _sent(c, ["jack@customer.example"])

@@ -167,8 +167,10 @@ def _entry_for(report: BounceReport, address: str) -> BounceRecipient:
     failed = report.failed
     permanent = bool(failed) and all(e.permanent for e in failed)
     diag = failed[0].diagnostic if failed else ""
+    # RFC 3464 Action: delayed is a notice, not a failure: it stays one whatever address it names
+    action = "delayed" if failed and all(e.action == "delayed" for e in failed) else "failed"
     return BounceRecipient(address, permanent, failed[0].status if failed else "", diag,
-                           failed[0].reason if failed else "undefined")
+                           failed[0].reason if failed else "undefined", action)
 
 
 def _apply(c, report: BounceReport, entry: BounceRecipient, address: str, domain: str,
