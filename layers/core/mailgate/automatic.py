@@ -167,17 +167,17 @@ _NOTICE_PHRASES: dict[str, str] = {
         mimo urad | mimo pracoviste | is dinda* | ofisten uzakta* | is seyahatinde* | yillik izindeyim |
         غير متواجد | في مهمة عمل | خارج العمل | غائب | в відрядженні | не в офісі | сейчас в отпуске |
         en vacaciones | de permiso | de licenca | fuera del despacho | non sono in ufficio | ik ben afwezig |
-        tidak berada di kantor | dang nghi | nghi le | οσο λειπω | εκτος εδρας | poza pracą | szabadsagon vagyok |
-        out of office | out of the office | away from the office | away from my desk | on leave | on annual leave |
-        on parental leave | on sick leave | on maternity leave | on vacation | on holiday | on holidays |
-        on a business trip | i am away | i am currently away | i m away | i m currently away | i will be away |
-        i ll be away | not in the office | out of town | on pto |
+        tidak berada di kantor | dang nghi | nghi le | οσο λειπω | εκτος εδρας | poza pracą |
+        szabadsagon vagyok | out of office | out of the office | away from the office | away from my desk |
+        on leave | on annual leave | on parental leave | on sick leave | on maternity leave | on vacation |
+        on holiday | on holidays | on a business trip | i am away | i am currently away | i m away |
+        i m currently away | i will be away | i ll be away | not in the office | out of town | on pto |
         nicht im buro | nicht im buero | ausser haus | auser haus | abwesend | im urlaub | auf geschaftsreise |
         auf dienstreise | absent du bureau | absente du bureau | absent jusqu* | absente jusqu* | en conge* |
         en vacances | hors du bureau | en deplacement | fuera de la oficina | fuera de oficina | de vacaciones |
         estoy ausente | de viaje | fora do escritorio | de ferias | estou ausente | em viagem | fuori sede |
-        fuori ufficio | fuori dall ufficio | in ferie | sono assente | in trasferta | niet op kantoor | afwezig |
-        op vakantie | met vakantie | buiten kantoor | poza biurem | na urlopie | nieobecn* |
+        fuori ufficio | fuori dall ufficio | in ferie | sono assente | in trasferta | niet op kantoor |
+        afwezig | op vakantie | met vakantie | buiten kantoor | poza biurem | na urlopie | nieobecn* |
         w podrozy sluzbowej | вне офиса | в отпуске | нет на месте | отсутствую | в командировке | не в офисе |
         поза офісом | у відпустці | в відпустці | відсутн* | у відрядженні | немає на місці | arpus biroja |
         atvalinajuma | prombutne | nav biroja | ne biure | atostog* | kontorist valjas | puhkusel |
@@ -190,87 +190,91 @@ _NOTICE_PHRASES: dict[str, str] = {
         מחוץ למשרד | בחופשה | خارج المكتب | في إجازة | कार्यालय से बाहर | छुट्टी पर""",
     # "thank you for your message"
     "thanks": """
-        tack for ditt e brev | tack for din e post | tack for ditt mail | tak for din e mail | tak for din besked |
-        dekuji za vas email | dekuji za vasi zpravu | dekujeme za* | iletiniz icin tesekkur* | mesajiniz icin tesekkurler |
-        e postaniz icin tesekkurler | شكرا لتواصلك | شكرا على بريدك | شكرا لرسالتكم | дякуємо за* | спасибо за обращение |
-        thank you for contacting | thank you for reaching out | thanks for reaching out | thanks for getting in touch |
-        gracias por contactar* | merci de nous avoir contact* | vielen dank fur ihre anfrage | grazie per averci contatt* |
-        thank you for your email | thank you for your e mail | thank you for your message | thank you for your mail |
-        thank you for your note | thank you for your enquiry | thank you for your inquiry | thanks for your email |
-        thanks for your e mail | thanks for your message |
-        dank fur ihre nachricht | dank fur ihre e mail | dank fur ihre mail | danke fur ihre nachricht |
-        danke fur deine nachricht | merci pour votre message | merci pour votre courriel | merci pour votre e mail |
-        merci de votre message | je vous remercie pour votre | je vous remercie de votre |
-        gracias por su mensaje | gracias por su correo | gracias por tu mensaje | obrigado pela sua mensagem |
-        obrigada pela sua mensagem | obrigado pelo seu e mail | obrigado pelo seu contato | obrigado pelo seu contacto |
-        grazie per il suo messaggio | grazie per la sua e mail | grazie per la sua mail | grazie per il tuo messaggio |
-        bedankt voor uw bericht | bedankt voor je bericht | bedankt voor uw e mail | dank voor uw bericht |
-        dziekuje za wiadomosc | dziekuje za e mail | dziekuje za maila | спасибо за ваше письмо | спасибо за письмо |
+        tack for ditt e brev | tack for din e post | tack for ditt mail | tak for din e mail |
+        tak for din besked | dekuji za vas email | dekuji za vasi zpravu | dekujeme za* |
+        iletiniz icin tesekkur* | mesajiniz icin tesekkurler | e postaniz icin tesekkurler | شكرا لتواصلك |
+        شكرا على بريدك | شكرا لرسالتكم | дякуємо за* | спасибо за обращение | thank you for contacting |
+        thank you for reaching out | thanks for reaching out | thanks for getting in touch |
+        gracias por contactar* | merci de nous avoir contact* | vielen dank fur ihre anfrage |
+        grazie per averci contatt* | thank you for your email | thank you for your e mail |
+        thank you for your message | thank you for your mail | thank you for your note |
+        thank you for your enquiry | thank you for your inquiry | thanks for your email |
+        thanks for your e mail | thanks for your message | dank fur ihre nachricht | dank fur ihre e mail |
+        dank fur ihre mail | danke fur ihre nachricht | danke fur deine nachricht | merci pour votre message |
+        merci pour votre courriel | merci pour votre e mail | merci de votre message |
+        je vous remercie pour votre | je vous remercie de votre | gracias por su mensaje |
+        gracias por su correo | gracias por tu mensaje | obrigado pela sua mensagem |
+        obrigada pela sua mensagem | obrigado pelo seu e mail | obrigado pelo seu contato |
+        obrigado pelo seu contacto | grazie per il suo messaggio | grazie per la sua e mail |
+        grazie per la sua mail | grazie per il tuo messaggio | bedankt voor uw bericht |
+        bedankt voor je bericht | bedankt voor uw e mail | dank voor uw bericht | dziekuje za wiadomosc |
+        dziekuje za e mail | dziekuje za maila | спасибо за ваше письмо | спасибо за письмо |
         спасибо за ваше сообщение | благодарю за ваше письмо | благодарю за письмо | дякую за ваш лист |
         дякую за лист | дякую за ваше повідомлення | дякую за повідомлення | paldies par jusu vestuli |
         paldies par vestuli | paldies par jusu zinu | aciu uz* | dekoju uz* | dekojame uz* | taname kirja* |
-        aitah kirja* | kiitos viestista* | kiitos sahkopostista* | tack for ditt meddelande | tack for ditt mejl |
-        tack for ditt mail | tack for ditt e mail | tack for ert meddelande | tak for din e mail | tak for din mail |
-        tak for din besked | tak for din henvendelse | takk for din e post | takk for e posten | takk for meldingen |
-        dekuji za vasi zpravu | dekuji za zpravu | dekuji za vas e mail | dakujem za vasu spravu | dakujem za spravu |
+        aitah kirja* | kiitos viestista* | kiitos sahkopostista* | tack for ditt meddelande |
+        tack for ditt mejl | tack for ditt e mail | tack for ert meddelande | tak for din mail |
+        tak for din henvendelse | takk for din e post | takk for e posten | takk for meldingen |
+        dekuji za zpravu | dekuji za vas e mail | dakujem za vasu spravu | dakujem za spravu |
         koszonom az uzenet* | koszonom uzenet* | koszonom a level* | multumesc pentru mesaj* |
-        mesajiniz icin tesekkur* | e postaniz icin tesekkur* | mailiniz icin tesekkur* | ευχαριστω για το μηνυμα* |
-        благодаря за писмото | благодаря за вашето писмо | hvala na poruci | hvala vam na poruci |
-        terima kasih atas email | terima kasih atas e mail | terima kasih atas pesan | terima kasih atas e mel |
-        cam on email | cam on ban da gui email | תודה על הודעתך | תודה על פנייתך | شكرا لرسالتك | شكرا على رسالتك |
-        شكرا لكم على رسالتكم | संदेश के लिए धन्यवाद""",
+        mesajiniz icin tesekkur* | e postaniz icin tesekkur* | mailiniz icin tesekkur* |
+        ευχαριστω για το μηνυμα* | благодаря за писмото | благодаря за вашето писмо | hvala na poruci |
+        hvala vam na poruci | terima kasih atas email | terima kasih atas e mail | terima kasih atas pesan |
+        terima kasih atas e mel | cam on email | cam on ban da gui email | תודה על הודעתך | תודה על פנייתך |
+        شكرا لرسالتك | شكرا على رسالتك | شكرا لكم على رسالتكم | संदेश के लिए धन्यवाद""",
     # "for urgent matters please contact Anna", "in my absence"
     "urgent": """
-        akut* | hastende | kontakt venligst | kontakte | acil durum* | ulasabilirsiniz | للأمور العاجلة | عاجلة |
-        يرجى التواصل | нагальн* | зв язжіться | зв яжіться | si urge | in caso di urgenza | en cas d urgence |
-        em caso de urgencia | en caso de urgencia | im notfall | in dringenden fallen | bij dringende zaken |
-        urgent* | in my absence | for immediate assistance | please contact | dringend* | wenden sie sich* |
-        meine vertretung | urgence | veuillez contacter | merci de contacter | urgencia | pongase en contacto |
-        urgencia* | entre em contato | contacte* | si prega di contattare | rivolgersi a | spoed* | neem contact op |
-        contact opnemen | pilnych | pilne | prosze kontaktowac | prosze o kontakt | срочн* | обращайтесь |
-        свяжитесь | терміново | термінових | звертайтеся | зверніться | steidzam* | sazinieties | skubi* |
-        kreipkites | kiireloomuli* | kiireellis* | ota yhteytta | ottakaa yhteytta | bradskande | kontakta |
-        haster | nalehav* | naliehav* | urgentni | kontaktujte | obratte se | surgos | forduljon | contactati |
-        acil | iletisime gec* | basvurun | επειγ* | επικοινωνηστε | спешн* | hitn* | obratite se | mendesak |
-        hubungi | khan cap | lien he | דחוף | צרו קשר | عاجل | طارئ | التواصل مع | तत्काल | संपर्क करें""",
+        akut* | hastende | kontakt venligst | kontakte | acil durum* | ulasabilirsiniz | للأمور العاجلة |
+        عاجلة | يرجى التواصل | нагальн* | зв язжіться | зв яжіться | si urge | in caso di urgenza |
+        en cas d urgence | em caso de urgencia | en caso de urgencia | im notfall | in dringenden fallen |
+        bij dringende zaken | urgent* | in my absence | for immediate assistance | please contact | dringend* |
+        wenden sie sich* | meine vertretung | urgence | veuillez contacter | merci de contacter | urgencia |
+        pongase en contacto | urgencia* | entre em contato | contacte* | si prega di contattare | rivolgersi a |
+        spoed* | neem contact op | contact opnemen | pilnych | pilne | prosze kontaktowac | prosze o kontakt |
+        срочн* | обращайтесь | свяжитесь | терміново | термінових | звертайтеся | зверніться | steidzam* |
+        sazinieties | skubi* | kreipkites | kiireloomuli* | kiireellis* | ota yhteytta | ottakaa yhteytta |
+        bradskande | kontakta | haster | nalehav* | naliehav* | urgentni | kontaktujte | obratte se | surgos |
+        forduljon | contactati | acil | iletisime gec* | basvurun | επειγ* | επικοινωνηστε | спешн* | hitn* |
+        obratite se | mendesak | hubungi | khan cap | lien he | דחוף | צרו קשר | عاجل | طارئ | التواصل مع |
+        तत्काल | संपर्क करें""",
     # "with limited access to e-mail", "I will reply on my return", "as soon as possible"
     "later": """
-        ater pa kontoret | ar tillbaka | ar ater | lasar inte min e post | svarar nar jag | er tilbage | vender tilbage |
-        laeser ikke* | donusumde | dondugumde | en kisa surede | kontrol edemeyecegim | فور عودتي | بعد عودتي |
-        nach meiner ruckkehr |
-        limited access | no access to email | no access to e mail | not checking email | not checking e mail |
-        not be checking* | reply as soon as possible | respond as soon as possible | reply to you as soon as possible |
+        ater pa kontoret | ar tillbaka | ar ater | lasar inte min e post | svarar nar jag | er tilbage |
+        vender tilbage | laeser ikke* | donusumde | dondugumde | en kisa surede | kontrol edemeyecegim |
+        فور عودتي | بعد عودتي | nach meiner ruckkehr | limited access | no access to email |
+        no access to e mail | not checking email | not checking e mail | not be checking* |
+        reply as soon as possible | respond as soon as possible | reply to you as soon as possible |
         get back to you as soon as possible | reply as soon as | upon my return | on my return | when i return |
-        i will be back | i ll be back | back in the office | eingeschrankt* | keinen zugriff | nach meiner ruckkehr |
-        so bald wie moglich | schnellstmoglich | acces limite | a mon retour | des mon retour | des que possible |
-        acceso limitado | a mi regreso | a mi vuelta | lo antes posible | acesso limitado | no meu regresso |
-        ao meu regresso | no meu retorno | o mais breve possivel | o mais rapidamente possivel | accesso limitato |
-        al mio rientro | al mio ritorno | al piu presto | beperkt toegang | beperkte toegang | bij terugkomst |
-        bij mijn terugkomst | na mijn terugkeer | zo snel mogelijk | zo spoedig mogelijk | ograniczony dostep |
-        po powrocie | po moim powrocie | jak najszybciej | ограниченн* доступ* | по возвращении |
-        после возвращения | как можно скорее | обмежен* доступ* | після повернення | якнайшвидше | ierobezot* |
-        lasu reti | pec atgriesanas | grizus | parast naasmist | palattuani | begransad* | nar jag ar tillbaka |
-        begraenset adgang | nar jeg er tilbage | omezeny pristup | po navratu | po mem navratu | obmedzeny pristup |
-        korlatozott* | visszateresem* | acces limitat | dupa intoarcere* | sinirli erisim* | donusumde |
-        en kisa surede | περιορισμενη προσβαση | μολις επιστρεψω | ogranicen pristup | po povratku |
-        akses terbatas | setelah kembali | setelah saya kembali | han che | גישה מוגבלת | עם חזרתי | وصول محدود |
-        عند عودتي | बाद में जवाब""",
+        i will be back | i ll be back | back in the office | eingeschrankt* | keinen zugriff |
+        so bald wie moglich | schnellstmoglich | acces limite | a mon retour | des mon retour |
+        des que possible | acceso limitado | a mi regreso | a mi vuelta | lo antes posible | acesso limitado |
+        no meu regresso | ao meu regresso | no meu retorno | o mais breve possivel |
+        o mais rapidamente possivel | accesso limitato | al mio rientro | al mio ritorno | al piu presto |
+        beperkt toegang | beperkte toegang | bij terugkomst | bij mijn terugkomst | na mijn terugkeer |
+        zo snel mogelijk | zo spoedig mogelijk | ograniczony dostep | po powrocie | po moim powrocie |
+        jak najszybciej | ограниченн* доступ* | по возвращении | после возвращения | как можно скорее |
+        обмежен* доступ* | після повернення | якнайшвидше | ierobezot* | lasu reti | pec atgriesanas | grizus |
+        parast naasmist | palattuani | begransad* | nar jag ar tillbaka | begraenset adgang |
+        nar jeg er tilbage | omezeny pristup | po navratu | po mem navratu | obmedzeny pristup | korlatozott* |
+        visszateresem* | acces limitat | dupa intoarcere* | sinirli erisim* | περιορισμενη προσβαση |
+        μολις επιστρεψω | ogranicen pristup | po povratku | akses terbatas | setelah kembali |
+        setelah saya kembali | han che | גישה מוגבלת | עם חזרתי | وصول محدود | عند عودتي | बाद में जवाब""",
     # "this is an automatic reply"
     "automatic": """
-        automaticky generovan* | bu bir otomatik | otomatik olarak | رد آلي | автоматично | automatically generated |
-        this is an automatic | this is an automated | auto generated |
+        automaticky generovan* | bu bir otomatik | otomatik olarak | رد آلي | автоматично |
+        automatically generated | this is an automatic | this is an automated | auto generated |
         automatic reply | automatic response | automated reply | automated response | automated message |
-        automatic message | auto reply | autoreply | auto response | automatische antwort | automatische nachricht |
-        automatisch generiert | automatisch erstellt | reponse automatique | message automatique |
-        respuesta automatica | mensaje automatico | resposta automatica | mensagem automatica | risposta automatica |
-        messaggio automatico | automatisch antwoord | automatisch bericht | automatisch gegenereerd |
-        odpowiedz automatyczn* | wiadomosc automatyczn* | automatyczna odpowiedz | automatyczna wiadomosc |
-        автоматический ответ | автоматическое сообщение | автоответ | автоматична відповідь |
-        автоматичне повідомлення | автовідповідь | automatiska atbilde | automatiski* | automatiskt svar |
-        automatisk svar | automatisk besked | automaticka odpoved | automatikus valasz | raspuns automat |
-        otomatik yanit | otomatik cevap | otomatik mesaj | αυτοματη απαντηση | автоматичен отговор |
-        automatski odgovor | balasan otomatis | tra loi tu dong | תשובה אוטומטית | رد تلقائي | رسالة تلقائية |
-        स्वचालित*""",
+        automatic message | auto reply | autoreply | auto response | automatische antwort |
+        automatische nachricht | automatisch generiert | automatisch erstellt | reponse automatique |
+        message automatique | respuesta automatica | mensaje automatico | resposta automatica |
+        mensagem automatica | risposta automatica | messaggio automatico | automatisch antwoord |
+        automatisch bericht | automatisch gegenereerd | odpowiedz automatyczn* | wiadomosc automatyczn* |
+        automatyczna odpowiedz | automatyczna wiadomosc | автоматический ответ | автоматическое сообщение |
+        автоответ | автоматична відповідь | автоматичне повідомлення | автовідповідь | automatiska atbilde |
+        automatiski* | automatiskt svar | automatisk svar | automatisk besked | automaticka odpoved |
+        automatikus valasz | raspuns automat | otomatik yanit | otomatik cevap | otomatik mesaj |
+        αυτοματη απαντηση | автоматичен отговор | automatski odgovor | balasan otomatis | tra loi tu dong |
+        תשובה אוטומטית | رد تلقائي | رسالة تلقائية | स्वचालित*""",
     # a challenge-response system holds the message until the sender proves it is a person
     "challenge": """
         add yourself to my guest list | add yourself to my boxbe guest list | add yourself to my approved list |
@@ -281,18 +285,29 @@ _NOTICE_PHRASES: dict[str, str] = {
         click on the following link to have your address added | on my guest list | to my guest list |
         on my boxbe guest list | on my approved senders list | on my allowed senders list | on my whitelist""",
 }
-_NOTICE_CJK: dict[str, tuple[str, ...]] = {
-    "absence": ("不在", "オフィスを離れ", "留守", "不在公司", "休年假", "사무실에 없", "외근", "外出", "休暇", "出張", "お休み", "休假", "出差", "请假", "請假", "부재", "휴가", "출장",
-                "자리를 비", "ไม่อยู่", "ลาพักร้อน"),
-    "thanks": ("メールありがとうございます", "お問い合わせいただきありがとう", "ご連絡いただきありがとう", "谢谢您的来信", "感谢来信", "보내주셔서 감사", "ご連絡ありがとうございます", "メールをいただきありがとう", "感谢您的来信",
-               "感謝您的來信", "感谢您的邮件", "感謝您的郵件", "谢谢您的邮件", "謝謝您的郵件", "메일 감사합니다",
-               "이메일 감사합니다", "연락 주셔서 감사", "메일 주셔서 감사", "ขอบคุณสำหรับอีเมล"),
-    "urgent": ("急ぎ", "お問い合わせください", "までご連絡", "如有急事", "연락하시기", "緊急", "ご連絡ください", "紧急", "急事", "请联系", "請聯繫", "請聯絡", "긴급", "급한",
-               "연락 주시기", "문의", "ด่วน", "ติดต่อ"),
-    "later": ("確認できません", "対応いたします", "返信いたします", "ご返信いたします", "尽快回复", "盡快回覆", "稍后回复", "복귀하는 대로", "회신드리", "답변드리", "確認できない", "返信が遅れ", "戻り次第", "无法及时回复", "無法及時回覆", "回来后", "回來後",
-              "返回后", "확인이 어렵", "복귀 후", "돌아오는 대로", "กลับมา"),
-    "automatic": ("自動応答", "自動配信", "このメールは自動", "此邮件为自动", "此郵件為自動", "자동으로 발송", "自動返信", "自動送信", "自动回复", "自动答复", "自動回覆", "自動回復", "自动发送", "자동 회신",
-                  "자동회신", "자동 응답", "자동응답", "ตอบกลับอัตโนมัติ"),
+_NOTICE_CJK: dict[str, str] = {
+    "absence": """
+        不在 | オフィスを離れ | 留守 | 不在公司 | 休年假 | 사무실에 없 | 외근 | 外出 | 休暇 |
+        出張 | お休み | 休假 | 出差 | 请假 | 請假 | 부재 | 휴가 | 출장 | 자리를 비 |
+        ไม่อยู่ | ลาพักร้อน""",
+    "thanks": """
+        メールありがとうございます | お問い合わせいただきありがとう | ご連絡いただきありがとう | 谢谢您的来信 |
+        感谢来信 | 보내주셔서 감사 | ご連絡ありがとうございます | メールをいただきありがとう | 感谢您的来信 |
+        感謝您的來信 | 感谢您的邮件 | 感謝您的郵件 | 谢谢您的邮件 | 謝謝您的郵件 | 메일 감사합니다 |
+        이메일 감사합니다 | 연락 주셔서 감사 | 메일 주셔서 감사 | ขอบคุณสำหรับอีเมล""",
+    "urgent": """
+        急ぎ | お問い合わせください | までご連絡 | 如有急事 | 연락하시기 | 緊急 | ご連絡ください |
+        紧急 | 急事 | 请联系 | 請聯繫 | 請聯絡 | 긴급 | 급한 | 연락 주시기 | 문의 | ด่วน |
+        ติดต่อ""",
+    "later": """
+        確認できません | 対応いたします | 返信いたします | ご返信いたします | 尽快回复 | 盡快回覆 |
+        稍后回复 | 복귀하는 대로 | 회신드리 | 답변드리 | 確認できない | 返信が遅れ | 戻り次第 |
+        无法及时回复 | 無法及時回覆 | 回来后 | 回來後 | 返回后 | 확인이 어렵 | 복귀 후 |
+        돌아오는 대로 | กลับมา""",
+    "automatic": """
+        自動応答 | 自動配信 | このメールは自動 | 此邮件为自动 | 此郵件為自動 | 자동으로 발송 |
+        自動返信 | 自動送信 | 自动回复 | 自动答复 | 自動回覆 | 自動回復 | 自动发送 | 자동 회신 |
+        자동회신 | 자동 응답 | 자동응답 | ตอบกลับอัตโนมัติ""",
 }
 #: characters of the new text read for the notice's wording (notices are short; a long message
 #: is a person's, or a newsletter's)
@@ -328,7 +343,8 @@ class _Vocabulary:
                     self.stems.setdefault(words[0][:4], []).append((words[0], (), True, sign))
                 else:
                     self.by_first.setdefault(words[0], []).append((words[1:], stem, sign))
-        self.cjk = {_fold(phrase): sign for sign, phrases in _NOTICE_CJK.items() for phrase in phrases}
+        self.cjk = {_fold(" ".join(phrase.split())): sign
+                    for sign, phrases in _NOTICE_CJK.items() for phrase in phrases.split("|")}
 
     def signs(self, words: list[str]) -> dict[str, None]:
         found: dict[str, None] = {}
@@ -439,20 +455,33 @@ def _weak_auto_reply(p: ParsedMessage, auto: str, prec: str) -> list[str]:
         found.append(f"Precedence: {prec} without list headers")
     return found
 
-#: Subjects of delivery failure notices in the languages of the corpus (found anywhere in the
-#: subject). Not sure on its own ("Re: rejected proposal"): read with a null sender or a mail
-#: system's From.
+#: Subjects of delivery failure and delay notices in the languages of business mail (found
+#: anywhere in the subject). Not sure on its own ("Re: rejected proposal"): read with a null
+#: sender or a mail system's From.
 BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (status )?notification|delivery fail|failure notice|"
-    r"returned mail|mail delivery (failed|system)|could not be delivered|delivery problem|"
+    r"returned mail|mail delivery (failed|system|warning)|could not be delivered|delivery problem|"
     r"non[- ]?delivery|nondeliverable|^\s*(fw:\s*)?bounce|delivery report|returned to sender|"
     r"mail not delivered|unable to deliver|message delivery|warning: could not|delivery error|"
     r"permanent error|delivery has failed|rejected|error sending|problem sending|"
-    r"mail error|notification d'état|unzustellbar|non remis|no se puede entregar|"
-    r"message not delivered|delivery failure|failed delivery|message you sent|"
-    r"mail system error|email delivery failure|delayed mail|delivery delayed|"
-    r"returned message|mail failure|^\s*failed mail|undeliverable|error delivering|"
-    r"mail failed|returning to sender|エラー通知|配信エラー|不達|送信できませんでした",
+    r"mail error|message not delivered|delivery failure|failed delivery|message you sent|"
+    r"mail system error|email delivery failure|delayed mail|delivery delayed|processing error|"
+    r"returned message|mail failure|^\s*failed mail|error delivering|not yet been delivered|"
+    r"mail failed|returning to sender|^\s*warning: message .{0,40}delayed|\(delay\)|"
+    # de, fr, es, pt, it, nl, pl, ru, uk, sv, da/no, cs, tr
+    r"unzustellbar|nicht zustellbar|zustellung fehlgeschlagen|übermittlungsstatus|"
+    r"non remis|non distribuable|échec de (la )?remise|notification d'état|non délivré|"
+    r"no se puede entregar|error en la entrega|no entregado|imposible entregar|estado de (la )?entrega|"
+    r"não (é possível )?entregue|falha na entrega|não foi possível entregar|"
+    r"non recapitabile|recapito non riuscito|impossibile recapitare|stato (del )?recapito|"
+    r"onbestelbaar|niet bezorgd|kan niet worden bezorgd|"
+    r"niedostarczal|nie można dostarczyć|niedostarczon|stanie dostarczenia|"
+    r"недоставлен|не удается доставить|не доставлено|состоянии доставки|неможливо доставити|"
+    r"kan inte levereras|olevererbar|leveransstatus|kan ikke leveres|ikke leveret|leveringsstatus|"
+    r"nedoručiteln|nelze doručit|stavu doručení|teslim edilemedi|teslim edilemiyor|"
+    # ja, zh, ko, ar
+    r"エラー通知|配信エラー|配信不能|不達|送信できませんでした|无法投递|無法傳遞|退信|未送达|投递失败|傳遞失敗|"
+    r"배달 실패|전달되지 않음|تعذر التسليم|فشل التسليم|لم يتم التسليم",
     re.I)
 
 # --- senders ------------------------------------------------------------------------------------
@@ -471,7 +500,7 @@ MAILER_DAEMON_NAME = re.compile(r"\bmailer[- ]?daemon\b", re.I)
 MAIL_SYSTEM_FROM = re.compile(
     r"mailer[-_ ]?daemon|post_?master|mail[-_ ]?delivery|mail delivery subsystem|mail[-_ ]?administrator|"
     r"mail[-_ ]?system|delivery[-_ ]?notification|microsoftexchange|mail services|mdaemon|"
-    r"^root@|nobody@", re.I)
+    r"system administrator|^root@|nobody@", re.I)
 #: Automated senders that also send ordinary mail: a failure subject is needed as well.
 AUTOMATED_FROM = re.compile(r"no-?reply|notification|do-?not-?reply", re.I)
 

@@ -130,7 +130,7 @@ def _recipient(rec: dict[str, str], note: Notification) -> BounceRecipient | Non
     # The whole text speaks for this recipient only when the DSN says nothing itself.
     reason = reason_for(text_diag, status, body.text, near, named, context_reason=not diagnostic,
                         command=body.commands.get(named, ""))
-    return BounceRecipient(address, is_permanent(reason, status), status, text_diag[:1000], reason, action)
+    return BounceRecipient(address, is_permanent(reason, status, text_diag), status, text_diag[:1000], reason, action)
 
 
 def _addresses_of(rec: dict[str, str], note: Notification) -> tuple[str, str]:

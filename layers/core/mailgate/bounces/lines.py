@@ -40,6 +40,7 @@ class TextLines:
                 lines[i], self.cut = line[:MAX_LINE], True
         self.lines = lines
         self.first_line: dict[str, int] = {}     # address -> index of the first line naming it
+        self.where: dict[str, list[int]] = {}    # address -> the first few lines naming it
         self.leading: set[str] = set()           # addresses that start a line ("<a@b>: 550 ...")
         self.line_addresses: list[list[str]] = []
         for i, line in enumerate(lines):
@@ -50,6 +51,9 @@ class TextLines:
                     continue
                 found.append(address)
                 self.first_line.setdefault(address, i)
+                seen = self.where.setdefault(address, [])
+                if len(seen) < 4 and (not seen or seen[-1] != i):
+                    seen.append(i)
                 if _LEAD.fullmatch(line, 0, m.start()):
                     self.leading.add(address)
             self.line_addresses.append(found)
@@ -74,6 +78,10 @@ class TextLines:
                 for address in found:
                     out.setdefault(address, command)
         return out
+
+    def says(self, address: str, pattern: re.Pattern[str]) -> bool:
+        """Whether a line naming `address` (one of its first four) matches `pattern`."""
+        return any(pattern.search(self.lines[i]) for i in self.where.get(address, ()))
 
     def near(self, address: str, fallback: bool = True) -> str:
         """The error text about `address`: its line and the lines after it, up to a blank line or

@@ -52,6 +52,8 @@ def _rx(*patterns: str) -> re.Pattern[str]:
 
 #: phrasings of big providers that say outright that the mailbox does not exist
 _STRONG_USERUNKNOWN = _rx(r"inactive email address", r"doesn't have an? .{0,40} account", r"no valid recipients",
+                          r"non-?existent (user|mailbox|recipient|address|account)", r"no mail ?box",
+                          r"\brcpt <[^<>\s]{1,254}> does not exist", r"user not known",
                           r"invalid final delivery userid", r"please check if address is correct",
                           r"recipient address rejected(\.|: access denied)", r"ディレクトリ", r"見つかりません",
                           r"and other recipients in the same domain")
@@ -60,8 +62,9 @@ _STRONG_USERUNKNOWN = _rx(r"inactive email address", r"doesn't have an? .{0,40} 
 #: checked in order; the first that matches names the reason (Sisimai's vocabulary)
 _REASONS: list[tuple[str, re.Pattern[str]]] = [
     # Vendor phrasings that would otherwise match a broader pattern of another reason.
-    ("rejected", _rx(r"domain of sender", r"sender address", r"after mail from", r"not have permission to post")),
-    ("speeding", _rx(r"too many recipients")),
+    ("rejected", _rx(r"domain of sender", r"sender address", r"after mail from", r"not have permission to post",
+                     r"not (be )?(allowed|authorized|permitted) to (post|send)", r"pas autoris[ée]")),
+    ("speeding", _rx(r"too many recipients", r"receiving mail at a rate", r"rate that prevents")),
     # Japanese carriers (au/ezweb) answer "550 : User unknown" (no address) to DATA when the
     # recipient's own reception filter refuses the sender: the mailbox exists.
     ("filtered", _rx(r"\b550\s?:\s?(:\s?)?user unknown")),
@@ -81,7 +84,8 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
     ("mesgtoobig", _rx(r"message (is )?too (big|large)", r"exceeds (the )?(maximum|max) (message )?size",
                        r"message size exceeds", r"size limit", r"message length exceeds",
                        r"too large")),
-    ("suspend", _rx(r"\bdisabled", r"suspended", r"\binactive", r"deactivated",
+    ("suspend", _rx(r"\bdisabled", r"suspended", r"\bsuspend\b", r"\binactive", r"deactivated", r"discontinued",
+                    r"account (is |has been )?(closed|terminated|locked)", r"no longer active",
                     r"account (has been )?(locked|closed|blocked)",
                     r"mailbox (is )?(locked|closed|inactive)", r"expired account", r"not active")),
     ("hasmoved", _rx(r"has been replaced by", r"address has moved", r"moved permanently",
@@ -114,7 +118,21 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
                         r"invalid address", r"couldn't find .{0,40}(address|account)", r"is not a known user",
                         r"address couldn't be found", r"account that you tried to reach does not exist",
                         r"mailbox not found", r"no such local user", r"unknown address", r"recipient invalid",
-                        r"user_unknown", r"unknownuser", r"recipient name is not recognized")),
+                        r"user_unknown", r"unknownuser", r"recipient name is not recognized",
+                        r"no longer valid", r"wrong or no longer",
+                        r"(does not have|no) (a )?final (e-?mail )?delivery point",
+                        r"no matches? (to|for) (the )?(nameserver|directory)",
+                        r"did not (exactly )?match an? .{0,20}address",
+                        # fr, de, es, pt, it, nl, pl, ru, ja, zh
+                        r"n'existe pas", r"(utilisateur|destinataire|adresse) (inconnu|invalide)", r"existiert nicht",
+                        r"(benutzer|empfänger|adresse) unbekannt", r"unbekannte?r? (benutzer|empfänger)",
+                        r"no existe", r"(usuario|destinatario) desconocido", r"não existe",
+                        r"(usuário|utilizador|destinatário) desconhecido", r"non esiste",
+                        r"(utente|destinatario) sconosciuto", r"bestaat niet", r"onbekende (gebruiker|ontvanger)",
+                        r"nie istnieje", r"nieznany (użytkownik|adresat)", r"не существует",
+                        r"(неизвестный|несуществующий) (пользователь|адрес|получатель)",
+                        r"нет такого (пользователя|адреса)",
+                        r"存在しません", r"宛先不明", r"用户不存在", r"收件人不存在", r"无此用户")),
     ("blocked", _rx(r"blocked", r"blacklist", r"block ?list", r"denylist", r"listed (in|on|at)",
                     r"poor reputation", r"\brbl\b", r"spamhaus", r"access denied")),
     ("rejected", _rx(r"sender (address )?(rejected|denied|unknown|verify)", r"domain of sender",
@@ -122,11 +140,15 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
     ("filtered", _rx(r"filter", r"rejected by", r"content", r"policy", r"not authorized",
                      r"permission denied", r"forbidden")),
     ("expired", _rx(r"retry time", r"timeout|timed out", r"could not be delivered for \d+", r"too long",
+                    r"failed \d+ attempts", r"after \d+ (attempts|retries|tries)", r"not delivered within \d+",
+                    r"allowed queue (period|time)", r"maximum (number of )?(delivery )?(attempts|retries)",
+                    r"too many (retries|delivery attempts)",
                     r"delivery time expired", r"message expired", r"deferred", r"for \d+ (days|hours)",
                     r"expired", r"giving up")),
     ("systemerror", _rx(r"system error", r"internal error", r"server error", r"mail loop", r"loop detected",
                         r"too many hops", r"routing loop", r"temporary (local )?problem", r"local error")),
-    ("networkerror", _rx(r"connection (refused|reset|timed)", r"network", r"could not connect",
+    ("networkerror", _rx(r"connection (refused|reset|timed)", r"network", r"could not connect", r"not responding",
+                         r"not reachable",
                          r"unreachable")),
     ("userunknown", _rx(r"\bnot found\b")),
 ]
@@ -142,7 +164,6 @@ _STATUS_REASON = {
 
 
 _USERUNKNOWN_STATUS = frozenset({"5.1.1", "5.1.0", "5.1.3", "5.1.10", "4.1.1"})
-_RCPT_STAGE = re.compile(r"rcpt|does not like recipient", re.I)
 _DATA_STAGE = re.compile(r"end of data|after end of|did not like our final data", re.I)
 
 
@@ -165,16 +186,12 @@ def reason_for(diagnostic: str, status: str = "", context: str = "", stage: str 
         # A temporary status says the address may come back (DNS trouble, greylisting).
         reason = "networkerror" if reason == "hostunknown" else "onhold"
     if reason == "userunknown" and status not in _USERUNKNOWN_STATUS and not _STRONG_USERUNKNOWN.search(text) and (
-            status == "5.2.0" or _DATA_STAGE.search(text + " " + stage) or
+            _DATA_STAGE.search(text + " " + stage) or
             (command if command is not None else _transcript_command(context, address)) == "DATA"):
-        # "User unknown" said after DATA (or under RFC 3463's 5.2.0, "other mailbox status"):
-        # the server accepted the address at RCPT and refused the message, a content filter's
-        # answer in disguise; the address may well be alive (Sisimai's rule), so not permanent.
-        reason = "filtered"
-    if reason == "userunknown" and status[:3] in ("5.2", "5.7") and not _STRONG_USERUNKNOWN.search(text) and \
-            not _RCPT_STAGE.search(text + " " + stage):
-        # A mailbox-status (X.2) or policy (X.7) code with a "user unknown" text and no sign that
-        # it answered RCPT TO: the status is the more specific statement (RFC 3463 §3).
+        # "User unknown" said after DATA: the server accepted the address at RCPT and refused the
+        # message, a content filter's answer in disguise; the address may well be alive
+        # (Sisimai's rule), so not permanent. Whatever the enhanced code, a "user unknown" text
+        # said at RCPT (or where the stage is not known) is a dead address.
         reason = "filtered"
     if status == "5.1.6":
         reason = "hasmoved"  # RFC 3463: destination mailbox has moved, no forwarding address
@@ -185,6 +202,17 @@ def reason_for(diagnostic: str, status: str = "", context: str = "", stage: str 
             return "expired" if status.startswith("4.4") else "onhold"
         return "undefined" if not status or status == "5.0.0" else "onhold"
     return reason
+
+
+#: RFC 3463 codes for reasons a notice gave in words only: a message that expired in the
+#: queue, after temporary failures, is X.4.7 (a persistent transient error); a network or DNS
+#: failure that was retried, X.4.0
+_IMPLIED_STATUS = {"expired": "4.4.7", "networkerror": "4.4.0"}
+
+
+def implied_status(reason: str) -> str:
+    """The RFC 3463 code a reason implies when the notice gave none ("" when it implies none)."""
+    return _IMPLIED_STATUS.get(reason, "")
 
 
 _TRANSCRIPT_CMD = re.compile(r"^\s*>>>\s*([A-Za-z]{4})\b", re.M)
@@ -217,10 +245,24 @@ def _first_reason(text: str) -> str:
     return ""
 
 
-def is_permanent(reason: str, status: str = "") -> bool:
-    """The address is dead: no such user or domain, or it moved (a single bounce suppresses)."""
+#: a suspended account that says it will come back
+_TEMPORARY = re.compile(r"temporar|try again|frozen|\block(ed)?\b|over ?quota", re.I)
+#: a suspension the text says is for good: the account was closed or deactivated, not paused
+#: ("disabled", "inactive", "locked" accounts are switched back on by their owner or provider:
+#: they count as soft bounces, as Sisimai has them)
+_FOR_GOOD = re.compile(r"deactivated|suspended|\[suspend\]|closed|terminated|no longer active|deleted|removed",
+                       re.I)
+
+
+def is_permanent(reason: str, status: str = "", text: str = "") -> bool:
+    """The address is dead: no such user or domain, it moved, or the account is disabled or
+    suspended for good (a single bounce suppresses). A 4xx status, or a suspension the text
+    calls temporary (`text`: the diagnostic), is not."""
     if reason in HARD_REASONS:
         return True
+    if reason == "suspend":
+        text = text[:MAX_DIAGNOSTIC]
+        return not status.startswith("4") and bool(_FOR_GOOD.search(text)) and not _TEMPORARY.search(text)
     if reason == "notaccept":
         return not status.startswith("4")
     return False

@@ -73,7 +73,7 @@ def _bounce(report: BounceReport, b: dict) -> None:
         else:
             reason = reason_for(diag, status)
             # SES says "Permanent" for General bounces it could not explain: trust it then.
-            permanent = is_permanent(reason, status) or (
+            permanent = is_permanent(reason, status, diag) or (
                 btype == "permanent" and reason in ("undefined", "onhold", ""))
         if btype == "transient":
             permanent = False

@@ -17,7 +17,7 @@ from .addresses import ADDRESS, all_addresses, header_addresses, norm_address, v
 from .autoreply import auto_reply_reason
 from .lines import TextLines
 from .notification import MAX_TEXT, Notification, split_notification
-from .reasons import find_status, is_permanent, reason_for
+from .reasons import find_status, implied_status, is_permanent, reason_for
 from .report import BounceRecipient
 
 #: failed recipients read per notification (a notice listing thousands is cut here)
@@ -27,20 +27,24 @@ MAX_FOUND = 10 * MAX_RECIPIENTS
 TOO_MANY = f"more than {MAX_RECIPIENTS} failed recipients: the first {MAX_RECIPIENTS} read"
 
 _BOUNCE_BODY_STRONG = re.compile(
-    r"could not be delivered|couldn't be delivered|delivery to the following recipient|"
-    r"permanent(ly)? (error|fatal)|unable to deliver|delivery has failed|failed permanently|"
+    r"could not be delivered|couldn't be delivered|delivery to the following recipient|could not deliver|"
+    r"permanent(ly)? (error|fatal)|unable to deliver|delivery has failed|failed permanently|failed recipient|"
     r"following address(es)? failed|this is the qmail-send program|transcript of session follows|"
-    r"did not reach the following|was not delivered|smtp error|\b[45]\d\d[- ][245]\.\d{1,3}\.\d", re.I)
+    r"did not reach the following|was not delivered|smtp error|not yet been delivered|"
+    r"\b[45]\d\d[- ][245]\.\d{1,3}\.\d", re.I)
 _BOUNCE_BODY = re.compile(
     r"could not be delivered|couldn't be delivered|delivery to the following recipient|"
     r"undeliverable|permanent(ly)? (error|fatal)|user unknown|unknown user|"
     r"unable to deliver|delivery has failed|failed permanently|message could not be sent|"
-    r"following address(es)? failed|returned to sender|no such user|"
+    r"following address(es)? failed|returned to sender|no such user|failed recipient|"
     r"hi\. this is the qmail-send program|transcript of session follows|"
-    r"delivery failed|not be delivered|could not deliver|delivery failure|"
+    r"delivery failed|not be delivered|could not deliver|delivery failure|not yet been delivered|"
+    r"has been postponed|delivery attempts will continue|has been returned because|"
     r"was not delivered|nicht zugestellt|non remis|no ha podido ser entregado|"
     r"smtp error|\b5\d\d[- ]\d\.\d|\b55\d\b|did not reach the following|"
     r"failed addresses follow", re.I)
+#: local parts that only a mail system's own notices come from (not postmaster: people answer as postmaster)
+_DAEMONS = frozenset({"mailer-daemon", "mailerdaemon", "mailer_daemon", "mail-daemon", "maildaemon"})
 _ML_REJECT = re.compile(r"not (a )?member|loop alert|reject|denied|error|not allowed", re.I)
 #: list-manager control addresses (RFC 2142 -request, fml's -ctl/-admin, owner-): never a recipient
 _LIST_CONTROL = re.compile(r"-(ctl|request|admin|owner)$|^owner-", re.I)
@@ -48,12 +52,27 @@ _LIST_CONTROL = re.compile(r"-(ctl|request|admin|owner)$|^owner-", re.I)
 _MACHINE_LOCALS = automatic.MAILER_DAEMON_LOCALS | automatic.NO_REPLY_LOCALS | automatic.BOUNCE_COLLECTOR_LOCALS
 #: lines that name other addresses than the failed ones (headers, the envelope sender, contacts);
 #: no two white-space runs stand side by side, so a line of spaces is read once
-_SKIP_LINE = re.compile(r"message-?id|in-reply-to|references:|^\s*(to|cc|subject|sent|date):\s|^\s*((<<<|>>>)\s*)?mail from|"
-                        r"envelope-from|return-path|^\s*from:|^\s*sender:|^\s*reply-to:|"
-                        r"\bsent by\b|please contact|further assistance|please send mail to|\bfrom:? *<|your message .{0,40} from|"
-                        r"^\s*received:|\bby [\w.-]+ with\b|\bid [\w.-]+@", re.I)
+_SKIP_LINE = re.compile(
+    r"message-?id|in-reply-to|references:|^\s*(to|cc|subject|sent|date):\s|^\s*((<<<|>>>)\s*)?mail from|"
+    r"envelope-from|return-path|^\s*from:|^\s*sender:|^\s*reply-to:|\bsent by\b|please contact|"
+    r"further assistance|please send mail to|(?<!expanded )(?<!generated )\bfrom:? *<|your message .{0,40} from|"
+    # the original's trace fields, quoted or folded into the notice (RFC 5321 §4.4)
+    r"^[\s>]*received:|\bby [\w.-]+ with\b|\bid [\w.-]+@|^\s*for <?[^\s<>@]+@|\(orcpt\b|"
+    # the postmaster's advice: where else to write, what an address should look like
+    r"\be\.g\.|for example|\btry (sending|emailing|writing|to)\b|\binstead\b|standard form|"
+    r"\bif\b.{0,60}\bfails\b|\bfails?,? try\b|reply to postmaster|\bcontact(ing)? (the )?(postmaster|administrator)",
+    re.I)
+#: an alias expansion or forward names the address it started from (Sendmail, Exim, Postfix)
+_EXPANDED = re.compile(r"expanded|generated|forwarded|redirected|alias")
+#: words of an error, for telling a failed address from one the notice only mentions
+_FAILURE_WORDS = re.compile(r"\b[45]\d\d[ -](?!\d+(\s|$))|fail|error|unknown|reject|invalid|denied|not (be )?deliver|"
+                            r"did not|could not|couldn't|unable|no such|does not|doesn't|not exist|not found|"
+                            r"undeliver|bounced|refused|disabled|suspended|full|quota", re.I)
+#: delay warnings (RFC 3464 Action: delayed, in words): a notice, not a failure
 _DELAYED = re.compile(r"has not yet been delivered|delivery (is|has been) delayed|will (continue|keep) trying|"
-                      r"will retry|still trying|warning: message .{0,200}? delayed|not been delivered yet", re.I)
+                      r"will retry|still trying|warning: message .{0,200}? delayed|not been delivered yet|"
+                      r"has been postponed|delivery attempts will continue|will continue to (try|attempt)|"
+                      r"this is (just )?a warning|warning only|advisory[- ]only", re.I)
 _STATUS_5 = re.compile(r"\b5\d\d\b|\b5\.\d+\.\d+")
 
 
@@ -64,10 +83,12 @@ def looks_like_bounce(p: ParsedMessage, note: Notification) -> bool:
     if p.content_type == automatic.REPORT_TYPE and p.report_type in ("delivery-status", ""):
         return True
     subject, from_ = p.subject, p.header("from")
+    if automatic.MAILER_DAEMON_NAME.search(from_) or automatic.local_part(p.sender or "") in _DAEMONS:
+        return True   # the mail system itself (RFC 5321 §4.5.5): whatever the subject says
     bounce_subject = bool(automatic.BOUNCE_SUBJECT.search(subject))
     # RFC 3464 §2 / RFC 5321 §4.5.5: DSNs are sent with the null reverse-path, "<>".
     daemon = bool(automatic.MAIL_SYSTEM_FROM.search(from_)) or automatic.null_reverse_path(p)
-    body = note.body_text[:20000]
+    body = " ".join(note.body_text[:20000].split())   # a phrase may be folded over two lines
     if daemon and (bounce_subject or _BOUNCE_BODY.search(body)):
         return True
     if bounce_subject and automatic.AUTOMATED_FROM.search(from_):
@@ -109,19 +130,28 @@ def failed_addresses(p: ParsedMessage, notification: TextLines, excluded: set[st
     """The failed recipients a notification names: X-Failed-Recipients (Exim and others: not
     RFC, but widely used), else the addresses in its lines."""
     found = header_addresses(p.headers.get_all("x-failed-recipients"))
+    origins: set[str] = set()   # "(expanded from <a@b>)": the address we mailed, beside the one it became
     if not found:
         for line, addrs in zip(notification.lines, notification.line_addresses):
             if addrs and not _SKIP_LINE.search(line):
-                found += [a for a in _line_addresses(line, addrs) if a not in excluded and not _machine_address(a)]
+                for a in _line_addresses(line, addrs):
+                    if a in excluded or _machine_address(a):
+                        continue
+                    origin = _origin(line, a)
+                    if origin is None:
+                        continue
+                    found.append(a)
+                    if origin:
+                        origins.add(a)
                 if len(found) > MAX_FOUND:
                     break
     if len(set(found)) > 1:
         # MTAs list failed recipients one per line, address first ("<a@b>: 550 ...", qmail,
         # Postfix, Exim, Sendmail alike); an address only met mid-sentence ("please contact
-        # <support@...>") is not one of them when such a list exists.
-        leading = [a for a in found if a in notification.leading]
-        if leading:
-            found = leading
+        # <support@...>") is not one of them when such a list exists; without such a list, the
+        # failed ones are those the notice says an error about.
+        leading = [a for a in found if a in notification.leading or a in origins]
+        found = leading or [a for a in found if notification.says(a, _FAILURE_WORDS)]
     return found
 
 
@@ -136,6 +166,17 @@ def _line_addresses(line: str, addrs: list[str]) -> list[str]:
     return addrs
 
 
+def _origin(line: str, address: str) -> bool | None:
+    """None when the address follows "from" ("not accepting mail from <a@b>": the sender, not a
+    recipient); True when it is where an alias expansion or a forward started ("expanded from
+    <a@b>": the address we mailed); else False."""
+    low = line.lower()
+    at = low.find(address)
+    if at <= 0 or "from" not in low[max(0, at - 8):at]:
+        return False
+    return True if _EXPANDED.search(low[max(0, at - 30):at]) else None
+
+
 def _machine_address(address: str) -> bool:
     local = address.split("@", 1)[0]
     return local in _MACHINE_LOCALS or bool(_LIST_CONTROL.search(local))
@@ -143,9 +184,12 @@ def _machine_address(address: str) -> bool:
 
 def fallback_addresses(p: ParsedMessage, original: Fields | None, excluded: set[str]) -> list[str]:
     """When the notification names no address (old Sendmail: a host only): the original's To,
-    else the bounce's X-Original-To."""
+    else the bounce's X-Original-To. A list's post names the list in its To, not whoever's
+    mailbox refused it (RFC 2369 List-Post, RFC 2919 List-Id): no recipient then."""
+    if original is not None and any(original.get(name) for name in ("list-id", "list-post", "x-beenthere")):
+        return []
     if original is not None:
-        tos = all_addresses(original.first("to"))
+        tos = header_addresses(original.get_all("to"))
         found = [a for a in tos if a not in excluded][:1] or tos[:1]
         if found:
             return found
@@ -160,13 +204,18 @@ def text_recipients(found: list[str], notification: TextLines) -> list[BounceRec
     out: list[BounceRecipient] = []
     addresses = list(dict.fromkeys(found))[:MAX_RECIPIENTS]
     delayed = bool(_DELAYED.search(notification.text))
+    # The whole notice speaks for a lone recipient; for a list, what it says before the list
+    # speaks for the recipients that have no error of their own.
+    first = min((notification.first_line.get(a, len(notification.lines)) for a in addresses), default=0)
+    context = notification.text if len(addresses) == 1 else "\n".join(notification.lines[:first])
     for address in addresses:
         diag = notification.near(address)
         status = find_status(diag) or notification.status
-        reason = reason_for(diag, status, notification.text, "", address, context_reason=len(addresses) == 1,
+        reason = reason_for(diag, status, context, "", address, context_reason=bool(context),
                             command=notification.commands.get(address, ""))
+        status = status or implied_status(reason)
         action = "delayed" if delayed and not _STATUS_5.search(diag) else "failed"
-        out.append(BounceRecipient(address, is_permanent(reason, status), status, diag[:1000], reason, action))
+        out.append(BounceRecipient(address, is_permanent(reason, status, diag), status, diag[:1000], reason, action))
     return out
 
 
@@ -194,6 +243,8 @@ def flufl_recipients(p: ParsedMessage, note: Notification) -> list[BounceRecipie
         diag = body.near(address)
         status = find_status(diag)
         reason = reason_for(diag, status, body.text, command=body.commands.get(address, ""))
-        out.append(BounceRecipient(address, is_permanent(reason, status), status, diag[:1000], reason,
-                                   "delayed" if temp else "failed"))
+        # flufl.bounce's "temporary" includes refusals; a delay is what the notice says is one
+        delayed = temp and bool(_DELAYED.search(body.text))
+        out.append(BounceRecipient(address, is_permanent(reason, status, diag), status, diag[:1000], reason,
+                                   "delayed" if delayed else "failed"))
     return out
