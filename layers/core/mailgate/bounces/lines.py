@@ -12,7 +12,7 @@ import re
 from functools import cached_property
 
 from .addresses import ADDRESS, norm_address, valid_address
-from .reasons import REASON_ANY, find_status, squash
+from .reasons import find_status, gives_reason, squash
 
 #: RFC 5321 §4.5.3.1.6 caps a text line at 1,000 octets; lines are read up to this many characters
 #: (a longer one is cut, and `cut` says so)
@@ -25,6 +25,8 @@ _TRANSCRIPT_REPLY = re.compile(r"\s*<<<\s*[45]\d\d\b")
 #: what may stand before an address that leads a line: quoting, bullets, brackets
 _LEAD = re.compile(r"[\s>*\-\"'(\[]*<?")
 _REPLY_CODE_ONLY = re.compile(r"\s*(\d{3}[ -]+)?[<\"']?")
+#: an SMTP reply (RFC 5321 §4.2) or an RFC 3463 code on a line
+_SMTP_REPLY = re.compile(r"(^|\s)[45]\d\d[ -]|\b[45]\.\d{1,3}\.\d{1,3}\b")
 _ERROR_WORDS = re.compile(r"\d\d\d|error|reject|unknown|denied", re.I)
 
 
@@ -89,6 +91,11 @@ class TextLines:
         i = self.first_line.get(address)
         if i is not None:
             found = self._block(i, address)
+            # Gmail and Exchange name the address first in a list, and again where they quote the
+            # remote server's reply ("550 5.1.1 <a@b>... User Unknown"): that reply is the error.
+            reply = next((j for j in self.where.get(address, ())[1:] if _SMTP_REPLY.search(self.lines[j])), None)
+            if reply is not None and not _SMTP_REPLY.search(found):
+                found = squash(f"{found} {self._block(reply, address) or self.lines[reply]}")
             if found:
                 return found
         if not fallback:
@@ -110,6 +117,6 @@ class TextLines:
                     break
             block.append(nxt.strip())
         joined = " ".join(block)
-        if len(joined) > len(block[0]) + 5 or REASON_ANY.search(joined[:2000]):
+        if len(joined) > len(block[0]) + 5 or gives_reason(joined[:2000]):
             return squash(joined)
         return ""

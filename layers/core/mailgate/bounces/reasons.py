@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from .addresses import ADDRESS
+
 #: reasons after which the address itself is gone (Sisimai's hard bounces)
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved"})
 
@@ -152,7 +154,6 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
                          r"unreachable")),
     ("userunknown", _rx(r"\bnot found\b")),
 ]
-REASON_ANY = re.compile("|".join(p.pattern for _, p in _REASONS), re.I)
 
 _STATUS_REASON = {
     "5.1.1": "userunknown", "5.1.0": "userunknown", "5.1.3": "userunknown", "5.1.10": "userunknown",
@@ -235,14 +236,26 @@ def _transcript_command(context: str, address: str) -> str:
     return ""
 
 
-@lru_cache(maxsize=32)
 def _first_reason(text: str) -> str:
+    """The first reason of `_REASONS` a text gives. The addresses in it do not change the answer
+    and are replaced before the (cached) lookup, so that a notice listing many recipients with
+    the same error reads that error once."""
     if not text:
         return ""
+    return _reason_of(ADDRESS.sub("x@example.invalid", text) if "@" in text else text)
+
+
+@lru_cache(maxsize=256)
+def _reason_of(text: str) -> str:
     for reason, rx in _REASONS:
         if rx.search(text):
             return reason
     return ""
+
+
+def gives_reason(text: str) -> bool:
+    """Whether a text names any reason at all."""
+    return bool(_first_reason(text))
 
 
 #: a suspended account that says it will come back
