@@ -309,9 +309,9 @@ _NOTICE_CJK: dict[str, str] = {
         自動返信 | 自動送信 | 自动回复 | 自动答复 | 自動回覆 | 自動回復 | 自动发送 | 자동 회신 |
         자동회신 | 자동 응답 | 자동응답 | ตอบกลับอัตโนมัติ""",
 }
-#: characters of the new text read for the notice's wording (notices are short; a long message
-#: is a person's, or a newsletter's)
-MAX_NOTICE_TEXT = 3000
+#: characters of the new text read for the notice's wording: notices are short and say what
+#: they are first (a disclaimer or signature may follow)
+MAX_NOTICE_TEXT = 1000
 _WORD = re.compile(r"\w+")
 #: where the quoted original starts in a plain-text reply: a quoted line (RFC 3676 §4.5 "> "), a
 #: separator, an Outlook-style header block ("From:", "Von:", "De :", ...)
@@ -329,18 +329,19 @@ def _fold(text: str) -> str:
 
 
 class _Vocabulary:
-    """The phrases folded as the text is, indexed by their first word (a stem by its first four
-    letters), so that reading a text is one dictionary lookup per word."""
+    """The phrases folded as the text is, indexed by their first word (a one-word stem by its
+    first four letters), so that reading a text is a set intersection and a walk over its words
+    that stops only where a phrase may start."""
 
     def __init__(self) -> None:
         self.by_first: dict[str, list[tuple[tuple[str, ...], bool, str]]] = {}
-        self.stems: dict[str, list[tuple[str, tuple[str, ...], bool, str]]] = {}
+        self.stems: dict[str, list[tuple[str, str]]] = {}
         for sign, phrases in _NOTICE_PHRASES.items():
             for phrase in phrases.split("|"):
                 words = tuple(_WORD.findall(_fold(phrase)))
                 stem = phrase.strip().endswith("*")
                 if stem and len(words) == 1:
-                    self.stems.setdefault(words[0][:4], []).append((words[0], (), True, sign))
+                    self.stems.setdefault(words[0][:4], []).append((words[0], sign))
                 else:
                     self.by_first.setdefault(words[0], []).append((words[1:], stem, sign))
         self.cjk = {_fold(" ".join(phrase.split())): sign
@@ -348,13 +349,18 @@ class _Vocabulary:
 
     def signs(self, words: list[str]) -> dict[str, None]:
         found: dict[str, None] = {}
-        for i, word in enumerate(words):
-            for rest, stem, sign in self.by_first.get(word, ()):
-                if sign not in found and _follows(words, i + 1, rest, stem):
-                    found[sign] = None
-            for prefix, _, _, sign in self.stems.get(word[:4], ()):
+        present = set(words)
+        for word in present:
+            for prefix, sign in self.stems.get(word[:4], ()):
                 if word.startswith(prefix):
                     found.setdefault(sign)
+        starts = present.intersection(self.by_first)      # the words a phrase starts with
+        if starts:
+            for i, word in enumerate(words):
+                if word in starts:
+                    for rest, stem, sign in self.by_first[word]:
+                        if sign not in found and _follows(words, i + 1, rest, stem):
+                            found[sign] = None
         return found
 
 
@@ -387,7 +393,7 @@ def notice_signs(text: str) -> list[str]:
         for phrase, sign in _VOCABULARY.cjk.items():
             if phrase in folded:
                 found.setdefault(sign)
-    return list(found)
+    return [sign for sign in _NOTICE_PHRASES if sign in found]   # in one order, run after run
 
 
 # --- auto-replies: all the signs together --------------------------------------------------------
