@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..mime import addr_spec, addr_specs
+from ..mime import MAX_ADDRESS_VALUE_CHARS, addr_spec, addr_specs
 
 #: An addr-spec in running text (RFC 5322 §3.4.1 atext local part, RFC 1035 labels); quoted
 #: local parts and address literals are not looked for.
@@ -79,7 +79,7 @@ def header_addresses(values: list[str]) -> list[str]:
     found: list[str] = []
     for value in values:
         parsed = [a for a in (_X400_TYPE.sub("", x) for x in addr_specs(value)) if valid_address(a)]
-        found += parsed or all_addresses(value)
+        found += parsed or all_addresses(str(value)[:MAX_ADDRESS_VALUE_CHARS])
     return found
 
 

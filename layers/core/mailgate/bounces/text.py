@@ -116,13 +116,13 @@ def excluded_addresses(p: ParsedMessage, original: Fields | None) -> set[str]:
     (The bounce's own To is the original sender; X-Original-To on a bounce may be the recipient.)"""
     out: set[str] = set()
     for name in ("to", "delivered-to", "return-path", "from", "reply-to", "sender"):
-        for value in p.headers.get_all(name):
-            out.update(all_addresses(value))
+        out.update(header_addresses(p.headers.get_all(name)))
     if original is not None:
-        for name in ("from", "return-path", "sender", "reply-to", "message-id", "references",
-                     "in-reply-to", "x-mailgate-id"):
+        for name in ("from", "return-path", "sender", "reply-to"):
+            out.update(header_addresses(original.get_all(name)))
+        for name in ("message-id", "references", "in-reply-to", "x-mailgate-id"):
             for value in original.get_all(name):
-                out.update(all_addresses(value))
+                out.update(all_addresses(value))   # message ids look like addresses in running text
     return out
 
 
@@ -193,10 +193,7 @@ def fallback_addresses(p: ParsedMessage, original: Fields | None, excluded: set[
         found = [a for a in tos if a not in excluded][:1] or tos[:1]
         if found:
             return found
-    found = []
-    for value in p.headers.get_all("x-original-to"):
-        found += all_addresses(value)
-    return found
+    return header_addresses(p.headers.get_all("x-original-to"))
 
 
 def text_recipients(found: list[str], notification: TextLines) -> list[BounceRecipient]:
