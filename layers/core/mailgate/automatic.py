@@ -375,10 +375,13 @@ def _follows(words: list[str], i: int, rest: tuple[str, ...], stem: bool) -> boo
 _VOCABULARY = _Vocabulary()
 
 
-def notice_text(p: ParsedMessage) -> str:
-    """The new text of `p`, as an out-of-office notice would say it: the plain text (else the
-    HTML's text) up to the quoted original, at most MAX_NOTICE_TEXT characters."""
-    text = p.text[:MAX_NOTICE_TEXT] or html_to_text(p.html[:MAX_NOTICE_TEXT * 20])[:MAX_NOTICE_TEXT]
+def notice_text(p: ParsedMessage, text: str | None = None) -> str:
+    """The new text of `p` (or of `text`, its body as a reader already has it), as an
+    out-of-office notice would say it: the plain text (else the HTML's text) up to the quoted
+    original, at most MAX_NOTICE_TEXT characters."""
+    if text is None:
+        text = p.text[:MAX_NOTICE_TEXT] or html_to_text(p.html[:MAX_NOTICE_TEXT * 20])
+    text = text[:MAX_NOTICE_TEXT]
     m = _QUOTE_START.search(text)
     return text[:m.start()] if m else text
 
@@ -399,7 +402,7 @@ def notice_signs(text: str) -> list[str]:
 # --- auto-replies: all the signs together --------------------------------------------------------
 
 
-def auto_reply_signs(p: ParsedMessage) -> list[str]:
+def auto_reply_signs(p: ParsedMessage, text: str | None = None) -> list[str]:
     """Why `p` is an automatic reply (RFC 3834: a vacation or out-of-office notice, an
     acknowledgment, a challenge), or [] for anything else — list mail and a person's message
     that mentions an absence included.
@@ -409,7 +412,8 @@ def auto_reply_signs(p: ParsedMessage) -> list[str]:
     (Auto-Submitted: auto-generated, X-Auto-Response-Suppress, a null Return-Path, Precedence:
     bulk without list headers) with the notice's wording, or the wording alone when it says three
     things notices say ("thank you for your message", "I am out of the office", "for urgent
-    matters please contact ...")."""
+    matters please contact ..."). `text`: the body as the caller already has it (else read from
+    `p`)."""
     auto, prec, subject = auto_submitted(p), precedence(p), auto_reply_subject(p.subject)
     sure = _sure_auto_reply(p, auto, prec, subject)
     if sure:
@@ -417,18 +421,38 @@ def auto_reply_signs(p: ParsedMessage) -> list[str]:
     weak = _weak_auto_reply(p, auto, prec)
     if not (weak or subject or p.in_reply_to or p.references or _REPLY_SUBJECT.match(p.subject)):
         return []   # a notice answers a message (RFC 3834 §3.1.5): a new conversation is a person's
-    text = notice_text(p)
-    in_text = notice_signs(text)
-    if "challenge" in in_text and ("http://" in text or "https://" in text):
-        return ["challenge-response wording (a link to prove the sender is a person)"]
+    text = notice_text(p, text)
+    challenge = challenge_signs(p, text)
+    if challenge:
+        return challenge
+    in_text = [s for s in notice_signs(text) if s != "challenge"]
     said = [s for s in dict.fromkeys(notice_signs(p.subject[:300]) + in_text) if s != "challenge"]
     wording = [f"out-of-office wording ({', '.join(said)})"] if said else []
-    if subject == "absence" and (set(in_text) - {"challenge"} or weak):
+    if subject == "absence" and (in_text or weak):
         return [f"subject of an absence notice: {p.subject[:80]}"] + weak + wording
     if weak and set(said) - {"urgent"}:
         return weak + wording
     if len(said) >= 3 or "automatic" in said and len(said) >= 2:
         return wording
+    return []
+
+
+#: words without which no challenge-response wording can be there (a cheap look before reading it)
+_CHALLENGE_HINTS = ("guest list", "waitlist", "approved", "protected by", "verify", "challenge", "whitelist",
+                    "allowed list", "senders list", "to be added", "address added")
+
+
+def challenge_signs(p: ParsedMessage, text: str | None = None) -> list[str]:
+    """Why `p` is a challenge-response system's message (a challenge to prove the sender is a
+    person, RFC 3834 §1), or []: its headers, else its wording with a link."""
+    found = [f"{name} header (challenge-response)" for name, lower in _CHALLENGE if lower in p.headers]
+    if found:
+        return found
+    text = notice_text(p, text)
+    low = text.lower()
+    if ("http://" in low or "https://" in low) and any(hint in low for hint in _CHALLENGE_HINTS) \
+            and "challenge" in notice_signs(text):
+        return ["challenge-response wording (a link to prove the sender is a person)"]
     return []
 
 
@@ -443,7 +467,6 @@ def _sure_auto_reply(p: ParsedMessage, auto: str, prec: str, subject: str) -> li
         found.append(f"Precedence: {PRECEDENCE_AUTO_REPLY}")
     if subject == "auto-reply":
         found.append(f"subject of an auto-reply: {p.subject[:80]}")
-    found += [f"{name} header (challenge-response)" for name, lower in _CHALLENGE if lower in p.headers]
     return found
 
 

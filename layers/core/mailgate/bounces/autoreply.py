@@ -12,6 +12,6 @@ from .. import automatic
 from ..message import ParsedMessage
 
 
-def auto_reply_reason(p: ParsedMessage) -> str:
-    """Why `p` is an automatic reply, or ''."""
-    return "; ".join(automatic.auto_reply_signs(p))[:300]
+def auto_reply_reason(p: ParsedMessage, text: str | None = None) -> str:
+    """Why `p` is an automatic reply, or '' (`text`: its first text part, as already decoded)."""
+    return "; ".join(automatic.auto_reply_signs(p, text))[:300]

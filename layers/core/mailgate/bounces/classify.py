@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import automatic
 from ..message import ParsedMessage, parse
 from ..mime import Fields
 from .addresses import clean_id, first_address
@@ -52,16 +53,17 @@ def _classify(p: ParsedMessage, note: Notification) -> BounceReport:
         return ses
     if _other_complaint(report, p, original):
         return report
-    auto = auto_reply_reason(p)
-    if "challenge-response" in auto:
+    challenge = automatic.challenge_signs(p, note.first_text)
+    if challenge:
         # RFC 3834 §1: a challenge is an automatic response, even dressed as a DSN (Boxbe)
-        return _auto_reply(report, p, auto, "challenge-response")
+        return _auto_reply(report, p, "; ".join(challenge), "challenge-response")
     # 2. RFC 3464: message/delivery-status.
     dsn = delivery_status(note)
     bounce_like = looks_like_bounce(p, note)
     if dsn and _dsn_outcome(report, dsn, note):
         return report
-    if auto and not bounce_like:
+    auto = "" if bounce_like else auto_reply_reason(p, note.first_text)
+    if auto:
         return _auto_reply(report, p, auto, "headers")
     # 3. non-standard bounce texts.
     if bounce_like or dsn:

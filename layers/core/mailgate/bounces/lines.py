@@ -46,7 +46,10 @@ class TextLines:
         self.leading: set[str] = set()           # addresses that start a line ("<a@b>: 550 ...")
         self.line_addresses: list[list[str]] = []
         for i, line in enumerate(lines):
-            found = []
+            found: list[str] = []
+            self.line_addresses.append(found)
+            if "@" not in line:
+                continue
             for m in ADDRESS.finditer(line):
                 address = norm_address(m.group(1))
                 if not valid_address(address):
@@ -58,7 +61,6 @@ class TextLines:
                     seen.append(i)
                 if _LEAD.fullmatch(line, 0, m.start()):
                     self.leading.add(address)
-            self.line_addresses.append(found)
 
     @cached_property
     def status(self) -> str:

@@ -61,6 +61,11 @@ class Notification:
                 read += len(text)
                 self.texts.append(text)
 
+    @property
+    def first_text(self) -> str:
+        """The first text part: what a person (or a responder) wrote, before any report."""
+        return self.texts[0] if self.texts else ""
+
     @cached_property
     def body_text(self) -> str:
         return "\n".join(self.texts)[:MAX_TEXT]

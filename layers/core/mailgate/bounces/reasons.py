@@ -32,6 +32,9 @@ SES_RELAYED = re.compile(r"^\d\.\d{1,3}\.\d{1,3} - .{0,80}? \d{3}[- ]'(.+)'", re
 
 #: characters of a diagnostic read (an SMTP reply is at most a few lines, RFC 5321 §4.5.3.1.5)
 MAX_DIAGNOSTIC = 4000
+#: characters of a whole notice read for a reason when the recipient's own text gives none (the
+#: explanation comes first; the rest is the original and its headers)
+MAX_CONTEXT = 3000
 
 
 def diag_clean(value: str) -> str:
@@ -182,7 +185,7 @@ def reason_for(diagnostic: str, status: str = "", context: str = "", stage: str 
     if not reason and status in _STATUS_REASON:
         reason = _STATUS_REASON[status]
     if not reason and context_reason and context and context is not text:
-        reason = _first_reason(context[:5000])
+        reason = _first_reason(context[:MAX_CONTEXT])
     if reason in HARD_REASONS and status[:1] == "4" and status != "4.1.1":
         # A temporary status says the address may come back (DNS trouble, greylisting).
         reason = "networkerror" if reason == "hostunknown" else "onhold"

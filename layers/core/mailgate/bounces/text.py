@@ -94,7 +94,7 @@ def looks_like_bounce(p: ParsedMessage, note: Notification) -> bool:
     if bounce_subject and automatic.AUTOMATED_FROM.search(from_):
         return True
     # From a person: a bounce-like subject alone ("Re: rejected proposal") is not enough.
-    if bounce_subject and _BOUNCE_BODY_STRONG.search(body) and not auto_reply_reason(p):
+    if bounce_subject and _BOUNCE_BODY_STRONG.search(body) and not auto_reply_reason(p, note.first_text):
         return True
     # A mailing-list manager (fml and kin) refusing the post: the list did not take it.
     return bool((p.headers.first("x-mlserver") or p.headers.first("x-ml-server")) and _ML_REJECT.search(subject))
