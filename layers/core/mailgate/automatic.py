@@ -380,10 +380,21 @@ def notice_text(p: ParsedMessage, text: str | None = None) -> str:
     out-of-office notice would say it: the plain text (else the HTML's text) up to the quoted
     original, at most MAX_NOTICE_TEXT characters."""
     if text is None:
-        text = p.text[:MAX_NOTICE_TEXT] or html_to_text(p.html[:MAX_NOTICE_TEXT * 20])
+        text = _first_text(p)
     text = text[:MAX_NOTICE_TEXT]
     m = _QUOTE_START.search(text)
     return text[:m.start()] if m else text
+
+
+def _first_text(p: ParsedMessage) -> str:
+    """The first plain-text body part (else the first HTML one, as text): only that part is
+    decoded, not every body and attachment of the message."""
+    parts = [part for part in p.parts()[:20] if part.content_type in ("text/plain", "text/html")
+             and part.disposition != "attachment" and not part.filename]   # the bodies, as message reads them
+    plain = next((part for part in parts if part.content_type == "text/plain"), None)
+    if plain is not None:
+        return plain.text[:MAX_NOTICE_TEXT]
+    return html_to_text(parts[0].text[:MAX_NOTICE_TEXT * 20]) if parts else ""
 
 
 def notice_signs(text: str) -> list[str]:
