@@ -311,7 +311,7 @@ _NOTICE_CJK: dict[str, str] = {
 }
 #: characters of the new text read for the notice's wording: notices are short and say what
 #: they are first (a disclaimer or signature may follow)
-MAX_NOTICE_TEXT = 1000
+MAX_NOTICE_TEXT = 600
 _WORD = re.compile(r"\w+")
 #: where the quoted original starts in a plain-text reply: a quoted line (RFC 3676 §4.5 "> "), a
 #: separator, an Outlook-style header block ("From:", "Von:", "De :", ...)
@@ -320,12 +320,18 @@ _QUOTE_START = re.compile(
     re.M | re.I)
 
 
+#: the combining marks NFKD leaves: Latin, Greek and Cyrillic accents, Hebrew points, Arabic
+#: vowel signs, Japanese voicing marks
+_COMBINING = re.compile("[\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u064b-\u065f\u0670\u1ab0-\u1aff"
+                        "\u1dc0-\u1dff\u20d0-\u20ff\u3099\u309a\ufe20-\ufe2f]")
+
+
 def _fold(text: str) -> str:
     """Lower case without accents (NFKD, combining marks dropped): "Büro" and "buro" are one word."""
     text = text.casefold()
     if text.isascii():
         return text
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).replace("ı", "i")
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text)).replace("ı", "i")
 
 
 class _Vocabulary:
