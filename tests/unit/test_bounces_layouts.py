@@ -24,6 +24,11 @@ def _text(body: str, *, frm: str = "MAILER-DAEMON@mx.client.example", subject: s
             f"{headers}\n{body}").encode()
 
 
+def _failed(body: str, subject: str) -> list[str]:
+    """The failed recipients a text notice from MAILER-DAEMON gives."""
+    return [r.address for r in classify(_text(body, subject=subject)).recipients]
+
+
 def _one(raw: bytes) -> tuple[str, str, str, bool]:
     report = classify(raw)
     assert report.kind == "bounce", report.to_dict()
@@ -93,31 +98,27 @@ def test_the_postmasters_advice_and_quoted_trace_lines_name_no_recipient():
             "e.g. first.last@client.example. Please contact postmaster@client.example for help.\n\n"
             "  Received: from mx.shop.example by mx.client.example with ESMTP id 4f1\n"
             "\tfor <list-archive@shop.example>; Mon, 3 Mar 2026 10:00:00 +0000\n")
-    raw = _text(body, subject="Undeliverable mail")
-    assert [r.address for r in classify(raw).recipients] == ["ann@client.example"]
+    assert _failed(body, "Undeliverable mail") == ["ann@client.example"]
 
 
 def test_a_notice_that_only_mentions_addresses_names_the_one_it_reports_an_error_for():
     body = ("The usual form of an address here is first.last@client.example.\n"
             "The address your message was sent to, ann@client.example, does not match any mailbox.\n\n"
             "These people might help:\n  Jane Doe  +1 555 0100  jane.doe@client.example\n")
-    raw = _text(body, subject="Returned mail: see transcript")
-    assert [r.address for r in classify(raw).recipients] == ["ann@client.example"]
+    assert _failed(body, "Returned mail: see transcript") == ["ann@client.example"]
 
 
 def test_the_sender_a_mailbox_refuses_mail_from_is_not_a_failed_recipient():
     body = ("Your mail to the following recipients could not be delivered because they are not accepting mail\n"
             "from newsletter@shop.example:\n\t<ann@client.example>\n")
-    raw = _text(body, subject="Undeliverable: Spring offers")
-    assert [r.address for r in classify(raw).recipients] == ["ann@client.example"]
+    assert _failed(body, "Undeliverable: Spring offers") == ["ann@client.example"]
 
 
 def test_an_alias_expansion_names_the_address_we_mailed_beside_the_mailbox():
     body = ("   ----- The following addresses had permanent fatal errors -----\nann.smith@mbox.client.example\n"
             "    (expanded from: <ann@client.example>)\n\n   ----- Transcript of session follows -----\n"
             "550 5.1.1 <ann.smith@mbox.client.example>... User unknown\n")
-    raw = _text(body, subject="Returned mail: User unknown")
-    assert {r.address for r in classify(raw).recipients} == {"ann@client.example", "ann.smith@mbox.client.example"}
+    assert set(_failed(body, "Returned mail: User unknown")) == {"ann@client.example", "ann.smith@mbox.client.example"}
 
 
 def test_a_bounce_of_a_list_post_that_names_no_recipient_does_not_blame_the_list():
