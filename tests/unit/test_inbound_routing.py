@@ -184,20 +184,32 @@ def test_x_autoreply_and_x_autorespond_are_auto_replies():
     assert deliver(c, mail(headers={"X-Autorespond": "yes"})).outcome == "auto-reply"
 
 
-def test_list_mail_is_routed_like_a_persons_mail_but_never_answered():
-    # RFC 3834 §2: no automatic answer to list or bulk mail; it is not an auto-reply either
+def test_list_mail_reaches_its_thread_but_opens_no_record_and_is_never_answered():
+    # RFC 3834 §2: no automatic answer to list or bulk mail; it is not an auto-reply either.
+    # DESIGN.md rule 3: it opens no new record (a newsletter to sales@ is not a lead), but a reply
+    # that comes through a mailing list still reaches its thread.
     c = stack()
     digest = {"Precedence": "list", "List-Id": "<updates.lists.customer.test>"}
-    assert deliver(c, mail(headers={"Precedence": "bulk"})).outcome == "new-record"
+    newsletter = deliver(c, mail(headers={"Precedence": "bulk"}))
+    assert newsletter.outcome == "bulk" and "Precedence: bulk" in newsletter.reason
+    assert not published(c, "Record To Create") and answers(c) == []
+    [outcome] = published(c, "Message Outcome")
+    assert outcome["outcome"] == "bulk"
     first = deliver(c, mail(message_id="first@customer.test"))
     reply = deliver(c, mail(to="someone@else.test", headers={"In-Reply-To": "<first@customer.test>", **digest}),
                     recipients=["catchall@example.test"])
     assert reply.outcome == "thread" and reply.thread_id == first.thread_id
     rec = deliver(c, mail(to="nobody@example.test", headers=digest), recipients=["nobody@example.test"])
-    assert rec.outcome == "unknown-recipient" and answers(c) == []
+    assert rec.outcome == "bulk" and answers(c) == []
     route = rec.detail["route"]
     assert route["signals"]["bulk"] == ["Precedence: list", "List-Id header"] and route["signals"]["auto_reply"] == []
-    assert any(n.startswith("not answered: automatic message: Precedence: list") for n in route["notes"])
+
+
+def test_list_mail_does_not_count_toward_the_senders_loop_limit():
+    c = stack()
+    for _ in range(25):
+        deliver(c, mail(headers={"List-Id": "<news.customer.test>"}))
+    assert deliver(c, mail()).outcome == "new-record"
 
 
 def test_our_own_outbound_mail_coming_back_is_a_loop():

@@ -2,8 +2,9 @@
 
 A message with any of these signals is never answered: answering an automatic message is how
 mail loops start (RFC 3834 §2, §5). Bounces, auto-replies and our own mail coming back never
-open a new record either; list and bulk mail (`bulk`) is routed as a person's mail would be,
-only never answered.
+open a new record either; list and bulk mail (`bulk`) is not an auto-reply: a reply that comes
+through a list reaches its thread, other list mail is recorded as `bulk` (routing rule 5b), and
+none of it is ever answered.
 """
 
 from __future__ import annotations

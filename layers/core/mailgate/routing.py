@@ -9,6 +9,7 @@
 3. auto-reply headers, our own mail, loop counter -> "auto-reply" / "loop"
 4. signed reply token catchall+TOKEN@domain       -> "thread"
 5. In-Reply-To / References (newest known of 32)  -> "thread"
+5b. list or bulk mail that answers no thread      -> "bulk" (recorded, never a new record)
 6. an alias: new record or its forced thread, under its contact policy -> "new-record" /
    "thread" / "rejected"
 7a. fetched mail no alias takes, from a server with a fallback model -> "new-record"
@@ -37,7 +38,7 @@ MAX_ROUTING_RECIPIENTS = 100
 #: Addresses read from the envelope and headers (only those in our alias domains become targets).
 MAX_CANDIDATES = 10_000
 
-KINDS = ("thread", "new-record", "bounce", "auto-reply", "loop", "quarantined",
+KINDS = ("thread", "new-record", "bounce", "auto-reply", "bulk", "loop", "quarantined",
          "unknown-recipient", "rejected")
 
 DEFAULT_POLICY = AliasDomain(name="")
@@ -296,7 +297,7 @@ def decide(parsed: ParsedMessage, envelope_recipients: Iterable[str], view: Rout
                  Authenticity.of(verdicts))
     if quarantine:
         return m.route("quarantined", quarantine)
-    for rule in (_bounce, _automatic, _reply_token, _references, _loop_limit, _alias):
+    for rule in (_bounce, _automatic, _reply_token, _references, _bulk, _loop_limit, _alias):
         route = rule(m)
         if route is not None:
             return route
@@ -345,6 +346,18 @@ def _references(m: _Message) -> Route | None:
         if tid and m.view.thread(tid) is not None:
             return m.noted(m.route("thread", f"answers message <{mid}>", thread_id=tid, thread=m.view.thread(tid)))
     return None
+
+
+def _bulk(m: _Message) -> Route | None:
+    """5b. list and bulk mail (Precedence: bulk/junk/list, RFC 2369 / RFC 2919 list headers) that
+    answers no thread: recorded, never a new record (a newsletter to sales@ is not a lead) and
+    never answered (RFC 3834 §2). It is not an auto-reply, and not counted toward the sender's
+    loop limit: a list sends what its members write. A reply that comes through a list reached
+    its thread by rules 4-5 already."""
+    if not m.sig.bulk:
+        return None
+    return m.noted(m.route("bulk", "list or bulk mail: recorded, not opened as a new record and never answered ("
+                                   + "; ".join(m.sig.bulk) + ")"))
 
 
 def _loop_limit(m: _Message) -> Route | None:
