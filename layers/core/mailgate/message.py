@@ -329,6 +329,34 @@ def _bodies(parts: list[Part]) -> tuple[str, str, list[Attachment]]:
     return text, html, attachments
 
 
+def without_attachments(raw: bytes) -> tuple[bytes, list[str]]:
+    """The raw message with each attached file replaced by a one-line text/plain note (Odoo's
+    fetchmail "keep attachments" off), and the names of the files removed.
+
+    A file is a part with Content-Disposition "attachment", or with a file name and not "inline"
+    (RFC 2183); inline parts a body shows stay. The parts are cut out of the raw bytes by their
+    offsets (one scan, no re-encoding), so everything else stays byte for byte; an attached
+    message that is itself a file goes whole, its own parts are not looked into."""
+    parsed = parse(raw)
+    cuts: list[tuple[int, int, str]] = []
+    for part in parsed.parts():
+        if part.entity_start is None or part.src.buf is not raw:
+            continue  # the message itself, or a part inside a decoded attached message
+        if part.disposition == "attachment" or (part.filename and part.disposition != "inline"):
+            cuts.append((part.entity_start, part.end, part.filename or "unnamed"))
+    out, pos, removed = [], 0, []
+    for start, end, name in sorted(cuts):
+        if start < pos:
+            continue
+        eol = b"\r\n" if b"\r\n" in raw[start:start + 200] else b"\n"
+        note = f"[attachment {name!r} removed by mailgate]".encode("utf-8", "replace")
+        out += [raw[pos:start], b'Content-Type: text/plain; charset="utf-8"', eol,
+                b"Content-Transfer-Encoding: 8bit", eol, eol, note]
+        pos = end
+        removed.append(name)
+    return (b"".join(out) + raw[pos:], removed) if removed else (raw, [])
+
+
 def _default_name(ctype: str, index: int) -> str:
     ext = {"message/rfc822": "eml", "text/plain": "txt", "text/html": "html",
            "message/delivery-status": "txt"}.get(ctype) or ctype.rpartition("/")[2][:10] or "bin"

@@ -156,9 +156,11 @@ class Part:
     src.buf[start:end], decoded on demand."""
 
     def __init__(self, src: Source, header: HeaderBlock, content_type: str, depth: int, start: int, end: int,
-                 params: dict[str, str] | None = None):
+                 params: dict[str, str] | None = None, entity_start: int | None = None):
         self.src, self.header, self.content_type, self.depth = src, header, content_type, depth
         self.start, self.end = start, end
+        #: where the part's header starts in src.buf (None for the message itself)
+        self.entity_start = entity_start
         self.params = params if params is not None else parse_params(header.fields.first("content-type"))[1]
 
     def __repr__(self) -> str:
@@ -267,6 +269,7 @@ def walk(src: Source, header: HeaderBlock, start: int, end: int, depth: int = 0,
         if d > max_depth:
             src.defect(f"MIME parts nested more than {max_depth} deep: the deeper ones were not read")
             continue
+        entity = s if block is None else None
         if block is None:
             block = read_header_block(src.buf, s, e, max_fields=MAX_PART_FIELDS)
             for defect in block.defects:
@@ -276,7 +279,7 @@ def walk(src: Source, header: HeaderBlock, start: int, end: int, depth: int = 0,
         params = _params(src, block.fields.first("content-type"))
         children = _children(src, params, s, e) if ctype.startswith("multipart/") else None
         if children is None:
-            leaves.append(Part(src, block, ctype, d, s, e, params))
+            leaves.append(Part(src, block, ctype, d, s, e, params, entity))
             continue
         child_default = "message/rfc822" if ctype == "multipart/digest" else "text/plain"
         stack.extend((None, cs, ce, d + 1, child_default) for cs, ce in reversed(children))

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
 import logging
 import time
@@ -14,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 from ... import failpoints
 from ...errors import MailgateError, TransientError
+from ...message import without_attachments
 from ...ports import MailboxFactory, MailItem, Timeouts
 from .connection import server_password
 from .cursor import ImapCursor, PopCursor
@@ -289,28 +288,12 @@ def _record_skipped(c, server, item: MailItem, t: float, *, reason: str, detail:
                   {"reason": reason, "size": item.size, "at": t, "detail": detail, **more})
 
 
-def strip_attachments(raw: bytes) -> bytes:
-    """The message with every attachment replaced by a one-line note (the server's attachments=False)."""
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    for part in msg.walk():
-        if part.is_multipart():
-            continue
-        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
-        if disposition == "attachment" or (part.get_filename() and disposition != "inline"):
-            name = part.get_filename() or "unnamed"
-            for h in ("Content-Disposition", "Content-Transfer-Encoding", "Content-Type"):
-                del part[h]
-            part["Content-Type"] = 'text/plain; charset="utf-8"'
-            part.set_payload(f"[attachment {name!r} removed by mailgate]\n")
-    return msg.as_bytes()
-
-
 def _store_without_attachments(c, key: str, raw: bytes, notes: list[str]) -> str:
     stripped_key = key[: -len(".eml")] + ".noattach.eml"
     if not c.raw_store.exists(stripped_key):
         try:
-            stripped = strip_attachments(raw)
-        except Exception as exc:  # noqa: BLE001 - a malformed message routes as it came
+            stripped, _ = without_attachments(raw)
+        except Exception as exc:  # noqa: BLE001 - a bug must not cost the message: it routes as it came
             notes.append(f"attachments kept: the message could not be parsed ({exc})")
             return key
         c.raw_store.put(stripped_key, stripped)
