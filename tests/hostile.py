@@ -19,9 +19,10 @@ from typing import Callable
 SENDER = "ann@customer.test"
 DAEMON = "mailer-daemon@mx.remote.test"
 DATE = "Thu, 26 Nov 2026 10:00:00 +0000"
-#: the internal marker message.parse puts in place of a base64 run it elided (grep MAILGATE-ELIDED-)
+#: the marker an earlier parser put in place of a base64 run it cut out of a big message; text that
+#: repeats it made that parser copy the run once per mention (kept as a regression family)
 ELISION_MARKER = "MAILGATE-ELIDED-"
-#: message.parse cuts base64 runs out of messages of at least this size (ELIDE_MIN_MESSAGE)
+#: the size from which that parser cut base64 runs out (so the family crosses it)
 ELIDE_MIN = 1 << 20
 
 
@@ -191,7 +192,8 @@ def _base64_one_line(name, n):
 
 
 def _b64_run_short(name, n):
-    # one run of n base64 lines ending in a non-base64 line; the elision regex needs 2000 lines
+    # one run of n base64 lines ending in a non-base64 line (an earlier parser's run regex backtracked
+    # from each line of a run shorter than its 2,000-line minimum: quadratic)
     run = _b64_lines(57 * n, seed=3)
     return _padded(name, n, [_attachment(run)])
 
@@ -365,8 +367,8 @@ def _long_continuation(name, n):
 
 
 def _elision_marker(name, n):
-    # a real base64 run that the parser elides (so the message is over the threshold), and a text
-    # body that repeats the marker naming that run n times
+    # a real base64 run big enough that an earlier parser cut it out, and a text body that repeats
+    # the marker naming that run n times (that parser expanded every mention into a copy)
     run = _b64_lines(800_000, seed=5)
     text = "Look:\n" + (ELISION_MARKER + "0\n") * n
     return _multipart(name, n, [_text_part(text), _attachment(run, "big.bin", "application/octet-stream")])
