@@ -15,8 +15,9 @@ from mailgate.bootstrap import Container
 from mailgate.checks import Step
 from mailgate.dnsadvice.resolver import Answer, norm
 from mailgate.domain import Alias, AliasDomain, IncomingServer, MessageRecord, OutgoingServer, Thread
+from mailgate.effects import HOLD_SECONDS, Effect, owner_of
 from mailgate.errors import NotFound, TransientError
-from mailgate.inbound_model import DomainCache, LookupKeys, Snapshot, contact_key
+from mailgate.inbound_model import Attempt, DomainCache, LookupKeys, Snapshot, attempt_key, contact_key
 from mailgate.keyring import SecretKeyring
 from mailgate.ports import (
     ConfigRepository, CounterRepository, Envelope, KeyValueRepository, Mailbox, MessageRepository,
@@ -265,15 +266,80 @@ class MemorySecretStore:
         self.values.pop(secret_id, None)
 
 
+class MemoryOutbox:
+    """The `Outbox` port: pending effects per owner, oldest first (`entries`)."""
+
+    def __init__(self, messages: MessageRepository, clock=time.time) -> None:
+        self.messages, self.clock = messages, clock
+        #: owner -> (written at, claimed until, effects)
+        self.entries: dict[str, tuple[float, float, list[Effect]]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, owner: str, effects: list[Effect], *, held_until: float = 0.0) -> None:
+        """The entry, as a commit writes it (with the record, in the same write), held by the
+        writer until `held_until`."""
+        with self._lock:
+            if effects:
+                self.entries[owner] = (self.clock(), held_until, [Effect.from_dict(e.to_dict()) for e in effects])
+
+    def write(self, record: MessageRecord, effects: list[Effect]) -> None:
+        self.messages.update(record)
+        self.put(owner_of(record.key, record.version), effects)
+
+    def pending(self, owner: str) -> list[Effect]:
+        with self._lock:
+            entry = self.entries.get(owner)
+            return [Effect.from_dict(e.to_dict()) for e in entry[2]] if entry else []
+
+    def settle(self, owner: str, remaining: list[Effect]) -> None:
+        with self._lock:
+            entry = self.entries.pop(owner, None)
+            if remaining:
+                written = entry[0] if entry else self.clock()
+                self.entries[owner] = (written, 0.0, [Effect.from_dict(e.to_dict()) for e in remaining])
+
+    def due(self, *, older_than: float, limit: int = 100) -> list[str]:
+        before = self.clock() - older_than
+        with self._lock:
+            rows = sorted((w, o) for o, (w, _, _) in self.entries.items() if w < before)
+            return [o for _, o in rows[:limit]]
+
+    def claim(self, owner: str, *, seconds: float) -> bool:
+        with self._lock:
+            entry = self.entries.get(owner)
+            now = self.clock()
+            if entry is None or entry[1] > now:
+                return False
+            self.entries[owner] = (entry[0], now + seconds, entry[2])
+            return True
+
+
 class MemoryInboundStore:
     """The `InboundStore` port over the other ports, call by call (a real store makes `load` one
     batched read and `commit` one transaction)."""
 
     def __init__(self, config: ConfigRepository, threads: ThreadRepository, messages: MessageRepository,
-                 counters: CounterRepository, kv: KeyValueRepository, *, gateway_domain: str = "") -> None:
+                 counters: CounterRepository, kv: KeyValueRepository, *, gateway_domain: str = "",
+                 outbox: MemoryOutbox | None = None, clock=time.time) -> None:
         self.config, self.threads, self.messages, self.counters, self.kv = config, threads, messages, counters, kv
         self.gateway_domain = gateway_domain
         self.domains = DomainCache(config.list_domains)
+        self.outbox = outbox if outbox is not None else MemoryOutbox(messages, clock)
+        self.clock = clock
+        #: attempt markers: key -> what begin() wrote
+        self.markers: dict[str, dict[str, Any]] = {}
+
+    def begin(self, raw_key: str, *, until: float, facts: dict[str, Any]) -> Attempt:
+        key = attempt_key(raw_key)
+        now = self.clock()
+        previous = self.markers.get(key)
+        number = int(previous["attempts"]) + 1 if previous else 1
+        self.markers[key] = {**facts, "raw_key": raw_key, "started": now, "until": until, "attempts": number}
+        killed = previous if previous is not None and float(previous["until"]) < now else None
+        return Attempt(key=key, raw_key=raw_key, number=number, until=until, killed=killed)
+
+    def abandon(self, attempt: Attempt) -> None:
+        self.markers.pop(attempt.key, None)
 
     def load(self, keys: LookupKeys) -> Snapshot:
         snap = Snapshot(domains=self.domains(), gateway_domain=self.gateway_domain)
@@ -303,7 +369,7 @@ class MemoryInboundStore:
 
     def commit(self, record: MessageRecord, *, new_thread: Thread | None, index: list[tuple[str, str]],
                follower: tuple[str, str] | None, counter: tuple[str, int] | None, contact: str | None,
-               replace: bool = False) -> bool:
+               replace: bool = False, effects: list[Effect] = (), attempt: Attempt | None = None) -> bool:
         if replace:
             version = record.version
             record.version += 1
@@ -322,6 +388,10 @@ class MemoryInboundStore:
             self.counters.incr(counter[0], window_seconds=counter[1])
         if contact:
             self.kv.put_item(contact_key(contact), {"address": contact, "since": time.time()}, if_absent=True)
+        held = attempt.until if attempt is not None else self.clock() + HOLD_SECONDS
+        self.outbox.put(owner_of(record.key, record.version), list(effects), held_until=held)
+        if attempt is not None:
+            self.markers.pop(attempt.key, None)
         return True
 
 
@@ -402,7 +472,7 @@ class MemoryResolver:
 
 def in_memory(settings: Settings | None = None, *, token_key: str = "test-token-key", **ports) -> Container:
     """A Container of fakes, for unit tests and benchmarks; a keyword argument replaces a port
-    (the inbound store and the keyring, built over the others, follow the replacements)."""
+    (the outbox, the inbound store and the keyring, built over the others, follow the replacements)."""
     settings = settings or Settings(table_name="memory", bucket_name="memory", gateway_domain="example.test")
     given = dict(
         raw_store=MemoryRawMailStore(), config=MemoryConfigRepository(), threads=MemoryThreadRepository(),
@@ -411,9 +481,12 @@ def in_memory(settings: Settings | None = None, *, token_key: str = "test-token-
         secrets=MemorySecretStore({settings.token_secret_id: token_key}),
         transports=MemoryTransports(), mailboxes=MemoryMailboxes(), resolvers=MemoryResolver,
     ) | ports
+    if "outbox" not in given:
+        given["outbox"] = MemoryOutbox(given["messages"])
     if "inbound" not in given:
         given["inbound"] = MemoryInboundStore(given["config"], given["threads"], given["messages"], given["counters"],
-                                              given["kv"], gateway_domain=settings.gateway_domain)
+                                              given["kv"], gateway_domain=settings.gateway_domain,
+                                              outbox=given["outbox"])
     if "signing_keys" not in given:
         given["signing_keys"] = SecretKeyring(given["secrets"], settings)
     return Container(settings=settings, **given)

@@ -22,7 +22,7 @@ from .errors import ConfigError
 from .keyring import SecretKeyring
 from .ports import (
     ConfigRepository, CounterRepository, EventPublisher, InboundStore, KeyValueRepository, MailboxFactory,
-    MessageRepository, Queue, RawMailStore, Resolver, ResolverFactory, SecretStore, SenderFactory,
+    MessageRepository, Outbox, Queue, RawMailStore, Resolver, ResolverFactory, SecretStore, SenderFactory,
     SigningKeys, ThreadRepository,
 )
 from .settings import Settings
@@ -47,6 +47,8 @@ class Container:
     secrets: SecretStore
     #: the inbound path's batched read and single write
     inbound: InboundStore
+    #: effects (events, queued messages) recorded with the outcome that causes them, until done
+    outbox: Outbox
     #: DKIM keys for outbound mail
     signing_keys: SigningKeys
     #: SES, or an outgoing server's SMTP host
@@ -99,6 +101,7 @@ def from_settings(settings: Settings, **ports) -> Container:
         fetch_queue=aws.SqsQueue(session, settings.fetch_queue_url), secrets=secrets,
         # The inbound path resolves a route with one batched read and records it in one transaction.
         inbound=dynamo.DynamoInboundStore(config, gateway_domain=settings.gateway_domain),
+        outbox=dynamo.DynamoOutbox(),
         signing_keys=SecretKeyring(secrets, settings),
         # SES's client comes from the same session, made when the first message goes through SES.
         transports=Transports(make_ses_client=lambda: session.client("sesv2"),

@@ -12,7 +12,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .domain import Alias, AliasDomain, Thread
 
@@ -40,6 +40,11 @@ def loop_counter_key(sender: str, target: str) -> str:
 ORIGIN_FIELDS = frozenset((b"from", b"sender", b"reply-to", b"to", b"cc", b"date", b"subject",
                            b"message-id", b"in-reply-to", b"references"))
 _CHUNK = 1 << 20
+
+
+def attempt_key(raw_key: str) -> str:
+    """kv key of the marker that says the raw message at `raw_key` is being routed."""
+    return "routing#" + hashlib.sha256(raw_key.encode("utf-8", "replace")).hexdigest()[:40]
 
 
 def message_key(raw: bytes) -> str:
@@ -105,6 +110,22 @@ def _hash_body(h, raw: bytes, start: int) -> None:
             end += 1  # a CRLF is never split between two chunks
         h.update(bytes(view[at:end]).replace(b"\r\n", b"\n"))
         at = end
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt at routing a stored raw message, as the inbound store's marker says (written
+    before routing starts, removed by the commit that records the outcome)."""
+
+    key: str
+    raw_key: str
+    #: 1 for the first attempt, counting every attempt that wrote the marker
+    number: int
+    #: epoch seconds by which this attempt has finished or was killed (its invocation's end)
+    until: float
+    #: when an earlier attempt never finished (its marker outlived its own deadline: the process
+    #: was killed), what it wrote: {"started", "until", "source", "recipients", ...}
+    killed: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ Ports and where their real adapter (mailgate.adapters.*) and fake (mailgate_dev.
     Config/Thread/Message/Counter/KeyValue repositories
                                  dynamo.Dynamo*Repository    Memory*Repository
     InboundStore                 dynamo.DynamoInboundStore   MemoryInboundStore
+    Outbox                       dynamo.DynamoOutbox         MemoryOutbox
     EventPublisher               aws.EventBridgePublisher    MemoryEventPublisher
     Queue                        aws.SqsQueue                MemoryQueue
     SecretStore                  aws.SecretsManagerStore     MemorySecretStore
@@ -27,7 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol
 
 from .domain import Alias, AliasDomain, IncomingServer, MessageRecord, OutgoingServer, Thread
-from .inbound_model import LookupKeys, Snapshot
+from .effects import Effect
+from .inbound_model import Attempt, LookupKeys, Snapshot
 
 if TYPE_CHECKING:  # annotations only: dkim (dkimpy, cryptography) loads with the first signature,
     # and a Test Connection's verdicts only where one runs
@@ -150,10 +152,23 @@ class SigningKeys(Protocol):
 
 
 class InboundStore(Protocol):
-    """The inbound path's reads and writes: one batched read, one conditional write per message."""
+    """The inbound path's reads and writes: one marker, one batched read, one conditional write per
+    message."""
 
     def domains(self) -> dict[str, AliasDomain]:
         """The alias domains by lower-case name (cached briefly: they are few and change rarely)."""
+        ...
+
+    def begin(self, raw_key: str, *, until: float, facts: dict[str, Any]) -> Attempt:
+        """Mark that routing the raw message at `raw_key` starts, to be done by `until` (epoch
+        seconds), in one write that also answers which attempt this is and whether an earlier one
+        never finished (its marker outlived its own `until`: the process was killed). `facts`
+        (source, recipients) are kept with the marker so that such a message can be recorded."""
+        ...
+
+    def abandon(self, attempt: Attempt) -> None:
+        """Remove the marker of an attempt that stops on purpose (a transient failure, retried):
+        the retry is then no sign of a kill."""
         ...
 
     def load(self, keys: LookupKeys) -> Snapshot:
@@ -162,13 +177,43 @@ class InboundStore(Protocol):
 
     def commit(self, record: MessageRecord, *, new_thread: Thread | None, index: list[tuple[str, str]],
                follower: tuple[str, str] | None, counter: tuple[str, int] | None, contact: str | None,
-               replace: bool = False) -> bool:
-        """Record the message's outcome and what its route writes, all or nothing.
+               replace: bool = False, effects: list[Effect] = (), attempt: Attempt | None = None) -> bool:
+        """Record the message's outcome and what its route writes, all or nothing: with it the
+        outcome's `effects` as pending (the outbox entry `effects.owner_of(key, version)`), and
+        the attempt's marker removed.
 
         The first delivery (`replace` False) writes the record only if its key is new; a replay
         (`replace` True) only if the stored record is still at `record.version`, and bumps it.
         False when that condition fails (another delivery or replay won); True when written.
         PermanentError means the items themselves are refused (they will never fit)."""
+        ...
+
+
+class Outbox(Protocol):
+    """Effects waiting to be carried out, per owner (one recorded outcome). The inbound store's
+    `commit` writes an inbound outcome's; `write` an outbound record's."""
+
+    def write(self, record: MessageRecord, effects: list[Effect]) -> None:
+        """The record (unconditionally, as `MessageRepository.update`) and its pending effects,
+        all or nothing."""
+        ...
+
+    def pending(self, owner: str) -> list[Effect]:
+        """The owner's effects not done yet, in the order they were written."""
+        ...
+
+    def settle(self, owner: str, remaining: list[Effect]) -> None:
+        """After a run: what is left of the owner's effects (none: the entry is removed)."""
+        ...
+
+    def due(self, *, older_than: float, limit: int = 100) -> list[str]:
+        """Owners whose effects were written more than `older_than` seconds ago and are still
+        pending, oldest first: what the sweep carries out."""
+        ...
+
+    def claim(self, owner: str, *, seconds: float) -> bool:
+        """Take the owner's entry for `seconds` (a conditional write), so that two sweeps do not
+        run it at once; False when someone else holds it or it is gone."""
         ...
 
 

@@ -7,7 +7,6 @@ decides. Clients are created lazily: a handler pays for the services it touches,
 
 from __future__ import annotations
 
-import json
 from functools import cached_property
 from typing import Any
 
@@ -15,10 +14,12 @@ from botocore.config import Config
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError
 
+from .. import jsonfit
+from ..effects import EVENT_SOURCE
 from ..errors import NotFound, PermanentError, TransientError
 from ..settings import Settings
 
-SOURCE = "mailgate"
+SOURCE = EVENT_SOURCE
 _TRANSIENT_CODES = {"Throttling", "ThrottlingException", "ProvisionedThroughputExceededException",
                     "RequestLimitExceeded", "ServiceUnavailable", "InternalError", "InternalFailure",
                     "SlowDown", "RequestTimeout"}
@@ -110,16 +111,26 @@ class EventBridgePublisher:
         self.bus = bus
 
     def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
-        entry = {"Source": SOURCE, "DetailType": detail_type, "EventBusName": self.bus,
-                 "Detail": json.dumps(detail, default=str)}
+        body = jsonfit.dumps(detail)
+        entry_size = len(SOURCE.encode()) + len(detail_type.encode()) + len(body.encode())
+        if entry_size > jsonfit.EVENT_ENTRY_BYTES:
+            # the services cut what they publish to fit (jsonfit.fit): this is a bug, and a
+            # retry would be refused the same way
+            raise PermanentError(f"event {detail_type!r} is {entry_size} bytes, over EventBridge's "
+                                 f"{jsonfit.EVENT_ENTRY_BYTES}", code="event-too-large")
+        entry = {"Source": SOURCE, "DetailType": detail_type, "EventBusName": self.bus, "Detail": body}
         try:
             result = self.clients.events.put_events(Entries=[entry])
         except Exception as exc:
             raise translate(exc, f"publishing {detail_type!r}") from exc
         if result.get("FailedEntryCount"):
             failed = result["Entries"][0]
-            raise TransientError(f"EventBridge refused {detail_type!r}: {failed.get('ErrorCode')} "
-                                 f"{failed.get('ErrorMessage')}", code="aws-transient")
+            code = failed.get("ErrorCode") or ""
+            what = f"EventBridge refused {detail_type!r}: {code} {failed.get('ErrorMessage')}"
+            # per entry: throttling and internal failures pass, a malformed entry does not
+            if code in _TRANSIENT_CODES or not code:
+                raise TransientError(what, code="aws-transient")
+            raise PermanentError(what, code="aws-" + code.lower())
 
 
 class SqsQueue:
@@ -128,8 +139,12 @@ class SqsQueue:
         self.url = url
 
     def send(self, body: dict[str, Any], *, dedup_id: str | None = None) -> None:
+        text = jsonfit.dumps(body)
+        if len(text.encode()) > jsonfit.QUEUE_BODY_BYTES:
+            raise PermanentError(f"queued message is {len(text.encode())} bytes, over SQS's "
+                                 f"{jsonfit.QUEUE_BODY_BYTES}", code="message-too-large")
         try:
-            self.clients.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, default=str))
+            self.clients.sqs.send_message(QueueUrl=self.url, MessageBody=text)
         except Exception as exc:
             raise translate(exc, "queueing a message") from exc
 

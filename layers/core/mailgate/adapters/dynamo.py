@@ -14,6 +14,7 @@ the models against it):
 | message ledger  | msg#<key>               | msg           | messages#<in|out>        | <received_at>#<key> |
 | counter         | counter#<key>           | counter       |                          |                     |
 | key-value       | kv#<key>                | kv            | kv#<namespace>           | <key>               |
+| outbox entry    | outbox#<key>#<version>  | outbox        | outbox                   | <written_at>#<owner>|
 
 Items that age carry `ttl` (epoch seconds) for DynamoDB's TTL; because DynamoDB deletes expired
 items only eventually (and the emulator never), reads also check `ttl` themselves.
@@ -39,8 +40,9 @@ from pynamodb.transactions import TransactWrite
 
 from ..bounce_policy import SCORE_PREFIX, SOFT_PREFIX
 from ..domain import Alias, AliasDomain, IncomingServer, MessageRecord, OutgoingServer, Thread
+from ..effects import HOLD_SECONDS, Effect, owner_of
 from ..errors import PermanentError, TransientError
-from ..inbound_model import DomainCache, LookupKeys, Snapshot, contact_key
+from ..inbound_model import Attempt, DomainCache, LookupKeys, Snapshot, attempt_key, contact_key
 from ..settings import Settings
 
 GSI1 = "gsi1"
@@ -125,7 +127,19 @@ class KvItem(Item, discriminator="kv"):
     active = BooleanAttribute(default=True)
 
 
-MODELS = (Item, DomainItem, AliasItem, ServerItem, ThreadItem, MessageIdItem, MessageItem, CounterItem, KvItem)
+class OutboxItem(Item, discriminator="outbox"):
+    """The pending effects of one recorded outcome (ports.Outbox): written in the same
+    transaction as the record, removed once every effect is done."""
+
+    owner = UnicodeAttribute()
+    written_at = NumberAttribute()
+    #: a sweep holds the entry until then (epoch seconds)
+    claimed_until = NumberAttribute(null=True)
+    data = JSONAttribute()  # {"effects": [Effect.to_dict(), ...]}
+
+
+MODELS = (Item, DomainItem, AliasItem, ServerItem, ThreadItem, MessageIdItem, MessageItem, CounterItem, KvItem,
+          OutboxItem)
 
 
 def bind_models(settings: Settings, botocore_session=None) -> type[Item]:
@@ -585,6 +599,10 @@ def _window_bucket(key: str, window: int, now: float) -> tuple[str, str, float]:
     return (f"counter#{key}#{bucket}", f"counter#{key}#{bucket - 1}", (now % window) / window)
 
 
+#: how long an attempt marker outlives its deadline (DynamoDB's TTL removes it after that)
+MARKER_DAYS = 7
+
+
 class DynamoInboundStore:
     """`ports.InboundStore` over the table: `load` is one BatchGetItem (plus one for threads that
     only the Message-ID index or a forced thread names), `commit` is one TransactWriteItems whose
@@ -597,6 +615,35 @@ class DynamoInboundStore:
         self.window = window_seconds
         self.gateway_domain = gateway_domain
         self.domains = DomainCache(config.list_domains)
+
+    def begin(self, raw_key: str, *, until: float, facts: dict[str, Any]) -> Attempt:
+        """One UpdateItem on the marker (a kv item): counts the attempt, returns the old marker."""
+        key = attempt_key(raw_key)
+        now = self.clock()
+        data = _clean({**facts, "raw_key": raw_key, "started": now, "until": until})
+        conn = KvItem._get_connection()
+        try:
+            answer = conn.update_item(f"kv#{key}", "kv", actions=[
+                KvItem.data.set(data), KvItem.version.add(1), KvItem.kind.set(KvItem),
+                KvItem.gsi1pk.set(DynamoKeyValueRepository._namespace(key)), KvItem.gsi1sk.set(key),
+                # kept a week past its deadline at most: by then the message is recorded either way
+                KvItem.ttl.set(int(until + MARKER_DAYS * 86400)),
+            ], return_values="ALL_OLD")
+        except PynamoDBException as exc:
+            raise _store_error(exc, "marking the start of routing") from exc
+        old = answer.get("Attributes")
+        previous = KvItem.from_raw_data(old) if old else None
+        number = int(previous.version or 0) + 1 if previous is not None else 1
+        killed = None
+        if previous is not None and float((previous.data or {}).get("until", 0)) < now:
+            killed = {**(previous.data or {}), "attempts": number - 1}
+        return Attempt(key=key, raw_key=raw_key, number=number, until=until, killed=killed)
+
+    def abandon(self, attempt: Attempt) -> None:
+        try:
+            KvItem(f"kv#{attempt.key}", "kv").delete()
+        except PynamoDBException as exc:
+            raise _store_error(exc, "removing the routing marker") from exc
 
     def load(self, keys: LookupKeys) -> Snapshot:
         snap = Snapshot(domains=self.domains(), gateway_domain=self.gateway_domain)
@@ -674,7 +721,7 @@ class DynamoInboundStore:
             raise _store_error(exc, "reading the routing facts") from exc
 
     def commit(self, record: MessageRecord, *, new_thread, index, follower, counter, contact,
-               replace: bool = False) -> bool:
+               replace: bool = False, effects: list[Effect] = (), attempt: Attempt | None = None) -> bool:
         now = self.clock()
         conn = Item._get_connection().connection  # the table's client: no new session per message
         version = record.version
@@ -687,11 +734,18 @@ class DynamoInboundStore:
                 condition = DynamoMessageRepository.at_version(version) if replace else Item.pk.does_not_exist()
                 tx.save(DynamoMessageRepository._item(record), condition=condition)
                 self._route_items(tx, now, new_thread, index, follower, counter, contact)
+                if effects:  # the outbox entry: the effects are pending exactly when the outcome is recorded,
+                    # held by this invocation until its end (a concurrent duplicate leaves them to it)
+                    held = attempt.until if attempt is not None else now + HOLD_SECONDS
+                    tx.save(DynamoOutbox.item(owner_of(record.key, record.version), effects, now, held))
+                if attempt is not None:
+                    tx.delete(KvItem(f"kv#{attempt.key}", "kv"))
         except TransactWriteError as exc:
             record.version = version
+            # The record is the only item with a condition (pynamodb sends deletes before puts,
+            # so its reason is not always the first).
             reasons = getattr(exc, "cancellation_reasons", None) or []
-            first = reasons[0] if reasons else None
-            if first is not None and getattr(first, "code", "") == "ConditionalCheckFailed":
+            if any(getattr(r, "code", "") == "ConditionalCheckFailed" for r in reasons if r is not None):
                 return False
             # The items themselves refused (a key or an item too large): a retry would fail the
             # same way, so the caller records the message as failed instead.
@@ -720,3 +774,71 @@ class DynamoInboundStore:
             k = contact_key(contact)
             tx.save(KvItem(f"kv#{k}", "kv", gsi1pk=DynamoKeyValueRepository._namespace(k), gsi1sk=k,
                            data={"address": contact, "since": now}, version=0))
+
+
+# --- the outbox: effects pending until done ----------------------------------------------------
+
+
+@_translating
+class DynamoOutbox:
+    """`ports.Outbox` over the table: one item per recorded outcome with pending effects, listed
+    oldest first by gsi1 (partition `outbox`) for the sweep."""
+
+    def __init__(self, table: type[Item] = Item, clock=time.time) -> None:
+        self.table = table
+        self.clock = clock
+
+    @staticmethod
+    def item(owner: str, effects: list[Effect], written_at: float, held_until: float | None = None) -> OutboxItem:
+        return OutboxItem(f"outbox#{owner}", "outbox", gsi1pk="outbox", gsi1sk=f"{_iso(written_at)}#{owner}",
+                          owner=owner, written_at=written_at, claimed_until=held_until,
+                          data={"effects": [e.to_dict() for e in effects]})
+
+    def write(self, record: MessageRecord, effects: list[Effect]) -> None:
+        if not effects:
+            DynamoMessageRepository._item(record).save()
+            return
+        conn = Item._get_connection().connection
+        try:
+            with TransactWrite(connection=conn) as tx:
+                tx.save(DynamoMessageRepository._item(record))
+                tx.save(self.item(owner_of(record.key, record.version), effects, self.clock()))
+        except TransactWriteError as exc:
+            raise _store_error(exc, f"recording message {record.key}") from exc
+
+    def pending(self, owner: str) -> list[Effect]:
+        try:
+            item = OutboxItem.get(f"outbox#{owner}", "outbox", consistent_read=True)
+        except DoesNotExist:
+            return []
+        return [Effect.from_dict(e) for e in (item.data or {}).get("effects", [])]
+
+    def settle(self, owner: str, remaining: list[Effect]) -> None:
+        item = OutboxItem(f"outbox#{owner}", "outbox")
+        if not remaining:
+            item.delete()
+            return
+        try:
+            item.update(actions=[OutboxItem.data.set({"effects": [e.to_dict() for e in remaining]}),
+                                 OutboxItem.claimed_until.remove()], condition=Item.pk.exists())
+        except UpdateError as exc:
+            if not _is_condition_failure(exc):
+                raise  # gone meanwhile: another run finished them all
+
+    def due(self, *, older_than: float, limit: int = 100) -> list[str]:
+        before = self.clock() - older_than
+        rows = OutboxItem.gsi1.query("outbox", OutboxItem.gsi1sk < _iso(before), limit=limit)
+        return [i.owner for i in rows if isinstance(i, OutboxItem)][:limit]
+
+    def claim(self, owner: str, *, seconds: float) -> bool:
+        now = self.clock()
+        try:
+            OutboxItem(f"outbox#{owner}", "outbox").update(
+                actions=[OutboxItem.claimed_until.set(now + seconds)],
+                condition=Item.pk.exists() & (OutboxItem.claimed_until.does_not_exist()
+                                              | (OutboxItem.claimed_until < now)))
+            return True
+        except UpdateError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
