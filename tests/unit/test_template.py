@@ -15,7 +15,7 @@ from mailgate import settings
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 FUNCTION_NAMES = ["InboundFunction", "FetchDispatcherFunction", "FetchWorkerFunction",
-                  "OutboundFunction", "FeedbackFunction", "DnsCheckFunction"]
+                  "OutboundFunction", "FeedbackFunction", "DnsCheckFunction", "OutboxSweepFunction"]
 
 
 @pytest.fixture(scope="module")

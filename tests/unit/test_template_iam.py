@@ -19,6 +19,8 @@ DYNAMODB = {
     "OutboundFunction": {"GetItem", "Query", "PutItem", "DeleteItem"},
     "FeedbackFunction": {"GetItem", "PutItem", "DeleteItem"},
     "DnsCheckFunction": {"GetItem", "Query", "PutItem"},
+    # the outbox entries' claim and settle (UpdateItem, DeleteItem), and what the effects write
+    "OutboxSweepFunction": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
 }
 BUCKET = "RawMailBucket.Arn"
 S3_OBJECTS = {
@@ -28,6 +30,7 @@ S3_OBJECTS = {
                             ("s3:PutObject", "state/fetch/*")},
     "OutboundFunction": {("s3:GetObject", "outbound/*"), ("s3:PutObject", "outbound/*")},
     "FetchDispatcherFunction": set(), "FeedbackFunction": set(), "DnsCheckFunction": set(),
+    "OutboxSweepFunction": {("s3:GetObject", "raw/ses/*"), ("s3:GetObject", "raw/fetch/*")},
 }
 SECRETS = {
     "InboundFunction": {"TokenKeySecret"},
@@ -35,6 +38,7 @@ SECRETS = {
     "OutboundFunction": {"TokenKeySecret", "dkim/*", "server/smtp/*"},
     "DnsCheckFunction": {"dkim/*"},
     "FetchDispatcherFunction": set(), "FeedbackFunction": set(),
+    "OutboxSweepFunction": {"TokenKeySecret"},
 }
 
 

@@ -227,10 +227,12 @@ class LocalStack:
 
         def schedule() -> None:
             while not self._stopping.wait(self.fetch_every):
-                try:
-                    invoker.invoke("fetch_dispatcher", invoker.scheduled_event())
-                except Exception:
-                    log.exception("the fetch dispatcher failed")
+                # both schedules run every 5 minutes deployed: the fetch's, and the outbox sweep
+                for function in ("fetch_dispatcher", "outbox_sweep"):
+                    try:
+                        invoker.invoke(function, invoker.scheduled_event())
+                    except Exception:
+                        log.exception("the %s failed", function)
 
         t = threading.Thread(target=schedule, name="fetch-schedule", daemon=True)
         t.start()
@@ -283,7 +285,7 @@ class LocalStack:
             f"  SES receiving (SMTP)     127.0.0.1:{self.ports.smtp}   mail for @{self.gateway_domain} -> "
             f"s3://{st.bucket_name}/raw/ses/ -> inbound handler",
             f"  outbound SMTP sink       127.0.0.1:{self.ports.sink}   writes to {self.state_dir / 'outbox'}/",
-            f"  fetch schedule           every {self.fetch_every:.0f} s -> fetch dispatcher -> fetch worker",
+            f"  fetch schedule           every {self.fetch_every:.0f} s -> fetch dispatcher -> fetch worker; outbox sweep",
             f"  outbound queue consumer  {st.outbound_queue_url.rsplit('/', 1)[-1]} -> outbound handler",
             f"  demo alias domain        {self.gateway_domain}: catchall@, bounce@, sales@ (crm.lead)",
             *self._describe_imap(),

@@ -1,0 +1,1 @@
+from mailgate.entrypoints.outbox_sweep import handler  # noqa: F401
