@@ -282,9 +282,9 @@ class MemoryOutbox:
             if effects:
                 self.entries[owner] = (self.clock(), held_until, [Effect.from_dict(e.to_dict()) for e in effects])
 
-    def write(self, record: MessageRecord, effects: list[Effect]) -> None:
+    def write(self, record: MessageRecord, owner: str, effects: list[Effect]) -> None:
         self.messages.update(record)
-        self.put(owner_of(record.key, record.version), effects)
+        self.put(owner, effects)
 
     def pending(self, owner: str) -> list[Effect]:
         with self._lock:

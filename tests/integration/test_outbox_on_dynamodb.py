@@ -45,7 +45,7 @@ def effects(*names: str) -> list[Effect]:
 def test_an_outbound_record_and_its_effects_are_written_together_and_settled_away(store):
     c, box, _, clock = store
     record = MessageRecord(key="out:abc", raw_key="outbound/abc.eml", direction="out", outcome="sent")
-    box.write(record, effects("result"))
+    box.write(record, "out:abc#0", effects("result"))
     assert c.messages.get("out:abc").outcome == "sent"
     assert [e.id for e in box.pending("out:abc#0")] == ["o#0:result"]
     box.settle("out:abc#0", [])

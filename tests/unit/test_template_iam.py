@@ -16,7 +16,8 @@ DYNAMODB = {
     "InboundFunction": {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
     "FetchWorkerFunction": {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
     "FetchDispatcherFunction": {"GetItem", "Query", "PutItem"},
-    "OutboundFunction": {"GetItem", "Query", "PutItem", "DeleteItem"},
+    # UpdateItem: a retry claims the Send Result left pending in the outbox
+    "OutboundFunction": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
     "FeedbackFunction": {"GetItem", "PutItem", "DeleteItem"},
     "DnsCheckFunction": {"GetItem", "Query", "PutItem"},
     # the outbox entries' claim and settle (UpdateItem, DeleteItem), and what the effects write

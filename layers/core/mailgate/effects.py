@@ -46,9 +46,10 @@ class Effect:
                    attempts=int(data.get("attempts") or 0), error=str(data.get("error") or ""))
 
 
-def owner_of(record_key: str, version: int) -> str:
-    """The outbox entry of one recorded outcome: a record's key and version (a replay records a
-    new outcome, whose effects are its own)."""
+def owner_of(record_key: str, version: int | str) -> str:
+    """The outbox entry of one recorded outcome: a record's key and which outcome of it (an
+    inbound record's version: a replay records a new outcome, whose effects are its own; an
+    outbound record's attempt)."""
     return f"{record_key}#{version}"
 
 

@@ -193,9 +193,9 @@ class Outbox(Protocol):
     """Effects waiting to be carried out, per owner (one recorded outcome). The inbound store's
     `commit` writes an inbound outcome's; `write` an outbound record's."""
 
-    def write(self, record: MessageRecord, effects: list[Effect]) -> None:
-        """The record (unconditionally, as `MessageRepository.update`) and its pending effects,
-        all or nothing."""
+    def write(self, record: MessageRecord, owner: str, effects: list[Effect]) -> None:
+        """The record (unconditionally, as `MessageRepository.update`) and its pending effects
+        under `owner`, all or nothing."""
         ...
 
     def pending(self, owner: str) -> list[Effect]:

@@ -794,7 +794,7 @@ class DynamoOutbox:
                           owner=owner, written_at=written_at, claimed_until=held_until,
                           data={"effects": [e.to_dict() for e in effects]})
 
-    def write(self, record: MessageRecord, effects: list[Effect]) -> None:
+    def write(self, record: MessageRecord, owner: str, effects: list[Effect]) -> None:
         if not effects:
             DynamoMessageRepository._item(record).save()
             return
@@ -802,7 +802,7 @@ class DynamoOutbox:
         try:
             with TransactWrite(connection=conn) as tx:
                 tx.save(DynamoMessageRepository._item(record))
-                tx.save(self.item(owner_of(record.key, record.version), effects, self.clock()))
+                tx.save(self.item(owner, effects, self.clock()))
         except TransactWriteError as exc:
             raise _store_error(exc, f"recording message {record.key}") from exc
 

@@ -31,11 +31,13 @@ from typing import Any
 
 from .. import compose as C
 from .. import dkim as D
-from .. import suppression, tokens
+from .. import failpoints, jsonfit, suppression, tokens
 from ..checks import Step
 from ..domain import AliasDomain, MessageRecord, OutgoingServer, Thread, new_id, server_secret_id
+from ..effects import EVENT_SOURCE, Effect, owner_of
 from ..errors import ConfigError, MailgateError, NotFound, PermanentError, TransientError
 from ..ports import Envelope, RecipientResult, Sender
+from . import outbox
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,9 @@ SEND_RESULT = "Send Result"
 #: a request's attachments are uploaded under UPLOAD_PREFIX + its quoted idempotency key + "/"
 UPLOAD_PREFIX = "outbound/uploads/"
 LEASE_SECONDS = 300
+#: a Send Result kept pending in the outbox is cut to this (the event is cut again to fit
+#: EventBridge when it is published)
+MAX_PENDING_RESULT_BYTES = 64 * 1024
 THREAD_IDS_KEPT = 20  # References: the newest ids of the thread (RFC 5322 §3.6.4 allows trimming)
 FINAL = {"sent", "failed", "suppressed", "unknown"}
 
@@ -188,18 +193,65 @@ def _server_password(c, server: OutgoingServer) -> str | None:
 
 
 def _event(c, detail: dict) -> dict:
+    """A Send Result without a ledger record (a request too malformed to have a key): published
+    directly; a transient failure makes SQS hand the request out again."""
+    detail, _ = jsonfit.fit(detail, jsonfit.EVENT_ENTRY_BYTES - len(SEND_RESULT) - len(EVENT_SOURCE))
     c.events.publish(SEND_RESULT, detail)
     return detail
 
 
-def _reject(c, request: Any, err: MailgateError, *, record: MessageRecord | None = None) -> dict:
+def _reject_detail(request: Any, err: MailgateError, *, record: MessageRecord | None = None) -> dict:
     key = request.get("idempotency_key") if isinstance(request, dict) else None
-    detail = {
+    return {
         "status": "rejected", "ref": record.key[4:] if record else "",
         "idempotency_key": key if isinstance(key, str) else None, "message_id": record.message_id if record else "",
         "error": err.code, "field": getattr(err, "field", ""), "reason": str(err), "recipients": [],
     }
-    return _event(c, detail)
+
+
+def _reject(c, request: Any, err: MailgateError) -> dict:
+    return _event(c, _reject_detail(request, err))
+
+
+def _rejected(c, request: Any, req: C.SendRequest, key: str, err: MailgateError,
+              previous: MessageRecord | None) -> dict:
+    """A request that can never be sent as it is: recorded `rejected` with its Send Result
+    pending, then published. The same key may be sent again after the fix."""
+    n = int((previous.detail.get("rejections") or 0) if previous else 0) + 1
+    rejected = MessageRecord(key=key, raw_key="", direction="out", source="outbound",
+                             sender=req.author.address, recipients=req.recipients, subject=req.subject,
+                             outcome="rejected", reason=str(err)[:1000],
+                             detail={"idempotency_key": req.idempotency_key, "error": err.code, "rejections": n})
+    return _record_result(c, rejected, f"rejected{n}", _reject_detail(request, err, record=rejected))
+
+
+def _record_result(c, record: MessageRecord, tag: str, detail: dict) -> dict:
+    """Write the record with its Send Result pending (one transaction), then publish it: a crash
+    or an EventBridge failure in between leaves it to the retry (SQS hands the request out again)
+    or the sweep. Returns the Send Result, or "retrying" when it is not published yet."""
+    owner = owner_of(record.key, tag)
+    pending, _ = jsonfit.fit(detail, MAX_PENDING_RESULT_BYTES)
+    effect = Effect(id=f"{owner}:result", kind="send-result", args={"detail": pending})
+    c.outbox.write(record, owner, [effect])
+    failpoints.hit("outbound.after-record")
+    source = outbox.Source(c, record)
+    if outbox.run(c, owner, [effect], source):
+        return {"status": "retrying", "ref": record.key[4:], "idempotency_key": detail.get("idempotency_key"),
+                "error": "aws-transient", "reason": f"the Send Result is recorded, not published yet: {effect.error}",
+                "recipients": []}
+    return source.extra.get("published", detail)
+
+
+@outbox.kind("send-result")
+def _publish_send_result(c, effect: Effect, src: outbox.Source) -> None:
+    src.extra["published"] = outbox.publish_event(c, effect, SEND_RESULT, effect.args["detail"])
+
+
+def _result_owner(record: MessageRecord) -> str:
+    """The outbox entry of the record's last Send Result."""
+    d = record.detail
+    tag = f"rejected{d.get('rejections') or 1}" if record.outcome == "rejected" else str(d.get("attempts", 0))
+    return owner_of(record.key, tag)
 
 
 def _alias_domain(c, req: C.SendRequest) -> AliasDomain:
@@ -402,7 +454,11 @@ def send(c, request: dict, *, senders: Senders | dict | None = None, deadline: f
     key = "out:" + ref
     record = c.messages.get(key)
     if record and record.outcome != "rejected" and all(r["status"] in FINAL for r in record.detail.get("recipients", [])):
-        return _detail(record, "duplicate")  # already done: nothing is sent twice
+        # already done: nothing is sent twice; a Send Result left pending is published now
+        if outbox.finish(c, record, _result_owner(record)):
+            return {"status": "retrying", "ref": ref, "idempotency_key": req.idempotency_key,
+                    "reason": "the Send Result is recorded, not published yet", "recipients": []}
+        return _detail(record, "duplicate")
     lease = f"outlease#{ref}"
     if not c.kv.put_item(lease, {"since": time.time()}, ttl_seconds=LEASE_SECONDS, if_absent=True):
         return {"status": "retrying", "ref": ref, "idempotency_key": req.idempotency_key,
@@ -415,12 +471,14 @@ def send(c, request: dict, *, senders: Senders | dict | None = None, deadline: f
             try:
                 record, raw = _prepare(c, req, ref)
             except (C.InvalidRequest, PermanentError) as e:
-                rejected = MessageRecord(key=key, raw_key="", direction="out", source="outbound",
-                                         sender=req.author.address, recipients=req.recipients, subject=req.subject,
-                                         outcome="rejected", reason=str(e),
-                                         detail={"idempotency_key": req.idempotency_key, "error": e.code})
-                c.messages.update(rejected) if previous else c.messages.claim(rejected)
-                return _reject(c, request, e, record=rejected)
+                return _rejected(c, request, req, key, e, previous)
+            except TransientError:
+                raise
+            except Exception as e:  # noqa: BLE001 - compose or sign refused it: it would again, every retry
+                log.exception("composing or signing %s failed", ref)
+                why = PermanentError(f"the message could not be composed or signed: {type(e).__name__}: {e}"[:500],
+                                     code="compose-failed")
+                return _rejected(c, request, req, key, why, previous)
             # the signed bytes first, so a retry sends exactly the same message
             c.raw_store.put(record.raw_key, raw)
             if record.thread_id:
@@ -481,6 +539,7 @@ def _deliver(c, record: MessageRecord, raw: bytes, senders: Senders, deadline: f
         except Exception as e:  # a bug or an unexpected library error: not sent; retry later
             log.exception("sender %s failed", getattr(sender, "name", sender))
             res = RecipientResult(row["address"], "deferred", None, f"unexpected error: {e}", "internal")
+        failpoints.hit("outbound.after-send")
         row.update(status=res.status, code=res.code, error=res.error, detail=res.detail,
                    transport_id=res.transport_id)
         if record.thread_id and res.status == "sent" and res.transport_id and getattr(sender, "kind", "") == "ses":
@@ -489,8 +548,7 @@ def _deliver(c, record: MessageRecord, raw: bytes, senders: Senders, deadline: f
             c.threads.index_message_id(ses_message_id(res.transport_id, c.settings.region), record.thread_id)
     status = _overall(rows)
     record.outcome = status
-    c.messages.update(record)
-    return _event(c, _detail(record, status))
+    return _record_result(c, record, str(detail["attempts"]), _detail(record, status))
 
 
 def reject_unreadable(c, why: str) -> dict:

@@ -154,11 +154,11 @@ def _note(c, record: MessageRecord, failed: list[str], remaining: list[Effect]) 
     c.messages.update(record)
 
 
-def finish(c, record: MessageRecord) -> list[Effect]:
-    """Carry out what the record's outcome still has pending (a retry of the same message), unless
-    someone holds the entry: the invocation that wrote it (until its end) or a sweep. Nothing
-    pending costs one conditional write that fails."""
-    owner = owner_of(record.key, record.version)
+def finish(c, record: MessageRecord, owner: str | None = None) -> list[Effect]:
+    """Carry out what the record's outcome (`owner`; by default its version's) still has pending
+    (a retry of the same message), unless someone holds the entry: the invocation that wrote it
+    (until its end) or a sweep. Nothing pending costs one conditional write that fails."""
+    owner = owner or owner_of(record.key, record.version)
     if not c.outbox.claim(owner, seconds=CLAIM_SECONDS):
         return []
     return run(c, owner, c.outbox.pending(owner), Source(c, record))
