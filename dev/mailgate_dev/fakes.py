@@ -334,12 +334,15 @@ class MemoryInboundStore:
         now = self.clock()
         previous = self.markers.get(key)
         number = int(previous["attempts"]) + 1 if previous else 1
-        self.markers[key] = {**facts, "raw_key": raw_key, "started": now, "until": until, "attempts": number}
-        killed = previous if previous is not None and float(previous["until"]) < now else None
-        return Attempt(key=key, raw_key=raw_key, number=number, until=until, killed=killed)
+        recorded = previous.get("recorded", "") if previous else ""
+        self.markers[key] = {**facts, "raw_key": raw_key, "started": now, "until": until, "attempts": number,
+                             "recorded": recorded}
+        killed = previous if previous is not None and not recorded and float(previous["until"]) < now else None
+        return Attempt(key=key, raw_key=raw_key, number=number, until=until, killed=killed, recorded=recorded)
 
     def abandon(self, attempt: Attempt) -> None:
-        self.markers.pop(attempt.key, None)
+        if not attempt.recorded:
+            self.markers.pop(attempt.key, None)
 
     def load(self, keys: LookupKeys) -> Snapshot:
         snap = Snapshot(domains=self.domains(), gateway_domain=self.gateway_domain)
@@ -390,7 +393,9 @@ class MemoryInboundStore:
             self.kv.put_item(contact_key(contact), {"address": contact, "since": time.time()}, if_absent=True)
         held = attempt.until if attempt is not None else self.clock() + HOLD_SECONDS
         self.outbox.put(owner_of(record.key, record.version), list(effects), held_until=held)
-        if attempt is not None:
+        if attempt is not None and attempt.killed is not None:
+            self.markers[attempt.key]["recorded"] = record.key
+        elif attempt is not None:
             self.markers.pop(attempt.key, None)
         return True
 

@@ -85,3 +85,18 @@ def test_the_marker_counts_attempts_and_says_when_the_one_before_was_killed(stor
     assert third.number == 3 and third.killed["source"] == "ses" and third.killed["attempts"] == 2
     inbound_store.abandon(third)
     assert inbound_store.begin("raw/ses/m2", until=clock.t + 120, facts={}).number == 1
+
+
+def test_after_a_kill_the_marker_keeps_where_the_message_was_recorded(store):
+    c, _, inbound_store, clock = store
+    inbound_store.begin("raw/ses/m3", until=clock.t + 120, facts={"source": "ses"})
+    clock.t += 200
+    retry = inbound_store.begin("raw/ses/m3", until=clock.t + 120, facts={"source": "ses"})
+    assert retry.killed is not None
+    failed = MessageRecord(key="in:raw:m3", raw_key="raw/ses/m3", outcome="failed", reason="killed")
+    assert inbound_store.commit(failed, new_thread=None, index=[], follower=None, counter=None, contact=None,
+                                attempt=retry)
+    later = inbound_store.begin("raw/ses/m3", until=clock.t + 120, facts={"source": "ses"})
+    assert later.recorded == "in:raw:m3" and later.killed is None
+    inbound_store.abandon(later)  # a recorded marker is kept
+    assert inbound_store.begin("raw/ses/m3", until=clock.t + 120, facts={}).recorded == "in:raw:m3"

@@ -43,8 +43,8 @@ _CHUNK = 1 << 20
 
 
 def attempt_key(raw_key: str) -> str:
-    """kv key of the marker that says the raw message at `raw_key` is being routed."""
-    return "routing#" + hashlib.sha256(raw_key.encode("utf-8", "replace")).hexdigest()[:40]
+    """Key of the marker that says the raw message at `raw_key` is being routed."""
+    return hashlib.sha256(raw_key.encode("utf-8", "replace")).hexdigest()[:40]
 
 
 def message_key(raw: bytes) -> str:
@@ -126,6 +126,8 @@ class Attempt:
     #: when an earlier attempt never finished (its marker outlived its own deadline: the process
     #: was killed), what it wrote: {"started", "until", "source", "recipients", ...}
     killed: dict[str, Any] | None = None
+    #: the ledger key an attempt after a kill recorded the message under (it is not routed again)
+    recorded: str = ""
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,8 @@ class InboundStore(Protocol):
                replace: bool = False, effects: list[Effect] = (), attempt: Attempt | None = None) -> bool:
         """Record the message's outcome and what its route writes, all or nothing: with it the
         outcome's `effects` as pending (the outbox entry `effects.owner_of(key, version)`), and
-        the attempt's marker removed.
+        the attempt's marker removed (or, after a killed attempt, kept saying where the message
+        was recorded, so that no later attempt on the same raw key routes it: `Attempt.recorded`).
 
         The first delivery (`replace` False) writes the record only if its key is new; a replay
         (`replace` True) only if the stored record is still at `record.version`, and bumps it.

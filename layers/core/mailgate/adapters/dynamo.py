@@ -15,6 +15,7 @@ the models against it):
 | counter         | counter#<key>           | counter       |                          |                     |
 | key-value       | kv#<key>                | kv            | kv#<namespace>           | <key>               |
 | outbox entry    | outbox#<key>#<version>  | outbox        | outbox                   | <written_at>#<owner>|
+| routing marker  | routing#<sha(raw key)>  | routing       |                          |                     |
 
 Items that age carry `ttl` (epoch seconds) for DynamoDB's TTL; because DynamoDB deletes expired
 items only eventually (and the emulator never), reads also check `ttl` themselves.
@@ -138,8 +139,17 @@ class OutboxItem(Item, discriminator="outbox"):
     data = JSONAttribute()  # {"effects": [Effect.to_dict(), ...]}
 
 
+class MarkerItem(Item, discriminator="routing"):
+    """An attempt at routing a raw message (ports.InboundStore.begin): written before routing,
+    removed by the commit; kept with `recorded` when a killed attempt's message was recorded."""
+
+    data = JSONAttribute(null=True)  # what the attempt wrote: started, until, source, recipients
+    attempts = NumberAttribute(default=0)
+    recorded = UnicodeAttribute(null=True)
+
+
 MODELS = (Item, DomainItem, AliasItem, ServerItem, ThreadItem, MessageIdItem, MessageItem, CounterItem, KvItem,
-          OutboxItem)
+          OutboxItem, MarkerItem)
 
 
 def bind_models(settings: Settings, botocore_session=None) -> type[Item]:
@@ -617,31 +627,32 @@ class DynamoInboundStore:
         self.domains = DomainCache(config.list_domains)
 
     def begin(self, raw_key: str, *, until: float, facts: dict[str, Any]) -> Attempt:
-        """One UpdateItem on the marker (a kv item): counts the attempt, returns the old marker."""
+        """One UpdateItem on the marker: counts the attempt, returns the old marker."""
         key = attempt_key(raw_key)
         now = self.clock()
         data = _clean({**facts, "raw_key": raw_key, "started": now, "until": until})
-        conn = KvItem._get_connection()
         try:
-            answer = conn.update_item(f"kv#{key}", "kv", actions=[
-                KvItem.data.set(data), KvItem.version.add(1), KvItem.kind.set(KvItem),
-                KvItem.gsi1pk.set(DynamoKeyValueRepository._namespace(key)), KvItem.gsi1sk.set(key),
+            answer = MarkerItem._get_connection().update_item(f"routing#{key}", "routing", actions=[
+                MarkerItem.data.set(data), MarkerItem.attempts.add(1), MarkerItem.kind.set(MarkerItem),
                 # kept a week past its deadline at most: by then the message is recorded either way
-                KvItem.ttl.set(int(until + MARKER_DAYS * 86400)),
+                MarkerItem.ttl.set(int(until + MARKER_DAYS * 86400)),
             ], return_values="ALL_OLD")
         except PynamoDBException as exc:
             raise _store_error(exc, "marking the start of routing") from exc
         old = answer.get("Attributes")
-        previous = KvItem.from_raw_data(old) if old else None
-        number = int(previous.version or 0) + 1 if previous is not None else 1
+        previous = MarkerItem.from_raw_data(old) if old else None
+        number = int(previous.attempts or 0) + 1 if previous is not None else 1
+        recorded = (previous.recorded or "") if previous is not None else ""
         killed = None
-        if previous is not None and float((previous.data or {}).get("until", 0)) < now:
+        if previous is not None and not recorded and float((previous.data or {}).get("until", 0)) < now:
             killed = {**(previous.data or {}), "attempts": number - 1}
-        return Attempt(key=key, raw_key=raw_key, number=number, until=until, killed=killed)
+        return Attempt(key=key, raw_key=raw_key, number=number, until=until, killed=killed, recorded=recorded)
 
     def abandon(self, attempt: Attempt) -> None:
+        if attempt.recorded:
+            return  # it says where the message is: kept
         try:
-            KvItem(f"kv#{attempt.key}", "kv").delete()
+            MarkerItem(f"routing#{attempt.key}", "routing").delete()
         except PynamoDBException as exc:
             raise _store_error(exc, "removing the routing marker") from exc
 
@@ -738,8 +749,11 @@ class DynamoInboundStore:
                     # held by this invocation until its end (a concurrent duplicate leaves them to it)
                     held = attempt.until if attempt is not None else now + HOLD_SECONDS
                     tx.save(DynamoOutbox.item(owner_of(record.key, record.version), effects, now, held))
-                if attempt is not None:
-                    tx.delete(KvItem(f"kv#{attempt.key}", "kv"))
+                if attempt is not None and attempt.killed is not None:
+                    tx.update(MarkerItem(f"routing#{attempt.key}", "routing"),
+                              actions=[MarkerItem.recorded.set(record.key)])
+                elif attempt is not None:
+                    tx.delete(MarkerItem(f"routing#{attempt.key}", "routing"))
         except TransactWriteError as exc:
             record.version = version
             # The record is the only item with a condition (pynamodb sends deletes before puts,

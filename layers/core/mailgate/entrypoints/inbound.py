@@ -12,13 +12,13 @@ from aws_lambda_powertools.utilities.data_classes import SESEvent
 from aws_lambda_powertools.utilities.data_classes.ses_event import SESEventRecord, SESReceipt
 
 from ..services import inbound
-from ._runtime import container, count, logger, metrics
+from ._runtime import container, count, deadline_from, logger, metrics
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
-    result = handle(container(), event)
+    result = handle(container(), event, deadline=deadline_from(context))
     for r in result["results"]:
         # e.g. InboundNewRecord, InboundThread, InboundLoop, InboundFailed
         count("Inbound" + "".join(w.title() for w in str(r.get("outcome", "error")).split("-")))
@@ -26,8 +26,10 @@ def handler(event, context):
     return result
 
 
-def handle(c, event: Any) -> dict[str, Any]:
+def handle(c, event: Any, *, deadline: float | None = None) -> dict[str, Any]:
     """Route each received message; returns {"disposition": "CONTINUE", "results": [...]}.
+    `deadline` (time.monotonic()) is when routing must have stopped: a message that does not
+    route by then is recorded failed with the reason, not left to time the invocation out.
 
     SES reads `disposition` only for RequestResponse invocations (the rule invokes with Event);
     the results are for the logs and the local stack. A malformed record is reported in them,
@@ -36,10 +38,10 @@ def handle(c, event: Any) -> dict[str, Any]:
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list) or not records:
         return {"disposition": "CONTINUE", "results": [{"error": "not an SES event: no Records"}]}
-    return {"disposition": "CONTINUE", "results": [_route(c, record) for record in SESEvent(event).records]}
+    return {"disposition": "CONTINUE", "results": [_route(c, record, deadline) for record in SESEvent(event).records]}
 
 
-def _route(c, record: SESEventRecord) -> dict[str, Any]:
+def _route(c, record: SESEventRecord, deadline: float | None) -> dict[str, Any]:
     try:
         mail, receipt = record.ses.mail, record.ses.receipt
         ses_id, recipients = mail.message_id, list(receipt.recipients or [])
@@ -47,7 +49,8 @@ def _route(c, record: SESEventRecord) -> dict[str, Any]:
     except (KeyError, TypeError) as exc:
         return {"error": f"malformed SES record: missing {exc}"}
     raw_key = (c.settings.ses_raw_prefix or inbound.RAW_PREFIX) + ses_id
-    routed = inbound.ingest(c, raw_key, source="ses", envelope_recipients=recipients, verdicts=verdicts)
+    routed = inbound.ingest(c, raw_key, source="ses", envelope_recipients=recipients, verdicts=verdicts,
+                            deadline=deadline)
     return {"key": routed.key, "outcome": routed.outcome, "reason": routed.reason, "thread_id": routed.thread_id}
 
 

@@ -150,6 +150,9 @@ def _ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str],
         return _record_outcome(c, record, replace=False)
     # A replay (an operator's command, no invocation to be killed) writes no marker.
     attempt = None if replay_of is not None else _begin(c, raw_key, source, envelope, verdicts, deadline)
+    if attempt is not None and attempt.recorded:
+        # an attempt after a kill recorded it (failed, replayable): never routed from here again
+        return c.messages.get(attempt.recorded) or MessageRecord(key=attempt.recorded, raw_key=raw_key), False
     try:
         if attempt is not None and attempt.killed is not None:
             record, created = _record_outcome(c, _killed(raw, raw_key, source, envelope, verdicts, attempt),
