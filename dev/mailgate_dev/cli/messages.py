@@ -61,8 +61,11 @@ def _describe(r) -> str:
         lines.append(f"Omitted:    {name}: {what}")
     if r.detail.get("answer"):
         lines.append(f"Answer:     {r.detail['answer']}")
-    if r.detail.get("effects_error"):
-        lines.append(f"Effects:    FAILED {r.detail['effects_error']} (run `mailgate replay {r.key}`)")
+    said = r.detail.get("effects_error")
+    if said and said.startswith("pending: "):  # services.outbox: the retry or the sweep carries them out
+        lines.append(f"Effects:    {said} (carried out by the next retry or the outbox sweep)")
+    elif said:
+        lines.append(f"Effects:    FAILED {said} (run `mailgate replay {r.key}`)")
     return "\n".join(lines)
 
 
