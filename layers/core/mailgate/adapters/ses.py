@@ -8,7 +8,10 @@ bounce names exactly one recipient. The endpoint comes from AWS_ENDPOINT_URL, wh
 honours natively (the local stack points it at the emulator).
 
 Throttling and service errors are *deferred* (botocore's standard retry mode has already backed
-off a few times); a rejected message or an unverified identity is *failed*.
+off a few times); a rejected message or an unverified identity is *failed*. A call whose answer
+never came (a read timeout, the connection closed after the request went out) may have been
+accepted: it is *unknown*, and neither botocore nor the outbound path sends it again (SES offers
+no way to ask afterwards; a duplicate is worse than a reported possible loss).
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError, ClientError, ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from ..ports import Envelope, RecipientResult
 
@@ -44,6 +50,12 @@ class SesSender:
     def __init__(self, client: Any, *, configuration_set: str = "") -> None:
         self.client = client
         self.configuration_set = configuration_set
+        events = getattr(getattr(client, "meta", None), "events", None)
+        if events is not None:
+            # botocore retries a call whose answer never came (HTTPClientError): for SendEmail that
+            # would send the message again. Raising here ends the call instead (first handler).
+            events.register_first("needs-retry.sesv2.SendEmail", _no_retry_once_sent,
+                                  unique_id="mailgate-ses-no-resend")
 
     def send(self, envelopes: list[Envelope], raw: bytes, *, smtputf8: bool = False,
              from_address: str = "") -> list[RecipientResult]:
@@ -70,6 +82,11 @@ class SesSender:
                     f"SES refused the message: {code}: {err.get('Message', '')}".strip(),
                     "ses-throttled" if transient else "ses-rejected"))
                 continue
+            except (ReadTimeoutError, ConnectionClosedError) as e:
+                results.append(RecipientResult(env.rcpt, "unknown", None, f"SES did not answer after the message "
+                                               f"was sent ({e}); it may have been accepted: not sent again",
+                                               "ses-no-answer"))
+                continue
             except BotoCoreError as e:
                 results.append(RecipientResult(env.rcpt, "deferred", None, f"SES could not be reached: {e}",
                                                "ses-unreachable"))
@@ -80,3 +97,13 @@ class SesSender:
 
     def close(self) -> None:
         pass
+
+
+def _no_retry_once_sent(caught_exception=None, **kwargs) -> None:
+    """botocore's needs-retry hook: a SendEmail whose request went out but whose answer did not come
+    back is not retried (it may have been accepted); one that never connected may be."""
+    if isinstance(caught_exception, (ConnectTimeoutError, EndpointConnectionError)):
+        return None  # never reached SES: botocore's retry is safe
+    if isinstance(caught_exception, (ReadTimeoutError, ConnectionClosedError)):
+        raise caught_exception
+    return None
