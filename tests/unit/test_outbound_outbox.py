@@ -9,16 +9,14 @@ import time
 
 import pytest
 
-from mailgate import dkim as D
 from mailgate import failpoints
-from mailgate.domain import AliasDomain
 from mailgate.entrypoints import outbound as outbound_handler
 from mailgate.errors import TransientError
 from mailgate.services import outbound
 from mailgate.services import outbox as outbox_service
-from mailgate_dev import fakes
 
-from .test_outbound_service import FakeSender, req, results
+# the outbound tests' world: example.test with a DKIM key, in memory
+from .test_outbound_service import FakeSender, c, req, results, rsa_key  # noqa: F401 - c, rsa_key are fixtures
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -27,17 +25,9 @@ class Killed(BaseException):
     pass
 
 
-@pytest.fixture(scope="module")
-def rsa_key():
-    return D.generate_key("rsa", 2048)
-
-
-@pytest.fixture
-def c(rsa_key):
-    c = fakes.in_memory()
-    c.config.put_domain(AliasDomain("example.test", dkim_selector="mg"))
-    c.secrets.put("mailgate/dkim/example.test/mg", D.private_pem(rsa_key))
-    yield c
+@pytest.fixture(autouse=True)
+def _no_failpoints():
+    yield
     failpoints.disable()
 
 

@@ -46,13 +46,18 @@ def kill_at(name: str) -> None:
     failpoints.enable(name, die)
 
 
+def killed_at(c, point: str, key: str, raw: bytes, to: str = "sales@example.test") -> None:
+    """ingest of `raw` (stored at `key`), the process dying at `point`."""
+    kill_at(point)
+    c.raw_store.put(key, raw)
+    with pytest.raises(Killed):
+        inbound.ingest(c, key, source="ses", envelope_recipients=[to])
+    failpoints.disable()
+
+
 def test_a_crash_between_the_record_and_its_event_leaves_the_event_pending_with_the_record(clocked):
     c, clock = clocked
-    kill_at("inbound.after-commit")
-    c.raw_store.put("raw/ses/k1", mail(message_id="k1@customer.test"))
-    with pytest.raises(Killed):
-        inbound.ingest(c, "raw/ses/k1", source="ses", envelope_recipients=["sales@example.test"])
-    failpoints.disable()
+    killed_at(c, "inbound.after-commit", "raw/ses/k1", mail(message_id="k1@customer.test"))
     [record] = c.messages.records.values()
     assert record.outcome == "new-record" and c.events.published == []
     [(owner, (_, _, effects))] = c.outbox.entries.items()
@@ -61,11 +66,7 @@ def test_a_crash_between_the_record_and_its_event_leaves_the_event_pending_with_
 
 def test_the_retry_after_the_writer_is_gone_publishes_the_event_once_with_its_stable_id(clocked):
     c, clock = clocked
-    kill_at("inbound.after-commit")
-    c.raw_store.put("raw/ses/k2", mail(message_id="k2@customer.test"))
-    with pytest.raises(Killed):
-        inbound.ingest(c, "raw/ses/k2", source="ses", envelope_recipients=["sales@example.test"])
-    failpoints.disable()
+    killed_at(c, "inbound.after-commit", "raw/ses/k2", mail(message_id="k2@customer.test"))
     # a concurrent duplicate while the killed invocation could still be running leaves it alone
     inbound.ingest(c, "raw/ses/k2", source="ses", envelope_recipients=["sales@example.test"])
     assert c.events.published == []
@@ -83,11 +84,7 @@ def test_the_sweep_publishes_what_a_killed_invocation_left_and_then_nothing(cloc
     c, clock = clocked
     c.threads.put_thread(Thread("t9", model="crm.lead", record_id="9", followers=["rep@example.org"]))
     addr = reply_address(c, "t9")
-    kill_at("inbound.after-commit")
-    c.raw_store.put("raw/ses/k3", mail(to=addr, message_id="k3@customer.test"))
-    with pytest.raises(Killed):
-        inbound.ingest(c, "raw/ses/k3", source="ses", envelope_recipients=[addr])
-    failpoints.disable()
+    killed_at(c, "inbound.after-commit", "raw/ses/k3", mail(to=addr, message_id="k3@customer.test"), to=addr)
     assert outbox.sweep(c)["entries"] == 0  # too young: its writer may still be at work
     clock.t += inbound.DEFAULT_ATTEMPT_SECONDS + 1
     counts = outbox.sweep(c)
@@ -101,11 +98,7 @@ def test_the_sweep_publishes_what_a_killed_invocation_left_and_then_nothing(cloc
 def test_a_crash_after_publishing_but_before_settling_repeats_the_event_under_the_same_id(clocked):
     """At least once: the consumer drops the repeat by its event_id."""
     c, clock = clocked
-    kill_at("outbox.before-settle")
-    c.raw_store.put("raw/ses/k4", mail(message_id="k4@customer.test"))
-    with pytest.raises(Killed):
-        inbound.ingest(c, "raw/ses/k4", source="ses", envelope_recipients=["sales@example.test"])
-    failpoints.disable()
+    killed_at(c, "outbox.before-settle", "raw/ses/k4", mail(message_id="k4@customer.test"))
     clock.t += inbound.DEFAULT_ATTEMPT_SECONDS + 1
     outbox.sweep(c)
     ids = [d["event_id"] for _, d in c.events.published]
