@@ -468,17 +468,10 @@ def send(c, request: dict, *, senders: Senders | dict | None = None, deadline: f
     try:
         if record is None or record.outcome == "rejected":  # nothing was sent: prepare (again)
             previous = record
-            try:
-                record, raw = _prepare(c, req, ref)
-            except (C.InvalidRequest, PermanentError) as e:
-                return _rejected(c, request, req, key, e, previous)
-            except TransientError:
-                raise
-            except Exception as e:  # noqa: BLE001 - compose or sign refused it: it would again, every retry
-                log.exception("composing or signing %s failed", ref)
-                why = PermanentError(f"the message could not be composed or signed: {type(e).__name__}: {e}"[:500],
-                                     code="compose-failed")
-                return _rejected(c, request, req, key, why, previous)
+            prepared = _prepare_or_reject(c, request, req, ref, previous)
+            if isinstance(prepared, dict):
+                return prepared  # rejected: its Send Result
+            record, raw = prepared
             # the signed bytes first, so a retry sends exactly the same message
             c.raw_store.put(record.raw_key, raw)
             if record.thread_id:
@@ -498,6 +491,23 @@ def send(c, request: dict, *, senders: Senders | dict | None = None, deadline: f
         if own:
             senders.close()
         c.kv.delete_item(lease)
+
+
+def _prepare_or_reject(c, request: dict, req: C.SendRequest, ref: str,
+                       previous: MessageRecord | None) -> tuple[MessageRecord, bytes] | dict:
+    """The record to claim and the signed bytes; or, for a request that can never be sent as it
+    is, its Send Result (recorded `rejected`)."""
+    try:
+        return _prepare(c, req, ref)
+    except (C.InvalidRequest, PermanentError) as e:
+        return _rejected(c, request, req, "out:" + ref, e, previous)
+    except TransientError:
+        raise
+    except Exception as e:  # noqa: BLE001 - compose or sign refused it: it would again, every retry
+        log.exception("composing or signing %s failed", ref)
+        why = PermanentError(f"the message could not be composed or signed: {type(e).__name__}: {e}"[:500],
+                             code="compose-failed")
+        return _rejected(c, request, req, "out:" + ref, why, previous)
 
 
 def _deliver(c, record: MessageRecord, raw: bytes, senders: Senders, deadline: float | None) -> dict:
