@@ -180,8 +180,10 @@ def _ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str],
 def _begin(c, raw_key: str, source: str, envelope: list[str], verdicts: dict[str, Any] | None,
            deadline: float | None) -> Attempt:
     """The attempt marker, good until this invocation is surely over (killed or not)."""
-    left = DEFAULT_ATTEMPT_SECONDS if deadline is None else max(0.0, deadline - time.monotonic()) + KILL_GRACE_SECONDS
-    facts = {"source": source, "recipients": envelope[:50], "verdicts": dict(verdicts or {})}
+    budget_s = DEFAULT_ATTEMPT_SECONDS if deadline is None else max(0.0, deadline - time.monotonic())
+    left = budget_s + (KILL_GRACE_SECONDS if deadline is not None else 0.0)
+    facts = {"source": source, "recipients": envelope[:50], "verdicts": dict(verdicts or {}),
+             "seconds": round(budget_s)}
     return c.inbound.begin(raw_key, until=time.time() + left, facts=facts)
 
 
@@ -206,7 +208,7 @@ def _killed(raw: bytes, raw_key: str, source: str, envelope: list[str], verdicts
     again (whatever killed it would again). Its key is read from the raw bytes without parsing
     them (parsing may be what killed it)."""
     killed = attempt.killed or {}
-    took = float(killed.get("until", 0)) - float(killed.get("started", 0)) - KILL_GRACE_SECONDS
+    took = float(killed.get("seconds") or 0)
     return MessageRecord(
         key=message_key(raw), raw_key=raw_key, source=killed.get("source") or source,
         recipients=(killed.get("recipients") or envelope)[:MAX_RECORD_RECIPIENTS], outcome="failed",
