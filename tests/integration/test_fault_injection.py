@@ -24,7 +24,7 @@ from mailgate import settings as settings_mod
 from mailgate import dkim as D
 from mailgate.adapters.dynamo import DynamoOutbox
 from mailgate.adapters.senders import Transports
-from mailgate.domain import Alias, AliasDomain, OutgoingServer, Thread
+from mailgate.domain import Alias, AliasDomain, OutgoingServer, Thread, server_secret_id
 from mailgate.services import inbound, outbound, outbox
 from mailgate_dev.local.invoker import invoke, scheduled_event, sqs_event
 from mailgate_dev.local.ses_receiver import build_ses_event, ses_message_id
@@ -192,8 +192,9 @@ def relay(c, smtp_server, smtp_tls):
     c.transports = Transports(cafile=str(smtp_tls.ca_file))
     key = D.generate_key("rsa", 2048)
     c.secrets.put(keyring.secret_id(c.settings, "example.test", "mg"), D.private_pem(key))
-    c.secrets.put(f"{c.settings.server_secret_prefix}relay", smtp_server.password)
-    c.config.put_outgoing(OutgoingServer(name="relay", host="127.0.0.1", port=smtp_server.port,
+    secret = server_secret_id(c.settings.server_secret_prefix, "smtp", "relay")
+    c.secrets.put(secret, smtp_server.password)
+    c.config.put_outgoing(OutgoingServer(name="relay", host="127.0.0.1", port=smtp_server.port, secret_id=secret,
                                          user=smtp_server.user, security="starttls", from_filter="example.test"))
     return smtp_server
 
@@ -208,7 +209,7 @@ def send_event(c, key: str) -> dict:
 def lease_expired(c, key: str) -> None:
     """SQS hands the request out again after its visibility timeout (360 s), when the killed
     worker's 5-minute lease has run out."""
-    c.kv.delete_item(f"outlease#{outbound.message_ref(key)}")
+    c.kv.delete_item(f"outlease#{outbound.recorded_ref(c, key)}")
 
 
 def delivered(sink) -> list[str]:
