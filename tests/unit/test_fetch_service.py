@@ -158,11 +158,13 @@ class RecordingIngest:
 
     def __init__(self, fail_for: dict[str, Exception] | None = None):
         self.calls: list[tuple[str, str]] = []
+        self.deadlines: list[float | None] = []
         self.fail_for = fail_for or {}
 
-    def __call__(self, c, raw_key, *, source, envelope_recipients, verdicts=None):
+    def __call__(self, c, raw_key, *, source, envelope_recipients, verdicts=None, deadline=None):
         raw = c.raw_store.get(raw_key)  # the raw bytes must be stored before ingest is called
         self.calls.append((raw_key, source))
+        self.deadlines.append(deadline)
         mid = next((l.split(b":", 1)[1].strip().decode() for l in raw.split(b"\r\n")
                     if l.lower().startswith(b"message-id:")), raw_key)
         if mid in self.fail_for:
@@ -391,6 +393,23 @@ def test_message_over_the_size_cap_is_left_on_the_server_and_recorded(c):
     assert big in box.messages  # not deleted: never stored
     skip = c.kv.get_item(f"fetchskip#shop#{big}")
     assert skip["reason"] == "too-large" and "over the cap of 1000" in skip["detail"]
+
+
+def test_routing_is_given_the_workers_deadline_less_its_safety_margin(c):
+    # so that a message whose routing never finishes is stopped (and kept as failed) by routing's
+    # own time limit before the Lambda is killed, instead of being routed again by the next run
+    import time
+
+    box = FakeImap()
+    box.add(make_raw(1))
+    ingest = RecordingIngest()
+    clock = Clock(5000.0)
+    before = time.monotonic()
+    run(c, box, ingest, clock=clock, deadline=clock() + 100)
+    [deadline] = ingest.deadlines
+    assert deadline is not None
+    # the worker's clock is its own; ingest's deadline is on time.monotonic()
+    assert before + 100 - 2 * fetch.worker.SAFETY_SECONDS <= deadline <= time.monotonic() + 100
 
 
 def test_attachments_dropped_when_the_server_says_so_and_original_kept():

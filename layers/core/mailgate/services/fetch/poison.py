@@ -45,10 +45,11 @@ class Stored(NamedTuple):
 
 
 def route_one(c, server, item: MailItem, stored: Stored, ingest: Ingest, res: FetchResult, *, t: float,
-              careful: bool, allowed: float) -> bool:
+              careful: bool, allowed: float, deadline: float | None = None) -> bool:
     """Route one stored message. True when it is done with (routed, or kept as failed); False to
     fetch and route it again next run (a transient failure). `allowed` is the time left to the
-    worker's deadline (named in the reason when routing never finishes)."""
+    worker's deadline (named in the reason when routing never finishes); `deadline` is the
+    time.monotonic() time routing must stop by (inbound.ingest's own limit)."""
     attempts_key = f"{ATTEMPTS_PREFIX}{server.name}#{stored.digest}"
     started = 0
     if careful:
@@ -65,7 +66,8 @@ def route_one(c, server, item: MailItem, stored: Stored, ingest: Ingest, res: Fe
             "reason": f"routing did not finish within {allowed:.0f} s ({started} attempts)"},
             ttl_seconds=ATTEMPTS_TTL_SECONDS)
     try:
-        ingest(c, stored.ingest_key, source=f"{server.protocol}:{server.name}", envelope_recipients=[])
+        ingest(c, stored.ingest_key, source=f"{server.protocol}:{server.name}", envelope_recipients=[],
+               deadline=deadline)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, none blocks the mailbox
         return _failed(c, server, item, stored, exc, res, t, attempts_key, started)
     if started:

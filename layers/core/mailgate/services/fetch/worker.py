@@ -204,8 +204,11 @@ class _Run:
             return False
         self.res.fetched += 1
         started = self.clock()
+        # routing's own limit (inbound.ingest) is on time.monotonic(); the worker's clock may be another
+        routing_deadline = time.monotonic() + (self.deadline - started) - SAFETY_SECONDS
         done = route_one(self.c, self.server, item, stored, self.ingest, self.res, t=self.now(),
-                         careful=self.cursor.careful(item), allowed=self.deadline - started)
+                         careful=self.cursor.careful(item), allowed=self.deadline - started,
+                         deadline=routing_deadline)
         self.slowest_route = max(self.slowest_route, self.clock() - started)
         if not done:
             out.stopped = True  # a transient failure: this message (and what follows) next run
