@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from mailgate.bootstrap import Container
 from mailgate.checks import Step
 from mailgate.dnsadvice.resolver import Answer, norm
-from mailgate.domain import Alias, AliasDomain, IncomingServer, MessageRecord, OutgoingServer, Thread
+from mailgate.domain import Alias, AliasDomain, FetchSchedule, IncomingServer, MessageRecord, OutgoingServer, Thread
 from mailgate.effects import HOLD_SECONDS, Effect, owner_of
 from mailgate.errors import NotFound, TransientError
 from mailgate.inbound_model import Attempt, DomainCache, LookupKeys, Snapshot, attempt_key, contact_key
@@ -51,6 +51,9 @@ class MemoryConfigRepository:
         self.aliases: dict[tuple[str, str], Alias] = {}
         self.incoming: dict[str, IncomingServer] = {}
         self.outgoing: dict[str, OutgoingServer] = {}
+        #: the schedule index: an entry per enabled incoming server, None for a disabled one
+        self.schedule: dict[str, FetchSchedule | None] = {}
+        self._lock = threading.Lock()
 
     def get_domain(self, name: str) -> AliasDomain | None:
         return self.domains.get(name.lower())
@@ -87,6 +90,22 @@ class MemoryConfigRepository:
         # One name space for both kinds, as in the table (one item per server name).
         self.outgoing.pop(server.name, None)
         self.incoming[server.name] = server
+        self.schedule[server.name] = (FetchSchedule(server.name, 0.0, max(1, int(server.interval_minutes or 5)))
+                                      if server.enabled else None)
+
+    def due_incoming(self, now: float) -> list[FetchSchedule]:
+        return sorted((e for e in self.schedule.values() if e is not None and e.due <= now),
+                      key=lambda e: (e.due, e.name))
+
+    def reschedule_incoming(self, entry: FetchSchedule, due: float) -> bool:
+        with self._lock:  # the dispatcher moves entries from several threads
+            if self.schedule.get(entry.name) != entry:
+                return False
+            self.schedule[entry.name] = replace(entry, due=due)
+            return True
+
+    def count_disabled_incoming(self) -> int:
+        return sum(1 for e in self.schedule.values() if e is None)
 
     def get_outgoing(self, name: str) -> OutgoingServer | None:
         return self.outgoing.get(name)
@@ -100,6 +119,7 @@ class MemoryConfigRepository:
 
     def delete_server(self, name: str) -> bool:
         found = self.incoming.pop(name, None) or self.outgoing.pop(name, None)
+        self.schedule.pop(name, None)
         return found is not None
 
 
@@ -244,6 +264,10 @@ class MemoryQueue:
 
     def send(self, body: dict[str, Any], *, dedup_id: str | None = None) -> None:
         self.sent.append(body)
+
+    def send_many(self, bodies: list[dict[str, Any]]) -> list[int]:
+        self.sent.extend(bodies)
+        return []
 
     def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         self.delays.append((receipt_handle, seconds))

@@ -121,6 +121,16 @@ class IncomingServer:
 
 
 @dataclass(frozen=True)
+class FetchSchedule:
+    """When an enabled incoming server is next due for a fetch: its entry in the schedule index
+    the dispatcher reads (due 0: at once, e.g. a server just added or enabled)."""
+
+    name: str
+    due: float = 0.0
+    interval_minutes: int = 5
+
+
+@dataclass(frozen=True)
 class OutgoingServer:
     """Odoo's `ir.mail_server`. The password lives in Secrets Manager under `secret_id`."""
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol
 
-from .domain import Alias, AliasDomain, IncomingServer, MessageRecord, OutgoingServer, Thread
+from .domain import Alias, AliasDomain, FetchSchedule, IncomingServer, MessageRecord, OutgoingServer, Thread
 from .effects import Effect
 from .inbound_model import Attempt, LookupKeys, Snapshot
 
@@ -60,7 +60,22 @@ class ConfigRepository(Protocol):
 
     def get_incoming(self, name: str) -> IncomingServer | None: ...
     def list_incoming(self) -> list[IncomingServer]: ...
-    def put_incoming(self, server: IncomingServer) -> None: ...
+    def put_incoming(self, server: IncomingServer) -> None:
+        """Save the server and its schedule entry with it: an enabled server is due at once
+        (`FetchSchedule.due` 0), a disabled one has none and is counted as disabled."""
+        ...
+
+    def due_incoming(self, now: float) -> list[FetchSchedule]:
+        """The enabled incoming servers due for a fetch by `now`, soonest first: what the schedule
+        index holds, not a read per server (the dispatcher's work grows with the due ones only)."""
+        ...
+
+    def reschedule_incoming(self, entry: FetchSchedule, due: float) -> bool:
+        """Move a server's next fetch from `entry.due` to `due`, only if nobody moved it since
+        `entry` was read (a conditional write: two overlapping dispatches queue it once)."""
+        ...
+
+    def count_disabled_incoming(self) -> int: ...
     def get_outgoing(self, name: str) -> OutgoingServer | None: ...
     def list_outgoing(self) -> list[OutgoingServer]: ...
     def put_outgoing(self, server: OutgoingServer) -> None: ...
@@ -125,6 +140,11 @@ class Queue(Protocol):
     """A work queue (SQS): the outbound send requests, the fetch fan-out."""
 
     def send(self, body: dict[str, Any], *, dedup_id: str | None = None) -> None: ...
+    def send_many(self, bodies: list[dict[str, Any]]) -> list[int]:
+        """Queue many bodies (SQS: ten per SendMessageBatch request); the indexes of those that
+        could not be queued (the others were)."""
+        ...
+
     def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         """Delay the next delivery of a received message (backoff before a retry)."""
         ...

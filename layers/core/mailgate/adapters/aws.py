@@ -7,6 +7,7 @@ decides. Clients are created lazily: a handler pays for the services it touches,
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from typing import Any
 
@@ -18,6 +19,8 @@ from .. import jsonfit
 from ..effects import EVENT_SOURCE
 from ..errors import NotFound, PermanentError, TransientError
 from ..settings import Settings
+
+log = logging.getLogger(__name__)
 
 SOURCE = EVENT_SOURCE
 _TRANSIENT_CODES = {"Throttling", "ThrottlingException", "ProvisionedThroughputExceededException",
@@ -147,6 +150,22 @@ class SqsQueue:
             self.clients.sqs.send_message(QueueUrl=self.url, MessageBody=text)
         except Exception as exc:
             raise translate(exc, "queueing a message") from exc
+
+    def send_many(self, bodies: list[dict[str, Any]]) -> list[int]:
+        """SendMessageBatch, ten entries per request (SQS's maximum); an entry SQS refused, or a
+        request that failed as a whole, is reported by its index, never raised."""
+        failed: list[int] = []
+        for start in range(0, len(bodies), 10):
+            entries = [{"Id": str(i), "MessageBody": jsonfit.dumps(bodies[i])}
+                       for i in range(start, min(start + 10, len(bodies)))]
+            try:
+                answer = self.clients.sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+            except Exception as exc:  # noqa: BLE001 - the caller learns which bodies were not queued
+                log.warning("SQS SendMessageBatch failed: %s", translate(exc, "queueing messages"))
+                failed += [int(e["Id"]) for e in entries]
+                continue
+            failed += [int(f["Id"]) for f in answer.get("Failed", [])]
+        return failed
 
     def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         try:

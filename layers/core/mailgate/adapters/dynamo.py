@@ -8,6 +8,7 @@ the models against it):
 | alias domain    | domain#<name>           | domain        | domains                  | <name>              |
 | alias           | domain#<name>           | alias#<local> | aliases                  | <domain>#<local>    |
 | incoming server | server#<name>           | server        | servers#in               | <name>              |
+| fetch schedule  | fetchsched#<name>       | fetchsched    | fetchsched#<0-7>         | due#<ms>#<name> / off#<name> |
 | outgoing server | server#<name>           | server        | servers#out              | <priority>#<name>   |
 | thread          | thread#<id>             | thread        | record#<model>#<id>      | thread              |
 | Message-ID index| msgid#<message-id>      | msgid         |                          |                     |
@@ -26,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+import zlib
 from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -40,7 +42,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from ..bounce_policy import SCORE_PREFIX, SOFT_PREFIX
-from ..domain import Alias, AliasDomain, IncomingServer, MessageRecord, OutgoingServer, Thread
+from ..domain import Alias, AliasDomain, FetchSchedule, IncomingServer, MessageRecord, OutgoingServer, Thread
 from ..effects import HOLD_SECONDS, Effect, owner_of
 from ..errors import PermanentError, TransientError
 from ..inbound_model import Attempt, DomainCache, LookupKeys, Snapshot, attempt_key, contact_key
@@ -122,6 +124,15 @@ class CounterItem(Item, discriminator="counter"):
     hits = NumberAttribute(attr_name="count", default=0)
 
 
+class ScheduleItem(Item, discriminator="fetchsched"):
+    """An incoming server's place in the fetch schedule: gsi1 sorts enabled servers by when they
+    are due (`due#<epoch ms, 15 digits>#<name>`), disabled ones apart (`off#<name>`)."""
+
+    name = UnicodeAttribute()
+    due_ms = NumberAttribute(null=True)
+    interval = NumberAttribute(default=5)
+
+
 class KvItem(Item, discriminator="kv"):
     data = JSONAttribute()
     version = NumberAttribute(default=0)
@@ -148,8 +159,8 @@ class MarkerItem(Item, discriminator="routing"):
     recorded = UnicodeAttribute(null=True)
 
 
-MODELS = (Item, DomainItem, AliasItem, ServerItem, ThreadItem, MessageIdItem, MessageItem, CounterItem, KvItem,
-          OutboxItem, MarkerItem)
+MODELS = (Item, DomainItem, AliasItem, ServerItem, ScheduleItem, ThreadItem, MessageIdItem, MessageItem, CounterItem,
+          KvItem, OutboxItem, MarkerItem)
 
 
 def bind_models(settings: Settings, botocore_session=None) -> type[Item]:
@@ -270,8 +281,35 @@ class DynamoConfigRepository:
         return [IncomingServer(**i.data) for i in ServerItem.gsi1.query("servers#in")]
 
     def put_incoming(self, server: IncomingServer) -> None:
-        ServerItem(f"server#{server.name}", "server", gsi1pk="servers#in", gsi1sk=server.name,
-                   name=server.name, direction="in", data=_clean(asdict(server))).save()
+        item = ServerItem(f"server#{server.name}", "server", gsi1pk="servers#in", gsi1sk=server.name,
+                          name=server.name, direction="in", data=_clean(asdict(server)))
+        with TransactWrite(connection=Item._get_connection().connection) as tx:
+            tx.save(item)  # the server and its schedule entry together: the index never drifts
+            tx.save(_schedule_item(server.name, 0 if server.enabled else None, server.interval_minutes))
+
+    def due_incoming(self, now: float) -> list[FetchSchedule]:
+        upto = f"due#{_ms(now):015d}#\uffff"
+        due = [FetchSchedule(i.name, (i.due_ms or 0) / 1000, int(i.interval or 5))
+               for shard in range(SCHEDULE_SHARDS)
+               for i in ScheduleItem.gsi1.query(f"{SCHEDULE}#{shard}", ScheduleItem.gsi1sk.between("due#", upto))
+               if isinstance(i, ScheduleItem)]
+        return sorted(due, key=lambda e: (e.due, e.name))
+
+    def reschedule_incoming(self, entry: FetchSchedule, due: float) -> bool:
+        item = ScheduleItem(f"fetchsched#{entry.name}", "fetchsched")
+        new = _schedule_item(entry.name, due, entry.interval_minutes)
+        try:
+            item.update(actions=[ScheduleItem.gsi1sk.set(new.gsi1sk), ScheduleItem.due_ms.set(new.due_ms)],
+                        condition=ScheduleItem.due_ms == _ms(entry.due))
+            return True
+        except UpdateError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+
+    def count_disabled_incoming(self) -> int:
+        return sum(ScheduleItem.gsi1.count(f"{SCHEDULE}#{shard}", ScheduleItem.gsi1sk.startswith("off#"))
+                   for shard in range(SCHEDULE_SHARDS))
 
     def get_outgoing(self, name: str) -> OutgoingServer | None:
         item = self._server(name)
@@ -286,6 +324,7 @@ class DynamoConfigRepository:
                    data=_clean(asdict(server))).save()
 
     def delete_server(self, name: str) -> bool:
+        ScheduleItem(f"fetchsched#{name}", "fetchsched").delete()
         try:
             ServerItem(f"server#{name}", "server").delete(condition=Item.pk.exists())
             return True
@@ -300,6 +339,24 @@ class DynamoConfigRepository:
             return ServerItem.get(f"server#{name}", "server")
         except DoesNotExist:
             return None
+
+
+SCHEDULE = "fetchsched"
+#: The schedule index is spread over this many gsi1 partitions: a dispatch moves every due entry
+#: at once, and one partition key of an index takes about 1,000 writes a second.
+SCHEDULE_SHARDS = 8
+
+
+def _ms(t: float) -> int:
+    return max(0, int(round(t * 1000)))
+
+
+def _schedule_item(name: str, due: float | None, interval: int) -> ScheduleItem:
+    """A server's schedule entry: due at `due` (epoch seconds), or disabled (None)."""
+    sort = f"off#{name}" if due is None else f"due#{_ms(due):015d}#{name}"
+    shard = zlib.crc32(name.encode()) % SCHEDULE_SHARDS
+    return ScheduleItem(f"fetchsched#{name}", "fetchsched", gsi1pk=f"{SCHEDULE}#{shard}", gsi1sk=sort, name=name,
+                        due_ms=None if due is None else _ms(due), interval=max(1, int(interval or 5)))
 
 
 def _domain(data: dict[str, Any]) -> AliasDomain:

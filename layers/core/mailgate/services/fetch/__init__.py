@@ -24,10 +24,10 @@ for days; connection.py holds the server's password and Odoo's Test Connection.
 """
 
 from .connection import secret_id_for, test_connection
-from .dispatch import dispatch
+from .dispatch import dispatch, servers_disabled
 from .health import FetchResult, health, reset_failures
 from .state import forget, skipped
 from .worker import fetch_mailbox, run_job
 
 __all__ = ["FetchResult", "dispatch", "fetch_mailbox", "forget", "health",
-           "reset_failures", "run_job", "secret_id_for", "skipped", "test_connection"]
+           "reset_failures", "run_job", "secret_id_for", "servers_disabled", "skipped", "test_connection"]

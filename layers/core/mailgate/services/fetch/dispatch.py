@@ -1,32 +1,76 @@
-"""The schedule's fan-out: one fetch request per enabled server that is due."""
+"""The schedule's fan-out: one fetch request per enabled server that is due.
+
+The configuration keeps a schedule index beside the servers (`ConfigRepository.put_incoming`
+writes both): a run reads only the entries that are due, moves each to its next time with a
+conditional write (two overlapping runs queue a server once), and queues the jobs ten to a
+request. Its cost grows with the servers due, not with the servers configured (bench/scale.py).
+"""
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
-from .state import SCHED_PREFIX
+from ...domain import FetchSchedule
+from ...errors import TransientError
 
 #: the dispatcher's tolerance: a server due in less than this is dispatched now
 DISPATCH_SLACK_SECONDS = 30
+#: schedule entries moved at once (conditional writes wait on the network, not on the CPU)
+CLAIM_CONCURRENCY = 16
+#: written once the servers saved before the schedule index existed have their entries
+INDEX_MARKER = "fetchsched#index-v1"
+
+#: the stores (by identity) whose index this process has checked
+_index_checked: set[int] = set()
 
 
 def dispatch(c, now: float | None = None) -> int:
     """Put one fetch request on the queue per enabled server that is due; returns how many."""
     now = time.time() if now is None else now
-    sent = 0
-    for server in c.config.list_incoming():
-        if not server.enabled:
-            continue
-        key = SCHED_PREFIX + server.name
-        sched = c.kv.get_item(key) or {}
-        interval = max(1, int(server.interval_minutes or 5)) * 60
-        last = float(sched.get("last_dispatch") or 0)
-        if last and now < last + interval - DISPATCH_SLACK_SECONDS:
-            continue
-        version = int(sched.get("version") or 0)
-        # Conditional write: two overlapping schedule runs dispatch a server once.
-        if not c.kv.put_item(key, {"last_dispatch": now, "version": version + 1}, if_version=version):
-            continue
-        c.fetch_queue.send({"server": server.name}, dedup_id=f"{server.name}:{int(now // 60)}")
-        sent += 1
-    return sent
+    _ensure_index(c)
+    claimed = _claim(c, c.config.due_incoming(now + DISPATCH_SLACK_SECONDS), now)
+    if not claimed:
+        return 0
+    failed = c.fetch_queue.send_many([{"server": e.name} for e, _ in claimed])
+    if failed:
+        # Due again at once, so that the retry of this run (or the next one) queues them.
+        _run_all(lambda pair: c.config.reschedule_incoming(replace(pair[0], due=pair[1]), pair[0].due),
+                 [claimed[i] for i in failed])
+        raise TransientError(f"{len(failed)} of {len(claimed)} fetch jobs could not be queued",
+                             code="aws-transient")
+    return len(claimed)
+
+
+def _claim(c, due: list[FetchSchedule], now: float) -> list[tuple[FetchSchedule, float]]:
+    """Move each due entry to its next time; the ones this run moved (another run took the rest)."""
+    def claim(entry: FetchSchedule):
+        following = now + max(1, int(entry.interval_minutes or 5)) * 60
+        return (entry, following) if c.config.reschedule_incoming(entry, following) else None
+
+    return [pair for pair in _run_all(claim, due) if pair is not None]
+
+
+def _run_all(fn, items: list) -> list:
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(CLAIM_CONCURRENCY, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def _ensure_index(c) -> None:
+    """Servers saved before the schedule index existed get their entry (once per store; checked
+    once per process): saving a server again writes it, due at once."""
+    if id(c.kv) in _index_checked:
+        return
+    if c.kv.get_item(INDEX_MARKER) is None:
+        for server in c.config.list_incoming():
+            c.config.put_incoming(server)
+        c.kv.put_item(INDEX_MARKER, {"at": time.time()})
+    _index_checked.add(id(c.kv))
+
+
+def servers_disabled(c) -> int:
+    """How many incoming servers are disabled (the dispatcher reports it on every run)."""
+    return c.config.count_disabled_incoming()
