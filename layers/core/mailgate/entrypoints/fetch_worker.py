@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..errors import TransientError
 from ..services import fetch
-from ._runtime import container, count, deadline_from, logger, metrics
+from ._runtime import container, count, deadline_from, logger, metrics, outcome_metric, seconds
 from ._sqs import sqs_batch
 
 
@@ -25,6 +25,21 @@ def handler(event, context):
     count("FetchJobs", len(event.get("Records", [])))
     count("FetchJobsRetried", len(result["batchItemFailures"]))
     return result
+
+
+def observe(res: fetch.FetchResult) -> None:
+    """A run's metrics and one log line per mailbox. The lag per mailbox is a log field, not a
+    metric dimension (a custom metric per mailbox would be billed each month): the dashboard's
+    table reads it with Logs Insights; the metrics carry the worst of all mailboxes."""
+    if res.status in ("ok", "failed"):
+        seconds("FetchLagSeconds", res.lag_seconds)
+        seconds("FetchFailingSeconds", res.failing_seconds)
+    for outcome, n in res.outcomes.items():
+        count(outcome_metric(outcome), n)
+    logger.info("fetch run", extra={"mailbox": res.server, "status": res.status, "fetched": res.fetched,
+                                    "fetch_lag_seconds": round(res.lag_seconds, 1),
+                                    "failing_seconds": round(res.failing_seconds, 1),
+                                    "error_code": res.error_code})
 
 
 def handle(c, event: dict, *, deadline: float) -> dict:
@@ -40,10 +55,11 @@ def _run(c, deadline: float, record: SQSRecord) -> dict[str, Any]:
                      extra={"sqs_message_id": record.get("messageId"), "body": str(record.get("body"))[:300]})
         return {}
     try:
-        return fetch.run_job(c, job, deadline=deadline).to_dict()
+        res = fetch.run_job(c, job, deadline=deadline, observe=observe)
     except TransientError as exc:
         logger.warning("fetch job handed out again", extra={"job": job, "reason": str(exc)})
         raise
     except Exception:
         logger.exception("fetch job crashed; handed out again", extra={"job": job})
         raise
+    return res.to_dict()

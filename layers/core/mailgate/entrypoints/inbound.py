@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes import SESEvent
 from aws_lambda_powertools.utilities.data_classes.ses_event import SESEventRecord, SESReceipt
 
 from ..services import inbound
-from ._runtime import container, count, deadline_from, logger, metrics
+from ._runtime import container, count, deadline_from, logger, metrics, outcome_metric
 
 
 @metrics.log_metrics
@@ -20,8 +20,7 @@ from ._runtime import container, count, deadline_from, logger, metrics
 def handler(event, context):
     result = handle(container(), event, deadline=deadline_from(context))
     for r in result["results"]:
-        # e.g. InboundNewRecord, InboundThread, InboundLoop, InboundFailed
-        count("Inbound" + "".join(w.title() for w in str(r.get("outcome", "error")).split("-")))
+        count(outcome_metric(r.get("outcome", "error")))  # InboundNewRecord, InboundThread, InboundFailed...
         logger.info("message routed", extra={k: r.get(k) for k in ("key", "outcome", "reason")})
     return result
 

@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..services import outbound
-from ._runtime import container, count, deadline_from, logger, metrics
+from ._runtime import container, count, deadline_from, emit_tallies, logger, metrics, tally
 from ._sqs import RetryLater, sqs_batch
 
 #: the first retry after 30 s, doubling per receive, at most 15 minutes
@@ -27,6 +27,7 @@ def handler(event, context):
     result = handle(container(), event, deadline=deadline_from(context))
     count("OutboundRequests", len(event.get("Records", [])))
     count("OutboundRetries", len(result["batchItemFailures"]))
+    emit_tallies()
     return result
 
 
@@ -52,10 +53,29 @@ def _send(c, senders: outbound.Senders, deadline: float | None, record: SQSRecor
     except Exception:
         logger.exception("send failed unexpectedly; SQS retries it", extra={"sqs_message_id": record.message_id})
         raise
+    count_recipients(result)
     if result.get("status") == "retrying":
         _back_off(c, record)
         raise RetryLater(result.get("reason") or "recipients deferred")
     return result
+
+
+#: a recipient's status as the dashboard counts it, per transport (SES or the outgoing server's name)
+RECIPIENT_METRICS = {"sent": "OutboundSent", "failed": "OutboundFailed", "unknown": "OutboundFailed",
+                     "deferred": "OutboundDeferred"}
+
+
+def count_recipients(result: dict[str, Any]) -> None:
+    """OutboundSent / OutboundFailed {Transport} once per recipient, when its request is settled;
+    OutboundDeferred for each attempt a recipient was deferred. A request answered again
+    ("duplicate") or refused before any transport was chosen counts nothing here."""
+    transport, status = result.get("transport"), result.get("status")
+    if not transport or status == "duplicate":
+        return
+    for r in result.get("recipients") or []:
+        name = RECIPIENT_METRICS.get(r.get("status"))
+        if name and (status != "retrying" or name == "OutboundDeferred"):
+            tally(name, "Transport", str(transport))
 
 
 def retry_delay(receive_count: int) -> int:

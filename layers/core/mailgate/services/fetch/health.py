@@ -53,10 +53,25 @@ class FetchResult:
     acked: int = 0
     more: bool = False  # stopped by the time budget or the message cap: carries on next run
     uidvalidity_reset: bool = False
+    #: seconds since the mailbox's previous successful fetch, as this run ends (how long new mail
+    #: may have waited); 0 on a first success
+    lag_seconds: float = 0.0
+    #: seconds the mailbox has been failing when this run failed too (0 when it worked)
+    failing_seconds: float = 0.0
+    #: routed messages per outcome ("new-record": 3, "thread": 1, "failed": 1...)
+    outcomes: dict[str, int] = field(default_factory=dict)
     error: str = ""
     error_code: str = ""
     transient: bool = False
     notes: list[str] = field(default_factory=list)
+
+    def count_outcome(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def count_failed(self) -> None:
+        """A message kept as failed (routing raised, or never finished)."""
+        self.failed += 1
+        self.count_outcome("failed")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +84,7 @@ def health(c, server_name: str) -> dict[str, Any]:
 def record_success(c, server, res: FetchResult, t: float) -> None:
     key = HEALTH_PREFIX + server.name
     h = c.kv.get_item(key) or {}
+    res.lag_seconds = t - float(h["last_success"]) if h.get("last_success") else 0.0
     h.update(last_run=t, last_success=t, consecutive_failures=0, failing_since=None,
              last_result={k: v for k, v in res.to_dict().items() if k not in ("notes",)})
     if res.failed:
@@ -95,6 +111,8 @@ def record_failure(c, server, res: FetchResult, t: float) -> None:
     key = HEALTH_PREFIX + server.name
     h = c.kv.get_item(key) or {}
     since = h.get("failing_since") or t
+    res.failing_seconds = t - float(since)
+    res.lag_seconds = t - float(h.get("last_success") or since)
     words = ERROR_WORDS.get(res.error_code, res.error_code)
     h.update(last_run=t, last_error=f"{words}: {res.error}", last_error_code=res.error_code,
              last_error_at=t, consecutive_failures=int(h.get("consecutive_failures") or 0) + 1,

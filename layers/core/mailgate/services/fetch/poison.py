@@ -57,7 +57,7 @@ def route_one(c, server, item: MailItem, stored: Stored, ingest: Ingest, res: Fe
         if int(prior.get("attempts") or 0) >= MAX_INGEST_ATTEMPTS:
             _keep_failed(c, server, item, stored, int(prior["attempts"]), t, reason=prior.get("reason") or
                          f"routing did not finish ({prior['attempts']} attempts)", code="unfinished")
-            res.failed += 1
+            res.count_failed()
             return True
         # The run that died is the first attempt (it may have died in another message of the chunk).
         started = int(prior.get("attempts") or 1) + 1
@@ -66,13 +66,14 @@ def route_one(c, server, item: MailItem, stored: Stored, ingest: Ingest, res: Fe
             "reason": f"routing did not finish within {allowed:.0f} s ({started} attempts)"},
             ttl_seconds=ATTEMPTS_TTL_SECONDS)
     try:
-        ingest(c, stored.ingest_key, source=f"{server.protocol}:{server.name}", envelope_recipients=[],
-               deadline=deadline)
+        record = ingest(c, stored.ingest_key, source=f"{server.protocol}:{server.name}",
+                        envelope_recipients=[], deadline=deadline)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, none blocks the mailbox
         return _failed(c, server, item, stored, exc, res, t, attempts_key, started)
     if started:
         c.kv.delete_item(attempts_key)
     res.ingested += 1
+    res.count_outcome(str(getattr(record, "outcome", "") or "routed"))
     return True
 
 
@@ -86,7 +87,7 @@ def _failed(c, server, item: MailItem, stored: Stored, exc: Exception, res: Fetc
         return False
     _keep_failed(c, server, item, stored, attempts, t, reason=f"routing failed after {attempts} attempt(s): {exc}",
                  code=getattr(exc, "code", type(exc).__name__))
-    res.failed += 1
+    res.count_failed()
     return True
 
 

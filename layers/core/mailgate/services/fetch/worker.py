@@ -304,7 +304,8 @@ def _store_without_attachments(c, key: str, raw: bytes, notes: list[str]) -> str
 
 
 def run_job(c, job: Any, *, deadline: float, max_messages: int = 500,
-            clock: Callable[[], float] = time.monotonic) -> FetchResult:
+            clock: Callable[[], float] = time.monotonic,
+            observe: Callable[[FetchResult], None] | None = None) -> FetchResult:
     """One job `dispatch` queued ({"server": NAME}): fetch that mailbox within `deadline` (a
     clock() time), and queue its continuation when it stopped with more to do (a backlog drains
     sooner than the schedule).
@@ -314,6 +315,7 @@ def run_job(c, job: Any, *, deadline: float, max_messages: int = 500,
     little time left to start, or a transient failure (timeout, unreachable) the server's health
     now records. A permanent one (wrong password) is recorded there too, and returned.
     "busy" (another worker has the mailbox) is returned: that worker does the job.
+    `observe` sees the run's result first, whether it is returned or raised for (metrics).
     """
     if not isinstance(job, dict) or "server" not in job:
         log.error("fetch queue: malformed job dropped: %r", job)
@@ -323,6 +325,8 @@ def run_job(c, job: Any, *, deadline: float, max_messages: int = 500,
     if deadline - clock() < SAFETY_SECONDS * 2:
         raise TransientError(f"no time left to fetch {name} in this run", code="no-time")
     res = fetch_mailbox(c, name, deadline=deadline, max_messages=max_messages, clock=clock)
+    if observe is not None:
+        observe(res)
     if res.status == "failed" and res.transient:
         raise TransientError(res.error, code=res.error_code)
     if res.more and (res.fetched or res.skipped or res.vanished):
