@@ -19,6 +19,8 @@ from ...errors import TransientError
 DISPATCH_SLACK_SECONDS = 30
 #: schedule entries moved at once (conditional writes wait on the network, not on the CPU)
 CLAIM_CONCURRENCY = 16
+#: jobs per send_many call (ten SendMessageBatch requests), those calls made in parallel too
+QUEUE_CHUNK = 100
 #: written once the servers saved before the schedule index existed have their entries
 INDEX_MARKER = "fetchsched#index-v1"
 
@@ -33,7 +35,7 @@ def dispatch(c, now: float | None = None) -> int:
     claimed = _claim(c, c.config.due_incoming(now + DISPATCH_SLACK_SECONDS), now)
     if not claimed:
         return 0
-    failed = c.fetch_queue.send_many([{"server": e.name} for e, _ in claimed])
+    failed = _queue(c, [{"server": e.name} for e, _ in claimed])
     if failed:
         # Due again at once, so that the retry of this run (or the next one) queues them.
         _run_all(lambda pair: c.config.reschedule_incoming(replace(pair[0], due=pair[1]), pair[0].due),
@@ -50,6 +52,13 @@ def _claim(c, due: list[FetchSchedule], now: float) -> list[tuple[FetchSchedule,
         return (entry, following) if c.config.reschedule_incoming(entry, following) else None
 
     return [pair for pair in _run_all(claim, due) if pair is not None]
+
+
+def _queue(c, jobs: list[dict]) -> list[int]:
+    """Queue every job, QUEUE_CHUNK to a call, the calls in parallel; the indexes not queued."""
+    chunks = [(start, jobs[start:start + QUEUE_CHUNK]) for start in range(0, len(jobs), QUEUE_CHUNK)]
+    failed = _run_all(lambda chunk: [chunk[0] + i for i in c.fetch_queue.send_many(chunk[1])], chunks)
+    return [i for part in failed for i in part]
 
 
 def _run_all(fn, items: list) -> list:
