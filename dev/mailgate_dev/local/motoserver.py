@@ -1,11 +1,12 @@
 """The AWS API emulator for the local stack: moto server, plus the CloudFormation support
 mailgate's template needs that moto 5 lacks.
 
-Stock moto reports CREATE_COMPLETE for the template but silently skips eight resource types
+Stock moto reports CREATE_COMPLETE for the template but silently skips nine resource types
 (Secrets Manager secret, SES receipt rule set / rule / configuration set / event destination, S3
-bucket policy, SNS topic policy and subscription), and its `Ref` of an event bus or layer version
-yields a Python object. This module registers those types with moto's CloudFormation parser and
-fixes the two `Ref`s, then runs moto's own server: `python -m mailgate_dev.local.motoserver -H HOST -p PORT`.
+bucket policy, SNS topic policy and subscription, CloudWatch alarm), and its `Ref` of an event bus
+or layer version yields a Python object. This module registers those types with moto's CloudFormation parser,
+fixes the two `Ref`s and adds the SESv2 calls `mailgate setup` makes (`sesv2_shim`), then runs
+moto's own server: `python -m mailgate_dev.local.motoserver -H HOST -p PORT`.
 Create only: update and delete of the added types do nothing (the local stack is created fresh).
 """
 from __future__ import annotations
@@ -219,8 +220,38 @@ class Subscription(_Simple, CloudFormationModel):
         return cls(sub.arn)
 
 
+class MetricAlarm(_Simple, CloudFormationModel):
+    """AWS::CloudWatch::Alarm: the alarm exists in the emulator's CloudWatch (it never fires there:
+    nothing publishes the metrics it watches). Ref is its name, GetAtt Arn its ARN; an alarm
+    without AlarmName gets `<stack>-<logical id>-<suffix>`, as CloudFormation names it."""
+
+    __module__ = "moto.mailgate_extras"  # moto's model registry keys models by moto.<service>
+    TYPE, NAME_PROPERTY = "AWS::CloudWatch::Alarm", "AlarmName"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        from moto.cloudwatch.models import MetricDataQuery, cloudwatch_backends
+
+        p = cloudformation_json["Properties"]
+        queries = [MetricDataQuery(q["Id"], q.get("Label", ""), q.get("Period"), q.get("ReturnData", True),
+                                   expression=q.get("Expression")) for q in p.get("Metrics", [])] or None
+        alarm = cloudwatch_backends[account_id][region_name].put_metric_alarm(
+            name=resource_name, namespace=p.get("Namespace"), metric_name=p.get("MetricName"),
+            comparison_operator=p["ComparisonOperator"], evaluation_periods=int(p["EvaluationPeriods"]),
+            period=p.get("Period"), threshold=float(p["Threshold"]), statistic=p.get("Statistic"),
+            description=p.get("AlarmDescription"), dimensions=p.get("Dimensions", []),
+            alarm_actions=p.get("AlarmActions", []), metric_data_queries=queries,
+            datapoints_to_alarm=p.get("DatapointsToAlarm"), ok_actions=p.get("OKActions", []),
+            treat_missing_data=p.get("TreatMissingData"))
+        return cls(resource_name, {"Arn": alarm.alarm_arn})
+
+
 def install() -> None:
     from moto.awslambda.models import LayerVersion
+
+    from . import sesv2_shim
+
+    sesv2_shim.install()
     from moto.cloudformation import parsing
     from moto.events.models import EventBus
 
