@@ -519,3 +519,90 @@ def in_memory(settings: Settings | None = None, *, token_key: str = "test-token-
     if "signing_keys" not in given:
         given["signing_keys"] = SecretKeyring(given["secrets"], settings)
     return Container(settings=settings, **given)
+
+
+# --- the operator's ports (mailgate_dev.admin) ------------------------------------------------
+
+
+class MemoryQueueStats:
+    """Queue depths by URL: {url: (visible, in_flight, delayed)}."""
+
+    def __init__(self, depths: dict[str, tuple[int, int, int]] | None = None) -> None:
+        self.depths = depths or {}
+
+    def depth(self, url: str):
+        from mailgate_dev.admin.ports import QueueDepth
+
+        visible, in_flight, delayed = self.depths.get(url, (0, 0, 0))
+        return QueueDepth(url.rstrip("/").rpartition("/")[2], url, visible, in_flight, delayed)
+
+
+class MemoryAlarms:
+    def __init__(self, alarms: dict[str, list] | None = None) -> None:
+        self.alarms = alarms or {}  # topic ARN -> [Alarm]
+
+    def in_alarm(self, topic_arn: str) -> list:
+        return list(self.alarms.get(topic_arn, []))
+
+
+class MemorySesAdmin:
+    """SES as the admin port sees it; `verify(domain)` plays SES finding the records in DNS."""
+
+    def __init__(self, *, production: bool = False) -> None:
+        from mailgate_dev.admin.ports import SesAccount
+
+        self.account_state = SesAccount(production_access=production, sending_enabled=True,
+                                        enforcement_status="HEALTHY", max_24_hour_send=200.0 if not production else 50000.0,
+                                        max_send_rate=1.0)
+        self.identities: dict[str, Any] = {}
+        self.destinations: dict[str, dict[str, Any]] = {}
+        self.rule_sets: set[str] = set()
+        self.active: str | None = None
+        self.calls: list[str] = []
+
+    def account(self):
+        return self.account_state
+
+    def identity(self, domain: str):
+        return self.identities.get(domain)
+
+    def create_identity(self, domain: str, *, dkim, configuration_set: str):
+        from mailgate_dev.admin.ports import SesIdentity
+
+        self.calls.append(f"create {domain}")
+        tokens = () if dkim else tuple(f"tok{i}{domain.split('.')[0]}" for i in range(3))
+        self.identities[domain] = SesIdentity(domain, dkim_status="PENDING", dkim_origin="EXTERNAL" if dkim else "AWS_SES",
+                                              dkim_tokens=tokens, configuration_set=configuration_set)
+        return self.identities[domain]
+
+    def set_dkim(self, domain: str, dkim) -> None:
+        self.calls.append(f"dkim {domain}")
+        self.identities[domain] = replace(self.identities[domain], dkim_origin="EXTERNAL" if dkim else "AWS_SES",
+                                          dkim_status="PENDING", verified_for_sending=False)
+
+    def set_configuration_set(self, domain: str, configuration_set: str) -> None:
+        self.identities[domain] = replace(self.identities[domain], configuration_set=configuration_set)
+
+    def set_mail_from(self, domain: str, mail_from_domain: str) -> None:
+        self.calls.append(f"mail-from {domain}")
+        self.identities[domain] = replace(self.identities[domain], mail_from_domain=mail_from_domain,
+                                          mail_from_status="PENDING")
+
+    def verify(self, domain: str) -> None:
+        self.identities[domain] = replace(self.identities[domain], verified_for_sending=True,
+                                          verification_status="SUCCESS", dkim_status="SUCCESS",
+                                          mail_from_status="SUCCESS" if self.identities[domain].mail_from_domain else "")
+
+    def event_destinations(self, configuration_set: str) -> list:
+        return list(self.destinations.get(configuration_set, {}).values())
+
+    def put_event_destination(self, configuration_set: str, destination) -> None:
+        self.calls.append(f"destination {configuration_set}")
+        self.destinations.setdefault(configuration_set, {})[destination.name] = destination
+
+    def active_rule_set(self) -> str | None:
+        return self.active
+
+    def activate_rule_set(self, name: str) -> None:
+        self.calls.append(f"activate {name}")
+        self.active = name

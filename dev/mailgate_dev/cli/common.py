@@ -11,7 +11,7 @@ import re
 import sys
 from typing import Any
 
-from .stack import container_for_args
+from .stack import admin_for_args, container_for_args
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -75,3 +75,8 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 def get_container(args):
     """The container for the stack the command targets (local stack by default)."""
     return container_for_args(args)
+
+
+def get_admin(args, c):
+    """The operator's ports (queue depths, alarms, SES set-up) for the stack the command targets."""
+    return admin_for_args(args, c)

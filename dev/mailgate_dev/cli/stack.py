@@ -62,6 +62,12 @@ def _check_reachable(endpoint: str) -> None:
 
 
 def deployed_settings(stack: str, profile: str | None, region: str | None) -> Settings:
+    outputs, region = deployed_outputs(stack, profile, region)
+    return settings_from_outputs(outputs, region=region, endpoint=None)
+
+
+def deployed_outputs(stack: str, profile: str | None, region: str | None) -> tuple[dict[str, str], str]:
+    """The stack's outputs and its region, read from CloudFormation."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
@@ -78,7 +84,7 @@ def deployed_settings(stack: str, profile: str | None, region: str | None) -> Se
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     if profile:
         os.environ["AWS_PROFILE"] = profile
-    return settings_from_outputs(outputs, region=session.region_name or "us-east-1", endpoint=None)
+    return outputs, session.region_name or "us-east-1"
 
 
 def settings_for_args(args) -> Settings:
@@ -93,3 +99,23 @@ def container_for_args(args):
     state = local_state()
     # the local Dovecot's own CA, when the local stack runs one
     return bootstrap.from_settings(local_settings(state), mailboxes=NetMailboxes(cafile=state.get("fetch_cafile")))
+
+
+def outputs_for_args(args) -> tuple[dict[str, str], bool]:
+    """The target stack's outputs (queue URLs, alarm topic, rule set...) and whether it is local."""
+    if getattr(args, "stack", None):
+        return deployed_outputs(args.stack, getattr(args, "profile", None), getattr(args, "region", None))[0], False
+    return dict(local_state()["outputs"]), True
+
+
+def admin_for_args(args, c):
+    """The operator's ports (queue depths, alarms, SES set-up) for the target stack, over the
+    container's AWS clients."""
+    from ..admin import aws as admin_aws
+    from ..admin.ports import AdminPorts
+
+    outputs, local = outputs_for_args(args)
+    clients = c.raw_store.clients
+    return AdminPorts(queues=admin_aws.SqsQueueStats(clients),
+                      alarms=None if local else admin_aws.CloudWatchAlarms(clients),
+                      ses=admin_aws.Sesv2Admin(clients), outputs=outputs, local=local)
