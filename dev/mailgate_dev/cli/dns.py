@@ -68,7 +68,26 @@ def _plan(args):
     c = common.get_container(args)
     domain = c.config.get_domain(args.domain.rstrip("."))
     inbound = args.inbound or (domain.inbound if domain else "mx")
-    return plan_for(c, args.domain.rstrip("."), region=args.region, inbound=inbound, dmarc_rua=getattr(args, "dmarc_rua", None) or (domain.dmarc_rua if domain else None) or None)
+    return plan_for(c, args.domain.rstrip("."), region=args.region, inbound=inbound,
+                    dmarc_rua=getattr(args, "dmarc_rua", None) or (domain.dmarc_rua if domain else None) or None,
+                    **_ses_asks(args, c, args.domain.rstrip(".").lower()))
+
+
+def _ses_asks(args, c, name: str) -> dict:
+    """What SES asks to find in DNS for the domain, when it has an identity there: Easy DKIM's
+    three CNAMEs (GetEmailIdentity's tokens) and its MAIL FROM domain's MX and TXT."""
+    from mailgate.errors import MailgateError
+
+    try:
+        identity = common.get_admin(args, c).ses.identity(name)
+    except MailgateError:
+        return {}  # SES unreachable or not allowed: the records without its part
+    if identity is None:
+        return {}
+    asks: dict = {"mail_from_domain": identity.mail_from_domain or None}
+    if identity.dkim_origin != "EXTERNAL":
+        asks["ses_dkim_tokens"] = identity.dkim_tokens
+    return asks
 
 
 def _usage(message: str) -> int:

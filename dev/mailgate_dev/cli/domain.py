@@ -34,6 +34,14 @@ def register(sub) -> None:
     add.add_argument("--dkim-selector", metavar="SELECTOR",
                      help="the DKIM selector outbound mail is signed with (default: mailgate); switch to a "
                           "new one after `mailgate dkim keygen DOMAIN --selector NEW`")
+    ses = add.add_argument_group("SES sending (SESv2; no console)")
+    ses.add_argument("--ses", action="store_true",
+                     help="also make SES send for the domain: identity with DKIM, custom MAIL FROM domain, the "
+                          "configuration set's bounce and complaint destination")
+    ses.add_argument("--dkim", choices=["byo", "easy"],
+                     help="byo: SES signs with the gateway's key (`mailgate dkim keygen`; default when there is "
+                          "one); easy: SES's own keys (three CNAMEs to publish)")
+    ses.add_argument("--mail-from", metavar="DOMAIN", help="custom MAIL FROM domain (default: BOUNCE.DOMAIN)")
     add_json_flag(add)
     add.set_defaults(func=cmd_add)
 
@@ -73,10 +81,29 @@ def cmd_add(args) -> int:
     current = c.config.get_domain(name)
     d = replace(current, **given) if current else AliasDomain(name=name, **given)
     c.config.put_domain(d)
-    emit(args, asdict(d), f"alias domain {d.name} {'updated' if current else 'added'}: catchall "
-                          f"{d.catchall_address}, bounces to {d.bounce_address}, default sender "
-                          f"{d.default_from_address}, DKIM selector {d.dkim_selector}")
+    text = (f"alias domain {d.name} {'updated' if current else 'added'}: catchall {d.catchall_address}, "
+            f"bounces to {d.bounce_address}, default sender {d.default_from_address}, DKIM selector {d.dkim_selector}")
+    if not args.ses:
+        emit(args, asdict(d), text)
+        return EXIT_OK
+    steps = _ses(args, c, d)
+    from .setup import render
+
+    emit(args, dict(asdict(d), ses=[s.to_dict() for s in steps]), text + "\n" + render(steps).rsplit("\n", 2)[0]
+         + f"\nnext: publish what `mailgate dns records {d.name}` prints, then `mailgate setup` says what SES found")
     return EXIT_OK
+
+
+def _ses(args, c, d: AliasDomain):
+    from ..admin import ses_setup
+    from .common import get_admin
+
+    if args.mail_from is not None:
+        domain_name(args.mail_from)
+    admin = get_admin(args, c)
+    dkim = args.dkim or ("byo" if ses_setup.gateway_key(c, d) else "easy")
+    return ses_setup.add_domain(admin.ses, c, d, dkim=dkim, configuration_set=admin.outputs.get("ConfigurationSetName", ""),
+                                feedback_topic=admin.outputs.get("FeedbackTopicArn", ""), mail_from=args.mail_from)
 
 
 def cmd_list(args) -> int:
