@@ -6,6 +6,7 @@ import datetime
 import time
 
 from . import common
+from .progress import Progress
 
 
 def register(subparsers) -> None:
@@ -47,8 +48,10 @@ def cmd_now(args) -> int:
                                "`mailgate server add-pop` (or enable one with `mailgate server enable NAME`)")
     results = []
     for name in names:
-        res = fetch.fetch_mailbox(c, name, deadline=time.monotonic() + args.budget,
-                                  max_messages=args.max_messages)
+        with Progress(f"fetching {name}", args=args) as progress:
+            res = fetch.fetch_mailbox(c, name, deadline=time.monotonic() + args.budget, max_messages=args.max_messages,
+                                      mailbox_factory=_Counted(c.mailboxes, progress, args.max_messages),
+                                      ingest=_counted_ingest(progress))
         results.append(res)
     rows = [{"server": r.server, "status": r.status, "fetched": r.fetched, "stored": r.stored,
              "duplicates": r.duplicates, "failed": r.failed, "skipped": r.skipped,
@@ -57,6 +60,46 @@ def cmd_now(args) -> int:
                 common.table(rows, ["server", "status", "fetched", "stored", "duplicates", "failed",
                                     "skipped", "more", "error"]))
     return common.EXIT_FAILED if any(r.status in ("failed", "not-found") for r in results) else common.EXIT_OK
+
+
+class _Counted:
+    """The container's mailboxes, with the progress line told how many messages the run will
+    take: what an IMAP server lists as new, up to the cap (a POP3 server lists every message it
+    holds, taken or not: there the line counts without a total)."""
+
+    def __init__(self, inner, progress: Progress, cap: int) -> None:
+        self.inner, self.progress, self.cap = inner, progress, cap
+
+    def __call__(self, server, password):
+        return _CountedMailbox(self.inner(server, password), self.progress, self.cap)
+
+
+class _CountedMailbox:
+    def __init__(self, inner, progress: Progress, cap: int) -> None:
+        self._inner, self._progress, self._cap = inner, progress, cap
+
+    def __getattr__(self, name):
+        attr = getattr(self._inner, name)
+        if name != "list_since":
+            return attr
+
+        def listed(*args, **kwargs):
+            items = attr(*args, **kwargs)
+            self._progress.set_total(min(len(items), self._cap))
+            return items
+
+        return listed
+
+
+def _counted_ingest(progress: Progress):
+    def ingest(c, raw_key, **kw):
+        from mailgate.services.inbound import ingest as route
+
+        record = route(c, raw_key, **kw)
+        progress.advance()
+        return record
+
+    return ingest
 
 
 def _when(t) -> str:

@@ -1,4 +1,4 @@
-"""`mailgate messages list|show` and `mailgate replay ID`: the ledger of inbound messages."""
+"""`mailgate messages list|show` and `mailgate replay ID... | --failed`: the ledger of inbound messages."""
 
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ def register(subparsers) -> None:
     sp.add_argument("key", help="the message key (see `mailgate messages list`)")
     common.add_json_flag(sp)
     sp.set_defaults(func=run_show)
-    rp = subparsers.add_parser("replay", help="route a stored inbound message again (after a fix)")
-    rp.add_argument("key", metavar="ID", help="a message key or the raw message's key")
+    rp = subparsers.add_parser("replay", help="route stored inbound messages again (after a fix)")
+    rp.add_argument("key", metavar="ID", nargs="*", help="a message key or the raw message's key (several allowed)")
+    rp.add_argument("--failed", action="store_true",
+                    help="every inbound message recorded failed in the last --since hours")
+    rp.add_argument("--since", type=float, default=24.0, metavar="HOURS", help="with --failed (default 24)")
     common.add_json_flag(rp)
     rp.set_defaults(func=run_replay)
 
@@ -82,10 +85,40 @@ def run_replay(args) -> int:
     from mailgate.errors import NotFound
     from mailgate.services.inbound import replay
 
+    if bool(args.key) == args.failed:
+        raise common.UsageError("name the messages to replay (ID ...) or pass --failed, not both")
     c = common.get_container(args)
-    try:
-        r = replay(c, args.key)
-    except NotFound as exc:
-        return common.fail(str(exc))
-    common.emit(args, dataclasses.asdict(r), "Replayed.\n" + _describe(r))
-    return common.EXIT_OK
+    keys = args.key or _failed_keys(c, args.since)
+    if len(keys) == 1 and not args.failed:
+        try:
+            r = replay(c, keys[0])
+        except NotFound as exc:
+            return common.fail(str(exc))
+        common.emit(args, dataclasses.asdict(r), "Replayed.\n" + _describe(r))
+        return common.EXIT_OK
+    return _replay_many(args, c, keys, replay)
+
+
+def _failed_keys(c, hours: float) -> list[str]:
+    since = time.time() - hours * 3600
+    return [r.key for r in c.messages.list(limit=5000, direction="in") if r.outcome == "failed" and r.received_at >= since]
+
+
+def _replay_many(args, c, keys: list[str], replay) -> int:
+    """Each message again, one by one (a message that cannot be found is reported, the rest go on)."""
+    from mailgate.errors import MailgateError
+
+    from .progress import Progress
+
+    rows = []
+    with Progress("replaying", len(keys), args=args) as progress:
+        for key in keys:
+            try:
+                r = replay(c, key)
+                rows.append({"key": r.key, "outcome": r.outcome, "reason": r.reason[:60]})
+            except MailgateError as exc:
+                rows.append({"key": key, "outcome": "not replayed", "reason": str(exc)[:60]})
+            progress.advance()
+    common.emit(args, rows, common.table(rows, ["key", "outcome", "reason"]) + f"\n{len(rows)} message(s) replayed"
+                if rows else "nothing to replay")
+    return common.EXIT_FAILED if any(r["outcome"] == "not replayed" for r in rows) else common.EXIT_OK

@@ -1,4 +1,4 @@
-"""`mailgate suppression list|add|remove|show`: the addresses the outbound path will not mail.
+"""`mailgate suppression list|add|remove|import|show`: the addresses the outbound path will not mail.
 
 Entries are per sending (alias) domain. `show` also prints the address's bounce score.
 """
@@ -32,6 +32,13 @@ def register(subparsers) -> None:
     rm.add_argument("address")
     common.add_json_flag(rm)
     rm.set_defaults(func=cmd_remove)
+
+    imp = sub.add_parser("import", help="stop mailing every address of FILE from DOMAIN (a list kept elsewhere)")
+    imp.add_argument("domain")
+    imp.add_argument("file", help="one address per line, or CSV with the address in the first column ('-': stdin)")
+    imp.add_argument("--reason", default="imported")
+    common.add_json_flag(imp)
+    imp.set_defaults(func=cmd_import)
 
     show = sub.add_parser("show", help="suppression entry and bounce score of ADDRESS for DOMAIN")
     show.add_argument("domain")
@@ -83,6 +90,52 @@ def cmd_remove(args) -> int:
     common.emit(args, {"address": args.address.lower(), "domain": args.domain.lower(), "removed": True},
                 f"{args.address.lower()} will be mailed again from {args.domain.lower()}")
     return common.EXIT_OK
+
+
+#: addresses written at once by an import (each is one conditional-free write)
+IMPORT_CONCURRENCY = 8
+
+
+def _addresses(path: str) -> tuple[list[str], list[str]]:
+    """(addresses, lines refused) of an import file; blank lines, comments (#) and a CSV header skipped."""
+    import csv
+
+    handle = sys.stdin if path == "-" else open(path, newline="", encoding="utf-8-sig")
+    good, bad = [], []
+    with handle:
+        for row in csv.reader(handle):
+            cell = (row[0] if row else "").strip()
+            if not cell or cell.startswith("#") or cell.lower() in ("address", "email", "e-mail"):
+                continue
+            (good if _valid(cell) else bad).append(cell)
+    return list(dict.fromkeys(a.lower() for a in good)), bad
+
+
+def cmd_import(args) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mailgate import suppression
+
+    from .progress import Progress
+
+    try:
+        addresses, refused = _addresses(args.file)
+    except OSError as exc:
+        return common.fail(f"cannot read {args.file}: {exc.strerror}")
+    c = common.get_container(args)
+    with Progress(f"suppressing for {args.domain.lower()}", len(addresses), args=args) as progress:
+        def one(address: str) -> None:
+            suppression.suppress(c.kv, args.domain, address, args.reason, source="import")
+            progress.advance()
+
+        with ThreadPoolExecutor(max_workers=IMPORT_CONCURRENCY) as pool:
+            list(pool.map(one, addresses))
+    data = {"domain": args.domain.lower(), "suppressed": len(addresses), "refused": refused}
+    text = f"{len(addresses)} address(es) suppressed for mail from {args.domain.lower()}"
+    if refused:
+        text += f"; {len(refused)} line(s) are not addresses: " + ", ".join(repr(r) for r in refused[:5])
+    common.emit(args, data, text)
+    return common.EXIT_FAILED if refused else common.EXIT_OK
 
 
 def cmd_show(args) -> int:
