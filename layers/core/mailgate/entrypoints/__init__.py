@@ -3,3 +3,46 @@
 Powertools (structured logging with the Lambda context, metrics) lives here, not in the core.
 functions/NAME/app.py re-exports `handler` from the module of the same name.
 """
+
+import importlib
+import importlib.util
+import re
+import sys
+
+_RELATIVE_IMPORT = re.compile(r"^from \.(\w+) import (\([^)]*\)|[^\n]*)", re.M)
+
+
+def _data_classes_on_demand() -> None:
+    """Powertools' event data classes without the forty event types nobody here reads.
+
+    `aws_lambda_powertools.utilities.data_classes/__init__.py` imports the event class of every
+    AWS service (13 ms of each cold start), and Python runs a package's __init__ before any of its
+    submodules. So the package is registered here without running it, as a package whose names
+    load on first use: the names its __init__ imports (`from .sqs_event import SQSEvent, ...`)
+    are read from its source, and asking for one imports that submodule only."""
+    name = "aws_lambda_powertools.utilities.data_classes"
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None or not spec.submodule_search_locations:
+        return
+    with open(spec.origin, encoding="utf-8") as f:
+        where = {n.strip(): module for module, names in _RELATIVE_IMPORT.findall(f.read())
+                 for n in names.strip("()").split(",") if n.strip()}
+    if not where:
+        return  # a layout this does not know: the normal import
+    package = importlib.util.module_from_spec(spec)
+
+    def load(attr: str):
+        if attr not in where:
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}")
+        value = getattr(importlib.import_module(f"{name}.{where[attr]}"), attr)
+        setattr(package, attr, value)
+        return value
+
+    package.__getattr__ = load
+    package.__all__ = sorted(where)
+    sys.modules[name] = package
+
+
+_data_classes_on_demand()

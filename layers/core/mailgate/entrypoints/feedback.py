@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import SNSEvent
-from aws_lambda_powertools.utilities.data_classes.sns_event import SNSEventRecord
+from aws_lambda_powertools.utilities.data_classes.sns_event import SNSEvent, SNSEventRecord
 
 from ..errors import TransientError
 from ..services import feedback

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import SESEvent
-from aws_lambda_powertools.utilities.data_classes.ses_event import SESEventRecord, SESReceipt
+from aws_lambda_powertools.utilities.data_classes.ses_event import SESEvent, SESEventRecord, SESReceipt
 
 from ..services import inbound
 from ._runtime import container, count, deadline_from, logger, metrics, outcome_metric
