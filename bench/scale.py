@@ -89,8 +89,10 @@ DISPATCHERS = {"index": dispatch_index, "per-server": dispatch_per_server}
 class Counted:
     """A port whose calls are counted: requests, items read, items written, messages queued."""
 
-    READS = {"list_incoming", "due_incoming", "get_item", "get_incoming", "count_disabled_incoming"}
-    WRITES = {"put_item", "reschedule_incoming", "put_incoming", "delete_item"}
+    READS = {"list_incoming", "due_incoming", "get_item", "get_incoming", "count_disabled_incoming", "get",
+             "list_domains", "exists", "scan_prefix"}
+    WRITES = {"put_item", "reschedule_incoming", "put_incoming", "delete_item", "put", "claim", "replace", "update",
+              "publish"}
 
     def __init__(self, inner, tally: collections.Counter) -> None:
         self._inner, self._tally = inner, tally
@@ -140,6 +142,34 @@ def _ticks(c, which: str, tally: collections.Counter) -> list[dict]:
         queued = DISPATCHERS[which](c, T0 + offset)
         ms = (time.perf_counter() - t) * 1000
         rows.append({"tick": offset // 300, "jobs": queued, "ms": ms, **tally})
+    return rows
+
+
+def worker_job_costs() -> list[dict]:
+    """What one fetch job costs the stores, counted at the ports: a mailbox with nothing new (the
+    common case every five minutes), and one with one new message (routed to a new record)."""
+    from tests.unit.test_fetch_service import FakeImap, make_raw
+
+    from mailgate.domain import Alias, AliasDomain
+    from mailgate_dev.fakes import MemoryMailboxes
+
+    rows = []
+    for label, new in (("nothing new", 0), ("one new message", 1)):
+        box = FakeImap()
+        c = fakes.in_memory(mailboxes=MemoryMailboxes({"box": box}))
+        c.config.put_domain(AliasDomain(name="shop.example"))
+        c.config.put_alias(Alias(domain="shop.example", name="sales", model="crm.lead"))
+        c.config.put_incoming(IncomingServer(name="box", protocol="imap", host="h", port=993, user="u"))
+        c.secrets.put("mailgate/server/box", "pw")
+        fetch.run_job(c, {"server": "box"}, deadline=time.monotonic() + 60)  # the cursor exists: a steady mailbox
+        for i in range(new):
+            box.add(make_raw(1000 + i).replace(b"To: ", b"To: sales@shop.example, ", 1))
+        tally: collections.Counter = collections.Counter()
+        for port in ("config", "kv", "messages", "raw_store", "secrets", "events", "fetch_queue", "outbound_queue"):
+            setattr(c, port, Counted(getattr(c, port), tally))
+        c.inbound = fakes.MemoryInboundStore(c.config, c.threads, c.messages, c.counters, c.kv, gateway_domain="x")
+        fetch.run_job(c, {"server": "box"}, deadline=time.monotonic() + 60)
+        rows.append({"job": label, **tally})
     return rows
 
 
@@ -236,6 +266,9 @@ def print_rows(rows: list[dict]) -> None:
 
 
 def main() -> int:
+    import logging
+
+    logging.getLogger("mailgate").setLevel(logging.WARNING)  # the worker's run lines, once per job
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="100,1000,10000,100000")
     p.add_argument("--emulator-max", type=int, default=1000,
@@ -266,6 +299,10 @@ def main() -> int:
             proc.wait(timeout=10)
     print_rows(rows)
     _ratios(rows)
+    print("\none fetch job, counted at the ports (reads include secrets; writes include events published):")
+    for r in worker_job_costs():
+        print(f"  {r['job']:16} read requests {r.get('read requests', 0):3}  writes {r.get('writes', 0):3}  "
+              f"queue requests {r.get('queue requests', 0)}")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
