@@ -11,20 +11,10 @@ import boto3
 import pytest
 
 from mailgate_dev.cli.main import main
-from mailgate_dev.local.stack import LocalStack, Ports, free_port
+from mailgate_dev.local.stack import free_port
+from tests.integration.test_local_stack import stack  # noqa: F401 - the fixture: a local stack per module
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    s = LocalStack(state_dir=tmp_path_factory.mktemp("local"),
-                   ports=Ports(aws=free_port(), smtp=free_port(), sink=free_port()), fetch_every=3600)
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture
