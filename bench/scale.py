@@ -148,10 +148,14 @@ def _ticks(c, which: str, tally: collections.Counter) -> list[dict]:
 def worker_job_costs() -> list[dict]:
     """What one fetch job costs the stores, counted at the ports: a mailbox with nothing new (the
     common case every five minutes), and one with one new message (routed to a new record)."""
+    import logging
+
     from tests.unit.test_fetch_service import FakeImap, make_raw
 
     from mailgate.domain import Alias, AliasDomain
     from mailgate_dev.fakes import MemoryMailboxes
+
+    logging.getLogger("mailgate").setLevel(logging.WARNING)  # the worker's line per run (Powertools set INFO)
 
     rows = []
     for label, new in (("nothing new", 0), ("one new message", 1)):
@@ -266,9 +270,6 @@ def print_rows(rows: list[dict]) -> None:
 
 
 def main() -> int:
-    import logging
-
-    logging.getLogger("mailgate").setLevel(logging.WARNING)  # the worker's run lines, once per job
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="100,1000,10000,100000")
     p.add_argument("--emulator-max", type=int, default=1000,

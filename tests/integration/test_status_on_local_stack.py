@@ -86,3 +86,20 @@ def test_status_of_a_healthy_stack_is_all_clear_and_watch_redraws(stack, cli, mo
     code, out, _ = cli("status", "--watch", "2", "--json")
     assert code == 130 and frames == [2.0]
     assert json.loads(out.splitlines()[0])["attention"] == []
+
+
+def test_status_of_a_deployed_stack_names_its_alarms_in_alarm(stack, cli, monkeypatch):
+    """The same command with --stack: outputs from CloudFormation, alarms from CloudWatch (the
+    emulator's stack is the deployed one here; its alarms never fire by themselves)."""
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=stack.endpoint, region_name="us-east-1")
+    alarms = cloudwatch.describe_alarms(AlarmNamePrefix="mailgate-OutboundDeadLetterAlarm")["MetricAlarms"]
+    assert alarms and alarms[0]["AlarmActions"] == [stack.outputs["AlarmTopicArn"]]
+    cloudwatch.set_alarm_state(AlarmName=alarms[0]["AlarmName"], StateValue="ALARM",
+                               StateReason="Threshold Crossed: 1 datapoint [3.0] was greater than the threshold (0.0)")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stack.endpoint)
+    code, out, err = cli("--stack", "mailgate", "status", "--json")
+    state = json.loads(out)
+    assert state["stack"] == "stack mailgate" and state["alarms"]["local"] is False
+    assert [a["name"] for a in state["alarms"]["in_alarm"]] == [alarms[0]["AlarmName"]]
+    assert state["attention"][0].startswith(f"alarm {alarms[0]['AlarmName']}: Threshold Crossed")
+    cloudwatch.set_alarm_state(AlarmName=alarms[0]["AlarmName"], StateValue="OK", StateReason="test over")
