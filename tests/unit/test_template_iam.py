@@ -15,7 +15,7 @@ TABLE = {"Table.Arn", "Table.Arn/index/*"}
 DYNAMODB = {
     "InboundFunction": {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
     "FetchWorkerFunction": {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
-    "FetchDispatcherFunction": {"GetItem", "Query", "PutItem"},
+    "FetchDispatcherFunction": {"GetItem", "Query", "PutItem", "UpdateItem"},
     # UpdateItem: a retry claims the Send Result left pending in the outbox
     "OutboundFunction": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
     "FeedbackFunction": {"GetItem", "PutItem", "DeleteItem"},
