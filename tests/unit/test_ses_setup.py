@@ -136,3 +136,15 @@ def test_a_disabled_or_misdirected_feedback_destination_is_set_right(c):
     step = ses_setup.feedback_destination(ses, "mailgate-outbound", OUTPUTS["FeedbackTopicArn"], fix_it=True)
     assert step.status == "done"
     assert ses_setup.feedback_destination(ses, "mailgate-outbound", OUTPUTS["FeedbackTopicArn"], fix_it=False).status == "ok"
+
+
+def test_a_deployed_stack_must_list_an_ses_domain_in_sending_domains_for_outbound_to_send_as_it(c):
+    ses = fakes.MemorySesAdmin(production=True)
+    ses_setup.add_domain(ses, c, c.config.get_domain("example.com"), dkim="easy", configuration_set="cs",
+                         feedback_topic="arn:t")
+    step = {s.item: s for s in ses_setup.check(ses, c, OUTPUTS, parameters={"SendingDomains": "other.example"})}[
+        "sending as example.com"]
+    assert step.status == "fix" and step.fix == "sam deploy --parameter-overrides SendingDomains=example.com,other.example"
+    steps = {s.item: s for s in ses_setup.check(ses, c, OUTPUTS, parameters={"SendingDomains": "example.com"})}
+    assert steps["sending as example.com"].status == "ok"
+    assert "sending as example.com" not in {s.item for s in ses_setup.check(ses, c, OUTPUTS)}  # the local stack

@@ -112,5 +112,7 @@ class AdminPorts:
     ses: SesAdmin
     #: the stack's outputs (queue URLs, AlarmTopicArn, ReceiptRuleSetName, ...)
     outputs: dict[str, str] = field(default_factory=dict)
+    #: a deployed stack's parameters (SendingDomains, ...); empty for the local stack
+    parameters: dict[str, str] = field(default_factory=dict)
     #: the local stack (no CloudWatch alarms there)
     local: bool = False

@@ -111,9 +111,11 @@ def feedback_destination(ses: SesAdmin, configuration_set: str, topic_arn: str, 
 # --------------------------------------------------------------------------- mailgate setup
 
 
-def check(ses: SesAdmin, c, outputs: dict[str, str], *, replace_rule_set: bool = False) -> list[Step]:
+def check(ses: SesAdmin, c, outputs: dict[str, str], *, replace_rule_set: bool = False,
+          parameters: dict[str, str] | None = None) -> list[Step]:
     """What SES still needs, with the fix for each; activates the receipt rule set when no other
-    one is active (or `replace_rule_set`) and sets the feedback destination when it is missing."""
+    one is active (or `replace_rule_set`) and sets the feedback destination when it is missing.
+    With a deployed stack's `parameters`, also whether its role may send as each SES domain."""
     steps = [_account(ses), _rule_set(ses, outputs.get("ReceiptRuleSetName", ""), replace_rule_set),
              feedback_destination(ses, outputs.get("ConfigurationSetName", ""), outputs.get("FeedbackTopicArn", ""),
                                   fix_it=True)]
@@ -123,7 +125,21 @@ def check(ses: SesAdmin, c, outputs: dict[str, str], *, replace_rule_set: bool =
     for domain in c.config.list_domains():
         if domain.name != gateway:
             steps += identity_steps(ses, domain.name, domain, receiving=False)
+            if parameters is not None and "SendingDomains" in parameters:
+                steps += _may_send_as(ses, domain.name, parameters["SendingDomains"])
     return steps
+
+
+def _may_send_as(ses: SesAdmin, name: str, sending_domains: str) -> list[Step]:
+    """The outbound function's role sends through SES only as GatewayDomain and SendingDomains."""
+    if ses.identity(name) is None:
+        return []
+    listed = {d.strip().lower() for d in sending_domains.split(",") if d.strip()}
+    if name in listed:
+        return [Step(f"sending as {name}", OK, "in SendingDomains: the outbound function may send as it")]
+    wanted = ",".join(sorted(listed | {name}))
+    return [Step(f"sending as {name}", FIX, "not in the stack's SendingDomains: the outbound function may not send as it "
+                 "through SES", f"sam deploy --parameter-overrides SendingDomains={wanted}")]
 
 
 def _account(ses: SesAdmin) -> Step:

@@ -38,6 +38,7 @@ def cmd_setup(args) -> int:
 
     c = common.get_container(args)
     admin = common.get_admin(args, c)
-    steps = ses_setup.check(admin.ses, c, admin.outputs, replace_rule_set=args.replace_active_rule_set)
+    steps = ses_setup.check(admin.ses, c, admin.outputs, replace_rule_set=args.replace_active_rule_set,
+                            parameters=None if admin.local else admin.parameters)
     common.emit(args, [s.to_dict() for s in steps], render(steps))
     return common.EXIT_FAILED if any(s.status == "fix" for s in steps) else common.EXIT_OK

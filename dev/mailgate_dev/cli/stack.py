@@ -68,6 +68,12 @@ def deployed_settings(stack: str, profile: str | None, region: str | None) -> Se
 
 def deployed_outputs(stack: str, profile: str | None, region: str | None) -> tuple[dict[str, str], str]:
     """The stack's outputs and its region, read from CloudFormation."""
+    outputs, _, region = deployed_stack(stack, profile, region)
+    return outputs, region
+
+
+def deployed_stack(stack: str, profile: str | None, region: str | None) -> tuple[dict[str, str], dict[str, str], str]:
+    """The stack's outputs, its parameters and its region, read from CloudFormation."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
@@ -82,9 +88,10 @@ def deployed_outputs(stack: str, profile: str | None, region: str | None) -> tup
     except BotoCoreError as exc:
         raise ConfigError(f"cannot reach AWS for stack {stack!r}: {exc}") from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
     if profile:
         os.environ["AWS_PROFILE"] = profile
-    return outputs, session.region_name or "us-east-1"
+    return outputs, parameters, session.region_name or "us-east-1"
 
 
 def settings_for_args(args) -> Settings:
@@ -101,21 +108,19 @@ def container_for_args(args):
     return bootstrap.from_settings(local_settings(state), mailboxes=NetMailboxes(cafile=state.get("fetch_cafile")))
 
 
-def outputs_for_args(args) -> tuple[dict[str, str], bool]:
-    """The target stack's outputs (queue URLs, alarm topic, rule set...) and whether it is local."""
-    if getattr(args, "stack", None):
-        return deployed_outputs(args.stack, getattr(args, "profile", None), getattr(args, "region", None))[0], False
-    return dict(local_state()["outputs"]), True
-
-
 def admin_for_args(args, c):
     """The operator's ports (queue depths, alarms, SES set-up) for the target stack, over the
-    container's AWS clients."""
+    container's AWS clients, with the stack's outputs (queue URLs, alarm topic, rule set...) and,
+    for a deployed stack, its parameters."""
     from ..admin import aws as admin_aws
     from ..admin.ports import AdminPorts
 
-    outputs, local = outputs_for_args(args)
     clients = c.raw_store.clients
+    if getattr(args, "stack", None):
+        outputs, parameters, _ = deployed_stack(args.stack, getattr(args, "profile", None), getattr(args, "region", None))
+        local = False
+    else:
+        outputs, parameters, local = dict(local_state()["outputs"]), {}, True
     return AdminPorts(queues=admin_aws.SqsQueueStats(clients),
                       alarms=None if local else admin_aws.CloudWatchAlarms(clients),
-                      ses=admin_aws.Sesv2Admin(clients), outputs=outputs, local=local)
+                      ses=admin_aws.Sesv2Admin(clients), outputs=outputs, parameters=parameters, local=local)
