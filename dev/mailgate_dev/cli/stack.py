@@ -115,7 +115,9 @@ def admin_for_args(args, c):
     from ..admin import aws as admin_aws
     from ..admin.ports import AdminPorts
 
-    clients = c.raw_store.clients
+    clients = getattr(c.raw_store, "clients", None)
+    if clients is None:
+        raise ConfigError("this command's stack has no AWS clients (an in-memory container)")
     if getattr(args, "stack", None):
         outputs, parameters, _ = deployed_stack(args.stack, getattr(args, "profile", None), getattr(args, "region", None))
         local = False

@@ -256,6 +256,11 @@ def install() -> None:
     from moto.events.models import EventBus
 
     EventBus.physical_resource_id = property(lambda self: self.name)  # type: ignore[attr-defined]
+    # A resource whose Condition is false (the alarm topic's e-mail subscription without
+    # AlarmEmail) is None in moto's resource map: CloudFormation does not list it.
+    from moto.cloudformation.models import Stack
+
+    Stack.stack_resources = property(lambda self: [r for r in self.resource_map.values() if r is not None])
     LayerVersion.physical_resource_id = property(lambda self: self.arn)  # type: ignore[attr-defined]
     parsing.get_model_list.cache_clear()
     parsing.get_model_map.cache_clear()
