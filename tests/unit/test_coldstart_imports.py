@@ -30,7 +30,7 @@ for service in ("s3", "events", "sqs", "secretsmanager"):
 """
 
 
-@pytest.mark.parametrize("name", ["inbound", "fetch_dispatcher", "fetch_worker", "outbound", "feedback"])
+@pytest.mark.parametrize("name", ["inbound", "fetch_dispatcher", "fetch_worker", "outbound", "feedback", "outbox_sweep"])
 def test_a_cold_start_loads_no_dns_library_no_boto3_no_asyncio_and_only_the_event_classes_it_reads(name):
     modules = loaded_by(FIRST_INVOCATION.format(name=name))
     assert "dns" not in modules and "dns.resolver" not in modules  # signing and routing look nothing up
