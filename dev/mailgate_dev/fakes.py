@@ -14,13 +14,14 @@ from typing import Any, Iterable
 from mailgate.bootstrap import Container
 from mailgate.checks import Step
 from mailgate.dnsadvice.resolver import Answer, norm
-from mailgate.domain import Alias, AliasDomain, FetchSchedule, IncomingServer, MessageRecord, OutgoingServer, Thread
+from mailgate.domain import (Alias, AliasDomain, DeliveryTarget, FetchSchedule, IncomingServer, MessageRecord,
+    OutgoingServer, Thread)
 from mailgate.effects import HOLD_SECONDS, Effect, owner_of
 from mailgate.errors import NotFound, TransientError
 from mailgate.inbound_model import Attempt, DomainCache, LookupKeys, Snapshot, attempt_key, contact_key
 from mailgate.keyring import SecretKeyring
 from mailgate.ports import (
-    ConfigRepository, CounterRepository, Envelope, KeyValueRepository, Mailbox, MessageRepository,
+    ConfigRepository, CounterRepository, Delivery, DeliveryAnswer, Envelope, KeyValueRepository, Mailbox, MessageRepository,
     RecipientResult, ThreadRepository,
 )
 from mailgate.settings import Settings
@@ -44,6 +45,9 @@ class MemoryRawMailStore:
     def exists(self, key: str) -> bool:
         return key in self.objects
 
+    def presigned_url(self, key: str, *, expires_seconds: int) -> str:
+        return f"memory://raw/{key}?expires={int(time.time()) + int(expires_seconds)}"
+
 
 class MemoryConfigRepository:
     def __init__(self) -> None:
@@ -54,6 +58,7 @@ class MemoryConfigRepository:
         #: the schedule index: an entry per enabled incoming server, None for a disabled one
         self.schedule: dict[str, FetchSchedule | None] = {}
         self._lock = threading.Lock()
+        self.targets: dict[str, DeliveryTarget] = {}
 
     def get_domain(self, name: str) -> AliasDomain | None:
         return self.domains.get(name.lower())
@@ -121,6 +126,18 @@ class MemoryConfigRepository:
         found = self.incoming.pop(name, None) or self.outgoing.pop(name, None)
         self.schedule.pop(name, None)
         return found is not None
+
+    def get_target(self, name: str) -> DeliveryTarget | None:
+        return self.targets.get(name)
+
+    def list_targets(self) -> list[DeliveryTarget]:
+        return sorted(self.targets.values(), key=lambda t: t.name)
+
+    def put_target(self, target: DeliveryTarget) -> None:
+        self.targets[target.name] = target
+
+    def delete_target(self, name: str) -> bool:
+        return self.targets.pop(name, None) is not None
 
 
 class MemoryThreadRepository:
@@ -499,6 +516,24 @@ class MemoryResolver:
         return Answer(norm(name), rtype.upper(), tuple(value))
 
 
+class MemoryTargets:
+    """The `TargetClients` fake: answers from `answers` ({target name: [DeliveryAnswer, ...]}, one
+    per call, the last repeated; "delivered" when none), and records every delivery it was given."""
+
+    def __init__(self, answers: dict[str, list[DeliveryAnswer]] | None = None) -> None:
+        self.answers = {k: list(v) for k, v in (answers or {}).items()}
+        self.delivered: list[tuple[str, Delivery]] = []
+
+    def deliver(self, target: DeliveryTarget, secrets: list[str], delivery: Delivery) -> DeliveryAnswer:
+        queue = self.answers.get(target.name) or []
+        answer = queue.pop(0) if len(queue) > 1 else (queue[0] if queue else DeliveryAnswer("delivered", 200))
+        self.delivered.append((target.name, delivery))
+        return replace(answer)
+
+    def test_connection(self, target: DeliveryTarget, secrets: list[str]) -> list[Step]:
+        return [Step("reach", True, f"in-memory target {target.name}")]
+
+
 def in_memory(settings: Settings | None = None, *, token_key: str = "test-token-key", **ports) -> Container:
     """A Container of fakes, for unit tests and benchmarks; a keyword argument replaces a port
     (the outbox, the inbound store and the keyring, built over the others, follow the replacements)."""
@@ -509,6 +544,7 @@ def in_memory(settings: Settings | None = None, *, token_key: str = "test-token-
         events=MemoryEventPublisher(), outbound_queue=MemoryQueue(), fetch_queue=MemoryQueue(),
         secrets=MemorySecretStore({settings.token_secret_id: token_key}),
         transports=MemoryTransports(), mailboxes=MemoryMailboxes(), resolvers=MemoryResolver,
+        delivery_queue=MemoryQueue(), targets=MemoryTargets(),
     ) | ports
     if "outbox" not in given:
         given["outbox"] = MemoryOutbox(given["messages"])

@@ -34,5 +34,7 @@ def settings_from_outputs(outputs: dict[str, str], *, region: str, endpoint: str
         server_secret_prefix=outputs.get("ServerSecretPrefix", "mailgate/server/"),
         ses_configuration_set=outputs.get("ConfigurationSetName", ""),
         feedback_topic_arn=outputs.get("FeedbackTopicArn", ""),
+        delivery_queue_url=outputs.get("DeliveryQueueUrl", ""),
+        target_secret_prefix=outputs.get("TargetSecretPrefix", "mailgate/target/"),
         endpoint_url=endpoint, region=region,
     )

@@ -23,7 +23,7 @@ from .keyring import SecretKeyring
 from .ports import (
     ConfigRepository, CounterRepository, EventPublisher, InboundStore, KeyValueRepository, MailboxFactory,
     MessageRepository, Outbox, Queue, RawMailStore, Resolver, ResolverFactory, SecretStore, SenderFactory,
-    SigningKeys, ThreadRepository,
+    SigningKeys, TargetClients, ThreadRepository,
 )
 from .settings import Settings
 from .tokens import TokenKeys
@@ -57,6 +57,10 @@ class Container:
     mailboxes: MailboxFactory
     #: a fresh DNS resolver per check run
     resolvers: ResolverFactory
+    #: the work queue of deliveries to the application's targets
+    delivery_queue: Queue
+    #: Odoo's external API and webhooks
+    targets: TargetClients
     bounce_policy: BouncePolicy = DEFAULT_POLICY
 
     @property
@@ -78,6 +82,13 @@ def _system_resolver() -> Resolver:
     from .adapters.dnspython import DnspythonResolver
 
     return DnspythonResolver.for_nameserver(None, timeout=DNS_TIMEOUT)
+
+
+def _http_targets() -> TargetClients:
+    # Imported here: only the delivery function and the CLI reach targets (http.client, xmlrpc).
+    from .adapters.targets import HttpTargets
+
+    return HttpTargets()
 
 
 _container: Container | None = None
@@ -107,6 +118,7 @@ def from_settings(settings: Settings, **ports) -> Container:
         transports=Transports(make_ses_client=lambda: session.client("sesv2"),
                               configuration_set=settings.ses_configuration_set),
         mailboxes=NetMailboxes(), resolvers=_system_resolver,
+        delivery_queue=aws.SqsQueue(session, settings.delivery_queue_url), targets=_http_targets(),
     ) | ports
     return Container(settings=settings, **given)
 

@@ -56,6 +56,9 @@ class AliasDomain:
     inbound: Literal["mx", "redirect"] = "mx"
     #: DMARC aggregate report address advised in the _dmarc record (default: dmarc@ the domain)
     dmarc_rua: str = ""
+    #: where routed mail goes besides the EventBridge events: a delivery target's name ("" or
+    #: "eventbridge": events only)
+    deliver_to: str = ""
 
     def __post_init__(self) -> None:
         # Domains and local parts are matched case-insensitively (RFC 5321 §2.4 in practice).
@@ -86,6 +89,8 @@ class Alias:
     force_thread_id: str | None = None
     contact_policy: ContactPolicy = "everyone"
     bounce_text: str = ""
+    #: overrides the alias domain's delivery target ("eventbridge": events only)
+    deliver_to: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "domain", self.domain.strip().lower())
@@ -143,6 +148,35 @@ class OutgoingServer:
     from_filter: str = ""
     priority: int = 10
     allow_plaintext: bool = False
+    verify_tls: bool = True
+
+
+#: the target every routed message goes to already: the application's EventBridge bus
+EVENTBRIDGE = "eventbridge"
+
+
+@dataclass(frozen=True)
+class DeliveryTarget:
+    """Where routed mail is delivered besides the EventBridge events: an Odoo database (the raw
+    message handed to `mail.thread.message_process`, as Odoo's own mail gateway script does) or
+    a webhook signed per the Standard Webhooks specification.
+
+    The Odoo API key, or the webhook's signing secrets, live in Secrets Manager under `secret_id`.
+    """
+
+    name: str
+    kind: Literal["odoo", "webhook"]
+    url: str
+    secret_id: str = ""
+    #: Odoo: the database, the login XML-RPC authenticates, and which external API to call
+    database: str = ""
+    user: str = ""
+    api: Literal["xmlrpc", "json2"] = "xmlrpc"
+    #: Odoo: the user id `authenticate` returned (kept so a delivery makes one call, not two)
+    uid: int = 0
+    #: pass bounces and auto-replies on to the target (Odoo counts bounces itself) or keep them
+    pass_automatic: bool = True
+    timeout_seconds: float = 30.0
     verify_tls: bool = True
 
 

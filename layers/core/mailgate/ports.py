@@ -20,6 +20,7 @@ Ports and where their real adapter (mailgate.adapters.*) and fake (mailgate_dev.
     SenderFactory                senders.Transports          MemoryTransports
     MailboxFactory               mailboxes.NetMailboxes      MemoryMailboxes
     ResolverFactory              dnspython.DnspythonResolver MemoryResolver
+    TargetClients                targets.HttpTargets         MemoryTargets
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol
 
-from .domain import Alias, AliasDomain, FetchSchedule, IncomingServer, MessageRecord, OutgoingServer, Thread
+from .domain import (Alias, AliasDomain, DeliveryTarget, FetchSchedule, IncomingServer, MessageRecord,
+    OutgoingServer, Thread)
 from .effects import Effect
 from .inbound_model import Attempt, LookupKeys, Snapshot
 
@@ -43,6 +45,9 @@ class RawMailStore(Protocol):
     def put(self, key: str, data: bytes, *, content_type: str = "message/rfc822") -> None: ...
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
+    def presigned_url(self, key: str, *, expires_seconds: int) -> str:
+        """A URL that reads the object without credentials until it expires."""
+        ...
 
 
 class ConfigRepository(Protocol):
@@ -80,6 +85,11 @@ class ConfigRepository(Protocol):
     def list_outgoing(self) -> list[OutgoingServer]: ...
     def put_outgoing(self, server: OutgoingServer) -> None: ...
     def delete_server(self, name: str) -> bool: ...
+
+    def get_target(self, name: str) -> DeliveryTarget | None: ...
+    def list_targets(self) -> list[DeliveryTarget]: ...
+    def put_target(self, target: DeliveryTarget) -> None: ...
+    def delete_target(self, name: str) -> bool: ...
 
 
 class ThreadRepository(Protocol):
@@ -284,6 +294,47 @@ class SenderFactory(Protocol):
     def test_connection(self, server: OutgoingServer, password: str | None, *, mail_from: str,
                         rcpt_to: str) -> list[Step]:
         """Odoo's Test Connection: each step's verdict, nothing delivered."""
+        ...
+
+
+# --- delivering to the application ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One routed message for one target: the raw bytes (Odoo) or the event payload (webhook),
+    and the id that stays the same across retries (Standard Webhooks `webhook-id`)."""
+
+    message_key: str
+    delivery_id: str
+    raw: bytes | None = None
+    payload: dict[str, Any] | None = None
+
+
+@dataclass
+class DeliveryAnswer:
+    """What the target said. `outcome`: "delivered", "duplicate" (the target already had it),
+    "retry" (a timeout, 408, 429, 5xx: try again, after `retry_after` seconds when it said so) or
+    "failed" (permanent: an XML-RPC fault, another 4xx); `detail` keeps the answer's words (the
+    fault string, or the status and the head of the body)."""
+
+    outcome: str
+    status: int | None = None
+    detail: str = ""
+    retry_after: float | None = None
+    #: HTTP requests this delivery made (the common path makes one)
+    calls: int = 1
+
+
+class TargetClients(Protocol):
+    """Reaches the application's delivery targets (Odoo's external API, webhooks)."""
+
+    def deliver(self, target: DeliveryTarget, secrets: list[str], delivery: Delivery) -> DeliveryAnswer:
+        """Hand one message over; never raises for what the target answered."""
+        ...
+
+    def test_connection(self, target: DeliveryTarget, secrets: list[str]) -> list[Step]:
+        """Odoo's Test Connection: reach, authenticate, `message_process` callable; nothing delivered."""
         ...
 
 

@@ -28,6 +28,12 @@ SES_CONFIGURATION_SET = "MAILGATE_SES_CONFIGURATION_SET"
 FEEDBACK_TOPIC_ARN = "MAILGATE_FEEDBACK_TOPIC_ARN"
 # Where the SES receipt rule's S3 action stores raw mail (its ObjectKeyPrefix).
 SES_RAW_PREFIX = "MAILGATE_SES_RAW_PREFIX"
+# Delivery to the application's targets (Odoo, webhooks): the work queue, and where the Odoo
+# API keys and webhook signing secrets live in Secrets Manager.
+DELIVERY_QUEUE_URL = "MAILGATE_DELIVERY_QUEUE_URL"
+TARGET_SECRET_PREFIX = "MAILGATE_TARGET_SECRET_PREFIX"
+# Seconds before the first retry of a delivery (doubling per attempt, at most 12 h).
+DELIVERY_FIRST_RETRY = "MAILGATE_DELIVERY_FIRST_RETRY"
 # Standard AWS SDK variable: boto3 sends every call there when set (the local stack sets it).
 AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 
@@ -48,6 +54,9 @@ class Settings:
     ses_configuration_set: str = ""
     feedback_topic_arn: str = ""
     ses_raw_prefix: str = "raw/ses/"
+    delivery_queue_url: str = ""
+    target_secret_prefix: str = "mailgate/target/"
+    delivery_first_retry: int = 60
     endpoint_url: str | None = None
     region: str = field(default="us-east-1")
 
@@ -75,6 +84,19 @@ class Settings:
             ses_configuration_set=env.get(SES_CONFIGURATION_SET, ""),
             feedback_topic_arn=env.get(FEEDBACK_TOPIC_ARN, ""),
             ses_raw_prefix=env.get(SES_RAW_PREFIX) or "raw/ses/",
+            delivery_queue_url=env.get(DELIVERY_QUEUE_URL, ""),
+            target_secret_prefix=env.get(TARGET_SECRET_PREFIX) or "mailgate/target/",
+            delivery_first_retry=_seconds(env, DELIVERY_FIRST_RETRY, 60),
             endpoint_url=env.get(AWS_ENDPOINT_URL) or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         )
+
+
+def _seconds(env, name: str, default: int) -> int:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return max(1, int(value))
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a whole number of seconds") from None

@@ -107,6 +107,14 @@ class S3RawMailStore:
                 return False
             raise translate(exc, f"checking s3://{self.bucket}/{key}") from exc
 
+    def presigned_url(self, key: str, *, expires_seconds: int) -> str:
+        # Signed locally with the function's credentials: no call to S3.
+        try:
+            return self.clients.s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=int(expires_seconds))
+        except Exception as exc:
+            raise translate(exc, f"signing a URL for s3://{self.bucket}/{key}") from exc
+
 
 class EventBridgePublisher:
     def __init__(self, clients: Clients, bus: str) -> None:

@@ -10,6 +10,7 @@ the models against it):
 | incoming server | server#<name>           | server        | servers#in               | <name>              |
 | fetch schedule  | fetchsched#<name>       | fetchsched    | fetchsched#<0-7>         | due#<ms>#<name> / off#<name> |
 | outgoing server | server#<name>           | server        | servers#out              | <priority>#<name>   |
+| delivery target | target#<name>           | target        | targets                  | <name>              |
 | thread          | thread#<id>             | thread        | record#<model>#<id>      | thread              |
 | Message-ID index| msgid#<message-id>      | msgid         |                          |                     |
 | message ledger  | msg#<key>               | msg           | messages#<in|out>        | <received_at>#<key> |
@@ -42,7 +43,8 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from ..bounce_policy import SCORE_PREFIX, SOFT_PREFIX
-from ..domain import Alias, AliasDomain, FetchSchedule, IncomingServer, MessageRecord, OutgoingServer, Thread
+from ..domain import (Alias, AliasDomain, DeliveryTarget, FetchSchedule, IncomingServer, MessageRecord,
+    OutgoingServer, Thread)
 from ..effects import HOLD_SECONDS, Effect, owner_of
 from ..errors import PermanentError, TransientError
 from ..inbound_model import Attempt, DomainCache, LookupKeys, Snapshot, attempt_key, contact_key
@@ -92,6 +94,11 @@ class AliasItem(Item, discriminator="alias"):
 class ServerItem(Item, discriminator="server"):
     name = UnicodeAttribute()
     direction = UnicodeAttribute()  # "in" or "out"
+    data = JSONAttribute()
+
+
+class TargetItem(Item, discriminator="target"):
+    name = UnicodeAttribute()
     data = JSONAttribute()
 
 
@@ -159,8 +166,8 @@ class MarkerItem(Item, discriminator="routing"):
     recorded = UnicodeAttribute(null=True)
 
 
-MODELS = (Item, DomainItem, AliasItem, ServerItem, ScheduleItem, ThreadItem, MessageIdItem, MessageItem, CounterItem,
-          KvItem, OutboxItem, MarkerItem)
+MODELS = (Item, DomainItem, AliasItem, ServerItem, ScheduleItem, TargetItem, ThreadItem, MessageIdItem, MessageItem,
+          CounterItem, KvItem, OutboxItem, MarkerItem)
 
 
 def bind_models(settings: Settings, botocore_session=None) -> type[Item]:
@@ -339,6 +346,28 @@ class DynamoConfigRepository:
             return ServerItem.get(f"server#{name}", "server")
         except DoesNotExist:
             return None
+
+    def get_target(self, name: str) -> DeliveryTarget | None:
+        try:
+            return DeliveryTarget(**TargetItem.get(f"target#{name}", "target").data)
+        except DoesNotExist:
+            return None
+
+    def list_targets(self) -> list[DeliveryTarget]:
+        return [DeliveryTarget(**i.data) for i in TargetItem.gsi1.query("targets")]
+
+    def put_target(self, target: DeliveryTarget) -> None:
+        TargetItem(f"target#{target.name}", "target", gsi1pk="targets", gsi1sk=target.name, name=target.name,
+                   data=_clean(asdict(target))).save()
+
+    def delete_target(self, name: str) -> bool:
+        try:
+            TargetItem(f"target#{name}", "target").delete(condition=Item.pk.exists())
+            return True
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
 
 
 SCHEDULE = "fetchsched"
