@@ -4,7 +4,9 @@ a server to listen on one."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
+from http.server import ThreadingHTTPServer
 
 from mailgate.errors import ConfigError
 
@@ -35,3 +37,38 @@ def wait_listening(port: int, timeout: float = 20.0, host: str = "127.0.0.1", *,
         except OSError:
             time.sleep(0.05)
     raise ConfigError(f"{what} does not listen on {host}:{port} after {timeout:.0f} s")
+
+
+class LoopbackHttp:
+    """An HTTP server on a loopback port in a thread of its own (the Odoo stand-in, the webhook
+    receiver, the local HTTP API): `start()`, `stop()`, or `with`. A subclass has `host`, `port`
+    (0: any free one), `_handler` (a BaseHTTPRequestHandler class) and `_owner_attr`, the name
+    under which the handler finds the subclass's instance."""
+
+    host: str
+    port: int
+    _handler: type
+    _owner_attr = "owner"
+
+    def start(self):
+        handler = type("Handler", (self._handler,), {self._owner_attr: self})
+        self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server = getattr(self, "_server", None)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            self._thread.join(timeout=5)
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
