@@ -1,0 +1,1 @@
+from mailgate.entrypoints.delivery import handler  # noqa: F401
