@@ -32,13 +32,14 @@ import json
 import logging
 import time
 from dataclasses import asdict
-from types import SimpleNamespace
 from typing import Any
 
-from ..domain import Alias, DeliveryTarget, MessageRecord
+from ..domain import DeliveryTarget, MessageRecord
+from ..effects import Effect
 from ..errors import NotFound, PermanentError, TransientError
 from ..ports import Delivery, DeliveryAnswer
 from ..targeting import AUTOMATIC, ROUTED, UNROUTED, keeps, target_for, target_of  # noqa: F401 - this module's API too
+from . import outbox
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,12 @@ def _kv_key(message_key: str, target: str) -> str:
 def job(message_key: str, target: str) -> dict[str, str]:
     """The delivery queue's message body for one message and target."""
     return {"message_key": message_key, "target": target}
+
+
+@outbox.kind("deliver")
+def _deliver_effect(c, effect: Effect, src: outbox.Source) -> None:
+    """The outbox effect of a routed message for a target: its delivery job, queued once."""
+    enqueue(c, src.record.key, str(effect.args["target"]))
 
 
 def enqueue(c, message_key: str, target: str) -> bool:
@@ -202,20 +209,16 @@ def retry_delay(first: int, attempt: int, retry_after: float | None = None) -> i
 def webhook_payload(c, record: MessageRecord, raw: bytes) -> dict[str, Any]:
     """Standard Webhooks' recommended shape: {type, timestamp, data}; `data` is the EventBridge
     event's detail (docs/, events/eventbridge/) plus a short-lived URL of the raw message."""
-    from . import inbound  # the event builders (inbound imports this module)
+    from . import inbound  # the event builders (loaded with the first webhook)
 
     parsed = inbound.message_mod.parse(raw)
     if record.outcome == "thread":
         thread = c.threads.get_thread(record.thread_id) if record.thread_id else None
         detail_type, detail = inbound.DT_THREAD, inbound.thread_event(record, parsed, thread)
     elif record.outcome == "new-record":
-        route = record.detail.get("route", {})
-        local, _, domain = str(route.get("alias", "")).partition("@")
-        alias = Alias(domain or "", local or "", str(record.detail.get("model", "")),
-                      dict(record.detail.get("defaults") or {}))
-        detail_type, detail = inbound.DT_RECORD, inbound.record_event(record, parsed, SimpleNamespace(alias=alias))
+        detail_type, detail = inbound.DT_RECORD, inbound.record_event(record, parsed)
     else:
-        detail_type, detail = inbound.DT_OUTCOME, inbound.outcome_event(record, None, None)
+        detail_type, detail = inbound.DT_OUTCOME, inbound.outcome_event(record)
     data = dict(detail)
     if record.detail.get("keep_original") is False:
         data.pop("raw_key", None)  # its incoming server says not to keep the original

@@ -43,7 +43,7 @@ import re
 import time
 from typing import Any, Iterable
 
-from .. import bounce_policy, budget, failpoints, jsonfit, routing
+from .. import bounce_policy, budget, failpoints, jsonfit, routing, targeting
 from .. import message as message_mod
 from ..domain import AliasDomain, IncomingServer, MessageRecord, Thread, new_id
 from ..effects import Effect, owner_of
@@ -371,15 +371,22 @@ def plan_effects(c, record: MessageRecord, parsed: ParsedMessage, route: routing
                  version: int) -> list[Effect]:
     """What the outcome causes, in the order it is carried out, recorded with the outcome (the
     outbox): small values only, the payloads are built when each is carried out. One more effect
-    of a routed message (delivery to an application target, say) is one more entry here and its
-    kind registered with `outbox.kind`."""
+    of a routed message is one more entry here and its kind registered with `outbox.kind`, as the
+    delivery to the application's target is ("deliver", services.delivery)."""
     owner = owner_of(record.key, version)
 
     def effect(name: str, kind: str, **args: Any) -> Effect:
         return Effect(id=f"{owner}:{name}", kind=kind, args=args)
 
+    # the application's own target (Odoo, a webhook): one delivery job per message and target, last
+    target = targeting.target_of(c, route)
+    deliver = [effect(f"deliver:{target}", "deliver", target=target)] if target else []
+    if target and route.kind in targeting.UNROUTED:
+        # Odoo routes it by its own aliases and threads, and answers what it cannot route itself
+        route.answer = False
+        record.detail["answer"] = f"not sent: left to the delivery target {target}"
     if route.kind == "bounce":
-        return [effect("bounce", "bounce")]
+        return [effect("bounce", "bounce")] + deliver
     planned = []
     if route.kind in ("thread", "new-record") and parsed.sender and snapshot.may_have_bounce_state(parsed.sender):
         # mail from a person proves the address works: its bounce score is reset (Odoo's rule)
@@ -397,7 +404,7 @@ def plan_effects(c, record: MessageRecord, parsed: ParsedMessage, route: routing
         if route.answer:
             planned.append(effect("answer", "answer", **_answer_args(c, parsed, route)))
         planned.append(effect("event", "outcome-event"))
-    return planned
+    return planned + deliver
 
 
 def _visible(record: MessageRecord, detail: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from ..errors import PermanentError, TransientError
 log = logging.getLogger(__name__)
 
 #: modules that register effect kinds (imported when a kind is not known yet, e.g. in the sweep)
-KIND_MODULES = ("mailgate.services.inbound", "mailgate.services.outbound")
+KIND_MODULES = ("mailgate.services.inbound", "mailgate.services.outbound", "mailgate.services.delivery")
 #: the sweep leaves alone what is younger than this: the invocation that wrote it may still be
 #: publishing (the longest function timeout that writes effects is the inbound one, 120 s)
 SWEEP_AFTER_SECONDS = 300
