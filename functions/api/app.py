@@ -1,0 +1,1 @@
+from mailgate.entrypoints.api import handler  # noqa: F401
