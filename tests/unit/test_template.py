@@ -14,7 +14,7 @@ import pytest
 from mailgate import settings
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-FUNCTION_NAMES = ["InboundFunction", "FetchDispatcherFunction", "FetchWorkerFunction",
+FUNCTION_NAMES = ["InboundFunction", "FetchDispatcherFunction", "FetchWorkerFunction", "DeliveryFunction", "ApiFunction",
                   "OutboundFunction", "FeedbackFunction", "DnsCheckFunction", "OutboxSweepFunction"]
 
 
@@ -98,19 +98,40 @@ def test_sqs_consumers_report_partial_failures_and_their_queues_outlast_them(tem
             # while the first invocation still works on them.
             assert queue["VisibilityTimeout"] >= 6 * timeout, name
             assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
-            assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
+            # the delivery function counts its own attempts and gives a job up at the last one
+            from mailgate.services import delivery
+
+            expected = delivery.MAX_ATTEMPTS if queue_name == "DeliveryQueue" else 5
+            assert queue["RedrivePolicy"]["maxReceiveCount"] == expected, name
             dlq = template["Resources"][queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]]
             assert dlq["Properties"]["SqsManagedSseEnabled"] is True
             assert queue["SqsManagedSseEnabled"] is True
-    assert consumers == 2
+    assert consumers == 3
+
+
+def test_the_delivery_queue_keeps_a_job_through_every_retry():
+    """A target down for a day loses nothing: the backoff reaches past a day before the last
+    attempt, and the queue keeps a job longer than all the waits together."""
+    from mailgate.services import delivery
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = yaml_parse((REPO / "template.yaml").read_text())
+    first = int(template["Globals"]["Function"]["Environment"]["Variables"]["MAILGATE_DELIVERY_FIRST_RETRY"])
+    waits = sum(delivery.retry_delay(first, n) for n in range(1, delivery.MAX_ATTEMPTS))
+    assert waits >= 24 * 3600
+    assert max(delivery.retry_delay(first, n) for n in range(1, 40)) == 12 * 3600  # SQS's longest visibility
+    queue = template["Resources"]["DeliveryQueue"]["Properties"]
+    assert queue["MessageRetentionPeriod"] >= waits + 12 * 3600
 
 
 def test_every_function_logs_to_a_group_with_the_retention_parameter(template):
     groups = {}
     for res in template["Resources"].values():
         if res["Type"] == "AWS::Logs::LogGroup":
+            assert res["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
             m = re.fullmatch(r"/aws/lambda/\$\{(\w+)\}", res["Properties"]["LogGroupName"]["Fn::Sub"])
-            groups[m.group(1)] = res["Properties"]["RetentionInDays"]
+            if m:  # the others: the HTTP API's access log
+                groups[m.group(1)] = res["Properties"]["RetentionInDays"]
     assert groups == {name: {"Ref": "LogRetentionDays"} for name in FUNCTION_NAMES}
 
 
@@ -166,7 +187,7 @@ def test_secrets_access_is_scoped_to_the_stack_prefixes(cloudformation):
                         value = sub[1]["secretArn"] if isinstance(sub, list) else r
                         text = value["Fn::Sub"] if isinstance(value, dict) and "Fn::Sub" in value else value
                         assert text == {"Ref": "TokenKeySecret"} or (
-                            isinstance(text, str) and re.search(r"secret:\$\{AWS::StackName\}/(dkim|server/imap|server/pop|server/smtp)/\*$", text)
+                            isinstance(text, str) and re.search(r"secret:\$\{AWS::StackName\}/(dkim|server/imap|server/pop|server/smtp|target)/\*$", text)
                         ), f"{name}: {r}"
 
 

@@ -1,12 +1,14 @@
 """The AWS API emulator for the local stack: moto server, plus the CloudFormation support
 mailgate's template needs that moto 5 lacks.
 
-Stock moto reports CREATE_COMPLETE for the template but silently skips nine resource types
+Stock moto reports CREATE_COMPLETE for the template but silently skips eleven resource types
 (Secrets Manager secret, SES receipt rule set / rule / configuration set / event destination, S3
-bucket policy, SNS topic policy and subscription, CloudWatch alarm), and its `Ref` of an event bus
-or layer version yields a Python object. This module registers those types with moto's CloudFormation parser,
-fixes the two `Ref`s and adds the SESv2 calls `mailgate setup` makes (`sesv2_shim`), then runs
-moto's own server: `python -m mailgate_dev.local.motoserver -H HOST -p PORT`.
+bucket policy, SNS topic policy and subscription, CloudWatch alarm, API Gateway stage and usage
+plan), its `Ref` of an event bus or layer version yields a Python object, and it creates a REST API
+without the methods SAM declares in its Body (and then refuses to deploy it). This module registers
+those types with moto's CloudFormation parser, fixes the two `Ref`s, gives the REST API its methods
+and adds the SESv2 calls `mailgate setup` makes (`sesv2_shim`), then runs moto's own server:
+`python -m mailgate_dev.local.motoserver -H HOST -p PORT`.
 Create only: update and delete of the added types do nothing (the local stack is created fresh).
 """
 from __future__ import annotations
@@ -246,7 +248,73 @@ class MetricAlarm(_Simple, CloudFormationModel):
         return cls(resource_name, {"Arn": alarm.alarm_arn})
 
 
+class Stage(_Simple, CloudFormationModel):
+    __module__ = "moto.mailgate_extras"  # moto's model registry keys models by moto.<service>
+    TYPE = "AWS::ApiGateway::Stage"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        from moto.apigateway.models import apigateway_backends
+
+        props = cloudformation_json["Properties"]
+        api = apigateway_backends[account_id][region_name].get_rest_api(props["RestApiId"])
+        if props["StageName"] not in api.stages:
+            api.create_stage(props["StageName"], props.get("DeploymentId", ""), None, props.get("Description", ""),
+                             None, None, None, props.get("TracingEnabled"))
+        return cls(props["StageName"])
+
+
+class UsagePlan(_Simple, CloudFormationModel):
+    __module__ = "moto.mailgate_extras"  # moto's model registry keys models by moto.<service>
+    TYPE = "AWS::ApiGateway::UsagePlan"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        from moto.apigateway.models import apigateway_backends
+
+        props = cloudformation_json["Properties"]
+        plan = apigateway_backends[account_id][region_name].create_usage_plan({
+            "name": props.get("UsagePlanName") or resource_name, "description": props.get("Description"),
+            "apiStages": [{"apiId": s["ApiId"], "stage": s["Stage"]} for s in props.get("ApiStages", [])],
+            "throttle": {"burstLimit": props.get("Throttle", {}).get("BurstLimit"),
+                         "rateLimit": props.get("Throttle", {}).get("RateLimit")},
+            "quota": {"limit": props.get("Quota", {}).get("Limit"), "period": props.get("Quota", {}).get("Period")},
+        })
+        return cls(plan.id)
+
+
+_LOCAL_URI = ("arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
+              "arn:aws:lambda:{region}:{account}:function:mailgate-api-local/invocations")
+
+
+def _rest_api_with_body(original):
+    """moto creates a RestApi from CloudFormation without its Body (the Swagger SAM generates for
+    the HTTP API), and then refuses the Deployment of an API without methods: add the Body's paths
+    and methods (nothing else of it: the local stack serves the API itself, mailgate_dev.local.api)."""
+
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        from moto.apigateway.models import apigateway_backends
+
+        api = original.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kw)
+        backend = apigateway_backends[account_id][region_name]
+        paths = (cloudformation_json["Properties"].get("Body") or {}).get("paths") or {}
+        for path, methods in paths.items():
+            parent = api.root_resource_id
+            for part in [p for p in path.split("/") if p]:
+                known = [r for r in api.resources.values() if r.parent_id == parent and r.path_part == part]
+                parent = known[0].id if known else backend.create_resource(api.id, parent, part).id
+            for method in methods:
+                if method.lower() in ("get", "post", "put", "delete", "patch", "head", "options"):
+                    backend.put_method(api.id, parent, method.upper(), "AWS_IAM", api_key_required=True)
+                    backend.put_integration(api.id, parent, method.upper(), "AWS_PROXY", uri=_LOCAL_URI.format(region=region_name, account=account_id),
+                                            integration_method="POST")
+        return api
+
+    return classmethod(create)
+
+
 def install() -> None:
+    from moto.apigateway.models import RestAPI
     from moto.awslambda.models import LayerVersion
 
     from . import sesv2_shim
@@ -261,6 +329,7 @@ def install() -> None:
     from moto.cloudformation.models import Stack
 
     Stack.stack_resources = property(lambda self: [r for r in self.resource_map.values() if r is not None])
+    RestAPI.create_from_cloudformation_json = _rest_api_with_body(RestAPI.create_from_cloudformation_json)
     LayerVersion.physical_resource_id = property(lambda self: self.arn)  # type: ignore[attr-defined]
     parsing.get_model_list.cache_clear()
     parsing.get_model_map.cache_clear()
