@@ -15,10 +15,10 @@ pytestmark = pytest.mark.integration
 
 
 def test_mailgate_dev_runs_until_ctrl_c_and_cleans_up(tmp_path):
-    ports = [str(free_port()) for _ in range(3)]
+    ports = [str(free_port()) for _ in range(4)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "mailgate_dev.cli.main", "dev", "--aws-port", ports[0], "--smtp-port", ports[1],
-         "--sink-port", ports[2], "--state-dir", str(tmp_path)],
+         "--sink-port", ports[2], "--api-port", ports[3], "--state-dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     try:
@@ -33,6 +33,7 @@ def test_mailgate_dev_runs_until_ctrl_c_and_cleans_up(tmp_path):
         text = "".join(lines)
         assert "mailgate local stack is running" in text, text
         assert f"127.0.0.1:{ports[1]}" in text and f"127.0.0.1:{ports[2]}" in text
+        assert f"HTTP API                 http://127.0.0.1:{ports[3]}/v1/" in text
         assert (tmp_path / "stack.json").exists()
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)

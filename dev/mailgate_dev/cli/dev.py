@@ -15,6 +15,7 @@ def register(sub) -> None:
     p.add_argument("--aws-port", type=int, default=4566, help="AWS emulator port (default 4566)")
     p.add_argument("--smtp-port", type=int, default=2525, help="SES-receiving SMTP port (default 2525)")
     p.add_argument("--sink-port", type=int, default=1025, help="outbound SMTP sink port (default 1025)")
+    p.add_argument("--api-port", type=int, default=3000, help="HTTP API port (default 3000)")
     p.add_argument("--fetch-every", type=float, default=60.0, metavar="SECONDS",
                    help="how often the fetch schedule fires (default 60 s; Lambda's default is 5 min)")
     p.add_argument("--domain", default="example.test", help="the demo alias domain (default example.test)")
@@ -32,7 +33,7 @@ def cmd_dev(args) -> int:
     for noisy in ("botocore", "urllib3", "mail.log", "werkzeug", "pynamodb"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     stack = LocalStack(state_dir=pathlib.Path(args.state_dir),
-                       ports=Ports(aws=args.aws_port, smtp=args.smtp_port, sink=args.sink_port),
+                       ports=Ports(aws=args.aws_port, smtp=args.smtp_port, sink=args.sink_port, api=args.api_port),
                        fetch_every=args.fetch_every, gateway_domain=args.domain, imap=args.imap)
     stop = threading.Event()
     # Ctrl-C and a service manager's TERM both stop cleanly (set explicitly: a shell starts

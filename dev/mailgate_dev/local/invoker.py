@@ -18,7 +18,8 @@ from typing import Any
 
 log = logging.getLogger("mailgate.local")
 
-FUNCTIONS = ("inbound", "fetch_dispatcher", "fetch_worker", "outbound", "feedback", "dns_check", "outbox_sweep")
+FUNCTIONS = ("inbound", "fetch_dispatcher", "fetch_worker", "outbound", "feedback", "dns_check", "outbox_sweep",
+             "delivery", "api")
 
 
 @dataclass

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mailgate import bootstrap, settings
@@ -58,6 +58,8 @@ class Ports:
     aws: int = 4566
     smtp: int = 2525
     sink: int = 1025
+    #: the HTTP API (0: any free port; `mailgate dev` asks for 3000, as `sam local start-api` does)
+    api: int = 0
 
 
 @dataclass
@@ -74,6 +76,8 @@ class LocalStack:
     imap: bool = False
     #: a local authoritative DNS server (empty; load zones into `self.dns_server`)
     dns: bool = False
+    #: seconds before a failed delivery is tried again (doubling); Lambda's default is 60
+    delivery_first_retry: int = 60
 
     def __post_init__(self) -> None:
         self._moto: subprocess.Popen | None = None
@@ -87,6 +91,7 @@ class LocalStack:
         self.sqs = None
         self.dovecot = None
         self.dns_server = None
+        self.api = None
 
     @property
     def endpoint(self) -> str:
@@ -97,8 +102,8 @@ class LocalStack:
 
     def start(self) -> "LocalStack":
         for what, port in (("the AWS emulator", self.ports.aws), ("the SES SMTP listener", self.ports.smtp),
-                           ("the outbound SMTP sink", self.ports.sink)):
-            if not port_free(port):
+                           ("the outbound SMTP sink", self.ports.sink), ("the HTTP API", self.ports.api)):
+            if port and not port_free(port):
                 raise ConfigError(f"port {port} for {what} is already in use: stop what listens there "
                                   "(another `mailgate dev`?) or choose other ports (see `mailgate dev --help`)")
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -114,6 +119,7 @@ class LocalStack:
             if self.dns:
                 self.start_dns()
             self._start_consumers()
+            self._start_api()
             self._write_state()
         except BaseException:
             self.stop()
@@ -154,6 +160,7 @@ class LocalStack:
         """Set the environment the handlers read at cold start, as template.yaml sets it in Lambda."""
         self.settings = settings_from_outputs(self.outputs, region="us-east-1", endpoint=self.endpoint,
                                               gateway_domain=self.gateway_domain)
+        self.settings = replace(self.settings, delivery_first_retry=self.delivery_first_retry)
         st = self.settings
         os.environ.update({
             settings.AWS_ENDPOINT_URL: self.endpoint, settings.TABLE_NAME: st.table_name,
@@ -165,6 +172,9 @@ class LocalStack:
             settings.SERVER_SECRET_PREFIX: st.server_secret_prefix,
             settings.SES_CONFIGURATION_SET: st.ses_configuration_set,
             settings.FEEDBACK_TOPIC_ARN: st.feedback_topic_arn,
+            settings.DELIVERY_QUEUE_URL: st.delivery_queue_url,
+            settings.TARGET_SECRET_PREFIX: st.target_secret_prefix,
+            settings.DELIVERY_FIRST_RETRY: str(self.delivery_first_retry),
             "POWERTOOLS_SERVICE_NAME": "mailgate", "POWERTOOLS_METRICS_NAMESPACE": "mailgate",
             "POWERTOOLS_DEV": "false", "POWERTOOLS_TRACE_DISABLED": "true",
         })
@@ -219,7 +229,8 @@ class LocalStack:
         if not self.consumers:
             return
         for url, function in ((self.settings.outbound_queue_url, "outbound"),
-                              (self.settings.fetch_queue_url, "fetch_worker")):
+                              (self.settings.fetch_queue_url, "fetch_worker"),
+                              (self.settings.delivery_queue_url, "delivery")):
             if url:
                 poller = invoker.QueuePoller(sqs, url, function)
                 poller.start()
@@ -238,10 +249,23 @@ class LocalStack:
         t.start()
         self._threads.append(t)
 
+    def _start_api(self) -> None:
+        """The HTTP API on 127.0.0.1, checking API keys of the stack's usage plan and SigV4."""
+        import boto3
+
+        from .api import ApiKeys, LocalApi
+
+        apigateway = boto3.client("apigateway", endpoint_url=self.endpoint, region_name="us-east-1")
+        keys = ApiKeys(apigateway, self.outputs.get("ApiUsagePlanId", ""))
+        self.api = LocalApi(lambda event: invoker.invoke("api", event), keys,
+                            {os.environ["AWS_ACCESS_KEY_ID"]: os.environ["AWS_SECRET_ACCESS_KEY"]},
+                            port=self.ports.api).start()
+
     def drain(self, function: str = "outbound") -> int:
         """Process what is in the outbound (or fetch_worker) queue now, in this thread, as Lambda's
         SQS poller would; returns how many queue messages were handled."""
-        url = {"outbound": self.settings.outbound_queue_url, "fetch_worker": self.settings.fetch_queue_url}[function]
+        url = {"outbound": self.settings.outbound_queue_url, "fetch_worker": self.settings.fetch_queue_url,
+               "delivery": self.settings.delivery_queue_url}[function]
         return invoker.drain(self.sqs, url, function)
 
     # -- optional parts ----------------------------------------------------------------------------
@@ -271,7 +295,8 @@ class LocalStack:
     def _write_state(self) -> None:
         state = {"endpoint": self.endpoint, "ca_bundle": str(self.tls.ca_file.resolve()), "region": "us-east-1",
                  "outputs": dict(self.outputs, GatewayDomain=self.gateway_domain),
-                 "ports": self.ports.__dict__, "pid": os.getpid()}
+                 "ports": self.ports.__dict__, "pid": os.getpid(),
+                 "api_url": self.api.url if self.api else ""}
         if getattr(self, "dovecot", None) is not None:
             # `mailgate fetch now` / `server test` from another terminal trust the local Dovecot's CA.
             state["fetch_cafile"] = str(pathlib.Path(self.dovecot.ca_file).resolve())
@@ -287,6 +312,10 @@ class LocalStack:
             f"  outbound SMTP sink       127.0.0.1:{self.ports.sink}   writes to {self.state_dir / 'outbox'}/",
             f"  fetch schedule           every {self.fetch_every:.0f} s -> fetch dispatcher -> fetch worker; outbox sweep",
             f"  outbound queue consumer  {st.outbound_queue_url.rsplit('/', 1)[-1]} -> outbound handler",
+            f"  delivery queue consumer  {st.delivery_queue_url.rsplit('/', 1)[-1]} -> delivery handler "
+            "(Odoo / webhook targets: `mailgate target add-odoo|add-webhook`)",
+            f"  HTTP API                 {self.api.url if self.api else '-'}/v1/...   (SigV4 with the local "
+            "credentials testing/testing, and a key from `mailgate api-key add APP`)",
             f"  demo alias domain        {self.gateway_domain}: catchall@, bounce@, sales@ (crm.lead)",
             *self._describe_imap(),
             "Try: python -c \"import smtplib; smtplib.SMTP('127.0.0.1', %d).sendmail('you@client.test', "
@@ -312,6 +341,9 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
         for t in self._threads:
             if hasattr(t, "stop"):
                 t.stop()
