@@ -8,6 +8,7 @@ from dataclasses import asdict
 from mailgate.domain import Alias
 from mailgate.validate import address_parts
 from .common import EXIT_OK, UsageError, add_json_flag, emit, fail, get_container, table
+from .target import check_target
 
 
 def register(sub) -> None:
@@ -22,6 +23,8 @@ def register(sub) -> None:
     add.add_argument("--contact-policy", choices=["everyone", "partners", "followers"], default="everyone",
                      help="who may write to it (default: everyone)")
     add.add_argument("--bounce-text", default="", help="text of the reply to senders the policy refuses")
+    add.add_argument("--deliver-to", default="", metavar="TARGET",
+                     help="a delivery target for this alias's mail (overrides the domain's; 'eventbridge': events only)")
     add_json_flag(add)
     add.set_defaults(func=cmd_add)
 
@@ -46,9 +49,10 @@ def cmd_add(args) -> int:
     c = get_container(args)
     if c.config.get_domain(domain) is None:
         return fail(f"no alias domain {domain!r}: add it first with `mailgate domain add {domain}`")
+    check_target(c, args.deliver_to)
     alias = Alias(domain=domain, name=name, model=args.model, defaults=defaults,
                   force_thread_id=args.force_thread_id, contact_policy=args.contact_policy,
-                  bounce_text=args.bounce_text)
+                  bounce_text=args.bounce_text, deliver_to=args.deliver_to)
     c.config.put_alias(alias)
     emit(args, asdict(alias), f"alias {alias.address} -> new {alias.model} records"
          + (f" (thread {alias.force_thread_id})" if alias.force_thread_id else "")

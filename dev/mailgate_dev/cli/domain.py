@@ -8,6 +8,7 @@ from dataclasses import asdict, replace
 from mailgate.domain import AliasDomain
 from mailgate.validate import domain_name, local_part
 from .common import EXIT_OK, UsageError, add_json_flag, emit, fail, get_container, table
+from .target import check_target
 
 #: a DKIM selector is a DNS label here (RFC 6376 3.1 allows dotted ones; one label is what we publish)
 _SELECTOR = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
@@ -34,6 +35,9 @@ def register(sub) -> None:
     add.add_argument("--dkim-selector", metavar="SELECTOR",
                      help="the DKIM selector outbound mail is signed with (default: mailgate); switch to a "
                           "new one after `mailgate dkim keygen DOMAIN --selector NEW`")
+    add.add_argument("--deliver-to", metavar="TARGET",
+                     help="the delivery target (`mailgate target list`) routed mail goes to besides the events; "
+                          "'eventbridge': events only (the default)")
     ses = add.add_argument_group("SES sending (SESv2; no console)")
     ses.add_argument("--ses", action="store_true",
                      help="also make SES send for the domain: identity with DKIM, custom MAIL FROM domain, the "
@@ -75,14 +79,17 @@ def cmd_add(args) -> int:
         "bounce_text": args.bounce_text, "inbound": args.inbound,
         "dmarc_rua": args.dmarc_rua.strip().lower() if args.dmarc_rua is not None else None,
         "dkim_selector": args.dkim_selector.strip() if args.dkim_selector is not None else None,
+        "deliver_to": args.deliver_to.strip() if args.deliver_to is not None else None,
     }
     given = {k: v for k, v in given.items() if v is not None}
     c = get_container(args)
+    check_target(c, given.get("deliver_to", ""))
     current = c.config.get_domain(name)
     d = replace(current, **given) if current else AliasDomain(name=name, **given)
     c.config.put_domain(d)
     text = (f"alias domain {d.name} {'updated' if current else 'added'}: catchall {d.catchall_address}, "
-            f"bounces to {d.bounce_address}, default sender {d.default_from_address}, DKIM selector {d.dkim_selector}")
+            f"bounces to {d.bounce_address}, default sender {d.default_from_address}, DKIM selector {d.dkim_selector}, "
+            f"delivered to {d.deliver_to or 'eventbridge'}")
     if not args.ses:
         emit(args, asdict(d), text)
         return EXIT_OK

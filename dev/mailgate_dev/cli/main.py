@@ -16,8 +16,8 @@ from .common import EXIT_FAILED, EXIT_USAGE, UsageError, safe
 
 # Command modules, in the order `mailgate --help` lists them. A module that is not there (a
 # capability not installed) is left out rather than breaking the command.
-AREAS = ("dev", "demo", "status", "setup", "domain", "alias", "server", "inspect", "route", "messages", "fetch",
-         "send", "dkim", "dns", "suppression", "token")
+AREAS = ("dev", "demo", "status", "setup", "domain", "alias", "server", "target", "deliveries", "api_key",
+         "inspect", "route", "messages", "fetch", "send", "dkim", "dns", "suppression", "token")
 
 
 class _Parser(argparse.ArgumentParser):
