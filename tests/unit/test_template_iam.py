@@ -22,6 +22,10 @@ DYNAMODB = {
     "DnsCheckFunction": {"GetItem", "Query", "PutItem"},
     # the outbox entries' claim and settle (UpdateItem, DeleteItem), and what the effects write
     "OutboxSweepFunction": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
+    # the delivery record, the target, the ledger record, a thread
+    "DeliveryFunction": {"GetItem", "PutItem"},
+    # records, threads (linked; found by record: gsi1), suppressions (read, lifted), the domains
+    "ApiFunction": {"GetItem", "Query", "PutItem", "DeleteItem"},
 }
 BUCKET = "RawMailBucket.Arn"
 S3_OBJECTS = {
@@ -32,6 +36,8 @@ S3_OBJECTS = {
     "OutboundFunction": {("s3:GetObject", "outbound/*"), ("s3:PutObject", "outbound/*")},
     "FetchDispatcherFunction": set(), "FeedbackFunction": set(), "DnsCheckFunction": set(),
     "OutboxSweepFunction": {("s3:GetObject", "raw/ses/*"), ("s3:GetObject", "raw/fetch/*")},
+    "DeliveryFunction": {("s3:GetObject", "raw/ses/*"), ("s3:GetObject", "raw/fetch/*")},
+    "ApiFunction": {("s3:GetObject", "raw/ses/*"), ("s3:GetObject", "raw/fetch/*"), ("s3:GetObject", "outbound/*")},
 }
 SECRETS = {
     "InboundFunction": {"TokenKeySecret"},
@@ -40,6 +46,7 @@ SECRETS = {
     "DnsCheckFunction": {"dkim/*"},
     "FetchDispatcherFunction": set(), "FeedbackFunction": set(),
     "OutboxSweepFunction": {"TokenKeySecret"},
+    "DeliveryFunction": {"target/*"}, "ApiFunction": set(),
 }
 
 
