@@ -83,5 +83,5 @@ def cmd_remove(args) -> int:
     for k in found:
         client.delete_usage_plan_key(usagePlanId=plan, keyId=k["id"])
         client.delete_api_key(apiKey=k["id"])
-    print(f"revoked the API key of {args.app}")
+    print(common.safe(f"revoked the API key of {args.app}"))
     return common.EXIT_OK

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from mailgate.checks import all_ok
 from mailgate.domain import EVENTBRIDGE, DeliveryTarget
 from mailgate.services import delivery
-from .common import EXIT_FAILED, EXIT_OK, UsageError, add_json_flag, emit, fail, get_container, table
+from .common import EXIT_FAILED, EXIT_OK, UsageError, add_json_flag, emit, fail, get_container, safe, table
 
 #: the name is part of the secret's name (Secrets Manager: letters, digits, /_+=.@-) and of keys
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -180,5 +180,5 @@ def cmd_remove(args) -> int:
         return fail(f"{target.name} is the target of {', '.join(users)}: change their --deliver-to first")
     c.config.delete_target(target.name)
     c.secrets.delete(target.secret_id)
-    print(f"removed target {target.name} and its secret")
+    print(safe(f"removed target {target.name} and its secret"))
     return EXIT_OK
