@@ -11,7 +11,7 @@ import pytest
 from mailgate import bootstrap
 from mailgate.domain import AliasDomain, Thread
 from mailgate.entrypoints import api as api_entry
-from mailgate.services.outbound import message_ref
+from mailgate.services.outbound import recorded_ref
 from mailgate_dev.fakes import in_memory
 from mailgate_dev.local.api import ROUTES, proxy_event
 from mailgate_dev.local.invoker import LambdaContext
@@ -57,7 +57,7 @@ SEND = {"from": "Sales <sales@example.test>", "to": ["ann@client.test"], "subjec
 
 def test_a_send_request_is_queued_with_the_idempotency_key_of_its_header(c, openapi):
     status, answer = call(openapi, "POST", "/v1/messages", SEND, {"Idempotency-Key": "order-1"})
-    assert status == 202 and answer["message_key"] == "out:" + message_ref("order-1")
+    assert status == 202 and answer["message_key"] == "out:" + recorded_ref(c, "order-1")
     assert c.outbound_queue.sent == [dict(SEND, idempotency_key="order-1")]
 
 

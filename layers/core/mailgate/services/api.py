@@ -22,7 +22,7 @@ from typing import Any
 from .. import compose, suppression
 from ..errors import InvalidInput, NotFound, PermanentError
 from ..validate import domain_name
-from .outbound import message_ref
+from .outbound import claim_ref, recorded_ref
 
 #: how long the URL of a raw message works
 RAW_URL_SECONDS = 900
@@ -51,10 +51,13 @@ def send(c, request: Any, idempotency_key: str | None) -> dict[str, Any]:
                                      code="bad-request", field="idempotency_key")
     request["idempotency_key"] = key
     compose.parse_request(request)  # refused at the door: the outbound function would refuse it too
-    ref = message_ref(request["idempotency_key"])
-    existing = c.messages.get("out:" + ref)
+    ref = recorded_ref(c, key)
+    existing = c.messages.get("out:" + ref) if ref else None
     if existing is not None:
         return {"message_key": existing.key, "ref": ref, "status": existing.outcome, "duplicate": True}
+    # the ref the outbound function will use (drawn once per key and recorded), so that the
+    # answer names the ledger record to read
+    ref = ref or claim_ref(c, key)
     c.outbound_queue.send(request, dedup_id=hashlib.sha256(f"api:{key}".encode()).hexdigest()[:64])
     return {"message_key": "out:" + ref, "ref": ref, "status": "queued", "duplicate": False}
 
