@@ -212,3 +212,37 @@ def test_the_delivery_function_lets_a_done_job_go():
     c = configured()
     receive(c, mail())
     assert delivery_entry.handle(c, sqs_event(c.delivery_queue.sent[0])) == {"batchItemFailures": []}
+
+
+class _DownQueue:
+    """The delivery queue unreachable for its first `failures` sends."""
+
+    def __init__(self, queue, failures: int) -> None:
+        self.queue, self.failures = queue, failures
+
+    def send(self, body, *, dedup_id=None):
+        from mailgate.errors import TransientError
+
+        if self.failures > 0:
+            self.failures -= 1
+            raise TransientError("SQS unreachable", code="aws-transient")
+        self.queue.send(body, dedup_id=dedup_id)
+
+
+def test_a_delivery_left_pending_by_the_inbound_invocation_is_queued_once_by_the_outbox_sweep():
+    """The job is an effect recorded with the outcome (the transactional outbox): when the queue
+    cannot be reached, the job stays pending and the sweep queues it, once."""
+    from mailgate.errors import TransientError
+    from mailgate.services import outbox
+
+    c = configured()
+    queue = c.delivery_queue
+    c.delivery_queue = _DownQueue(queue, failures=1)
+    try:
+        record = receive(c, mail())
+    except TransientError:  # the invocation asks to be retried: the outcome and its effects are recorded
+        record = c.messages.list(limit=1)[0]
+    assert record.outcome == "new-record" and queue.sent == []
+    assert outbox.sweep(c, older_than=0)["done"] >= 1
+    outbox.sweep(c, older_than=0)
+    assert queue.sent == [{"message_key": record.key, "target": "crm"}]
