@@ -20,7 +20,8 @@ import statistics
 import subprocess
 import sys
 
-HANDLERS = ["inbound", "fetch_dispatcher", "fetch_worker", "outbound", "feedback", "dns_check", "outbox_sweep"]
+HANDLERS = ["inbound", "fetch_dispatcher", "fetch_worker", "outbound", "feedback", "dns_check", "outbox_sweep",
+            "delivery", "api"]
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 
 BASELINE = """
@@ -53,7 +54,10 @@ CLIENTS = {"inbound": ["s3", "events", "secretsmanager"], "fetch_dispatcher": ["
            "outbound": ["s3", "events", "secretsmanager", "sesv2"], "feedback": ["events", "secretsmanager"],
            "dns_check": ["events", "secretsmanager"],
            # the sweep's usual run finds nothing pending: DynamoDB only
-           "outbox_sweep": []}
+           "outbox_sweep": [],
+           # a delivery reads the raw message and the target's secret, a retry moves the job's visibility;
+           # the API presigns raw URLs and queues send requests
+           "delivery": ["s3", "secretsmanager", "sqs"], "api": ["s3", "sqs"]}
 
 ENV = dict(os.environ, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1",
            AWS_REGION="us-east-1", MAILGATE_TABLE="t", MAILGATE_BUCKET="b", POWERTOOLS_SERVICE_NAME="mailgate",
