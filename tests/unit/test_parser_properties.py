@@ -12,7 +12,7 @@ from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from mailgate.addresses import address_list
 from mailgate.message import parse
@@ -29,6 +29,9 @@ names = st.one_of(st.just(""), st.text(_atext + " .,;:<>@()\"\\é", max_size=20)
 
 @some
 @given(st.lists(st.tuples(names, addresses), min_size=1, max_size=6))
+# white space inside a quoted display name is kept as written (RFC 5322 §3.2.4), between words one space
+@example([('"  0', "0@0.0")])
+@example([("x,  y", "a@b.example"), (" x ", "c@d.example")])
 def test_address_lists_read_as_the_standard_library_reads_them(mailboxes):
     value = ", ".join(email.utils.formataddr(m) for m in mailboxes)
     ours = [(m.name, m.address) for m in address_list(value)]

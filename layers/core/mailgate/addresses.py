@@ -89,9 +89,11 @@ class _Mailbox:
 
     def name(self) -> str:
         out = []
-        for _, text, spaced in self.words:
+        for raw, text, spaced in self.words:
+            if raw[:1] != '"':  # the blanks between a phrase's words are one space; a quoted
+                text = " ".join(text.split())  # string's are its own (RFC 5322 §3.2.4)
             out.append(" " + text if spaced and out else text)
-        return " ".join("".join(out).split()) or self.comment
+        return "".join(out) or self.comment
 
     def close_angle(self) -> None:
         if self.angle is not None:
