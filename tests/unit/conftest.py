@@ -7,6 +7,10 @@ belongs in tests/integration/.
 """
 
 import pytest
+
+# urllib3 (under botocore) opens an IPv6 socket once, when first imported, to learn whether the
+# host has IPv6: imported here, before the guard, it is not a test using the network.
+import urllib3.util.connection  # noqa: F401
 from pytest_socket import disable_socket, enable_socket
 
 
