@@ -163,8 +163,9 @@ class MemoryThreadRepository:
             t.followers.append(address)
 
     def index_message_id(self, message_id: str, thread_id: str) -> None:
-        self.message_index.pop(message_id, None)  # re-indexing moves it to the newest place
-        self.message_index[message_id] = thread_id
+        # First writer wins, as in the table: anyone can send mail under a Message-ID they have
+        # read, and must not re-point the replies that name it.
+        self.message_index.setdefault(message_id, thread_id)
 
     def recent_message_ids(self, thread_id: str, limit: int = 32) -> list[str]:
         return [m for m, t in self.message_index.items() if t == thread_id][-limit:]

@@ -50,6 +50,10 @@ def test_thread_followers_and_message_id_index(aws):
     aws.threads.index_message_id("other@x.test", "t2")
     assert aws.threads.recent_message_ids("t1") == ["m1@x.test", "m2@x.test"]
     assert aws.threads.recent_message_ids("t1", limit=1) == ["m2@x.test"]
+    # the first thread a Message-ID was indexed in keeps it (anyone can send mail under a known one)
+    aws.threads.index_message_id("m1@x.test", "t2")
+    assert aws.threads.threads_for_message_ids(["m1@x.test"]) == {"m1@x.test": "t1"}
+    assert aws.threads.recent_message_ids("t2") == ["other@x.test"]
 
 
 def test_message_claim_is_exactly_once_under_concurrency(aws):

@@ -93,6 +93,18 @@ def test_mail_arriving_while_the_table_throttles_reads_is_retried_not_recorded_a
     assert deliver(c, mail(40), "raw/ses/t40").outcome == "new-record"
 
 
+def test_a_strangers_message_reusing_a_known_message_id_does_not_take_the_replies_to_it(c):
+    ann = deliver(c, mail(1, "ann@client.test"), "raw/ses/mid-ann")
+    eve = deliver(c, mail(1, "ann@client.test").replace(b"From: ann@client.test", b"From: eve@attacker.test")
+                  + b"mine now\r\n", "raw/ses/mid-eve")
+    assert ann.outcome == eve.outcome == "new-record" and ann.thread_id != eve.thread_id
+    assert inbound.replay(c, eve.key).thread_id == eve.thread_id  # nor does its replay
+
+    reply = deliver(c, mail(2, "bob@client.test", extra="In-Reply-To: <n1.ann@client.test>\r\n"), "raw/ses/mid-r")
+    assert (reply.outcome, reply.thread_id) == ("thread", ann.thread_id)
+    assert c.threads.recent_message_ids(eve.thread_id) == []
+
+
 ORDER = (b"From: Olga <olga@customer.test>\r\nTo: sales@example.test\r\nSubject: Order 2\r\n"
          b"Date: Tue, 3 Mar 2026 10:00:00 +0100\r\nMessage-ID: <o2@customer.test>\r\n\r\n40 chairs, please.\r\n")
 

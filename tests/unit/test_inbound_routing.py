@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mailgate.domain import Thread
+from mailgate.services import inbound
 
 from .inbound_support import answers, deliver, mail, notifications, reply_address, stack
 
@@ -121,6 +122,20 @@ def test_references_pick_the_newest_known_message():
     rec = deliver(c, mail(headers={"References": "<a@x.test> <b@x.test> <unknown@x.test>"}),
                   recipients=["catchall@example.test"])
     assert rec.thread_id == "new"
+
+
+def test_a_strangers_message_reusing_a_known_message_id_does_not_take_the_replies_to_it():
+    # A Message-ID is no secret: anyone the mail was copied to has read it.
+    c = stack()
+    ann = deliver(c, mail(message_id="order@customer.test", body="40 chairs, please.\n"))
+    eve = deliver(c, mail(frm="eve@attacker.test", message_id="order@customer.test", body="mine now\n"))
+    assert ann.outcome == eve.outcome == "new-record" and ann.thread_id != eve.thread_id
+    replay = inbound.replay(c, eve.key)  # a replay of the stranger's message takes nothing either
+    assert replay.thread_id == eve.thread_id
+
+    reply = deliver(c, mail(frm="agent@example.org", to="catchall@example.test",
+                            headers={"In-Reply-To": "<order@customer.test>"}), recipients=["catchall@example.test"])
+    assert (reply.outcome, reply.thread_id) == ("thread", ann.thread_id)
 
 
 def test_only_the_last_32_references_are_looked_at():

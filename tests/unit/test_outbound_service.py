@@ -177,6 +177,30 @@ def test_record_gets_a_thread_on_first_use_and_the_next_message_continues_it(c):
     assert by_id["thread_id"] == thread.thread_id
 
 
+def test_a_message_reusing_the_message_id_ses_gave_our_mail_does_not_take_the_replies_to_it(c):
+    # Our own Message-IDs come back as loops; the one SES puts on the mail it sends is not ours by
+    # its domain, and bob (and whoever he forwards the mail to) has read it.
+    from mailgate.domain import Alias
+    from mailgate.services import inbound
+
+    c.config.put_alias(Alias("example.test", "sales", "crm.lead"))
+    sent = outbound.send(c, req(record={"model": "sale.order", "id": "42"}, to=["bob@example.org"]),
+                         senders={"ses": fakes.MemorySender("ses")})
+    ses_id = outbound.ses_message_id(c.messages.get(f"out:{sent['ref']}").detail["recipients"][0]["transport_id"],
+                                     c.settings.region)
+
+    def ingest(key, raw):
+        c.raw_store.put(key, raw.encode())
+        return inbound.ingest(c, key, source="ses", envelope_recipients=["sales@example.test"])
+
+    eve = ingest("raw/ses/eve", f"From: eve@attacker.example\nTo: sales@example.test\nSubject: Hi\n"
+                                f"Message-ID: <{ses_id}>\n\nmine now\n")
+    assert eve.outcome == "new-record" and eve.thread_id != sent["thread_id"]
+    reply = ingest("raw/ses/bob", f"From: bob@example.org\nTo: sales@example.test\nSubject: Re: Your order\n"
+                                  f"Message-ID: <r1@example.org>\nIn-Reply-To: <{ses_id}>\n\nThanks\n")
+    assert (reply.outcome, reply.thread_id) == ("thread", sent["thread_id"])
+
+
 def test_notification_is_marked_auto_submitted(c):
     ses = FakeSender("ses")
     outbound.send(c, req(notification=True), senders={"ses": ses})

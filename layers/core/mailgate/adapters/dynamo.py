@@ -442,7 +442,7 @@ class DynamoThreadRepository:
             actions=[ThreadItem.followers.set(ThreadItem.followers.append([address]))])
 
     def index_message_id(self, message_id: str, thread_id: str) -> None:
-        message_id_item(message_id, thread_id).save()
+        MessageIdItem(f"msgid#{message_id}", "msgid").update(actions=index_actions(message_id, thread_id))
 
     def recent_message_ids(self, thread_id: str, limit: int = 32) -> list[str]:
         rows = MessageIdItem.gsi1.query(f"thread-msgs#{thread_id}", scan_index_forward=False, limit=limit)
@@ -456,13 +456,23 @@ class DynamoThreadRepository:
         return {i.message_id: i.thread_id for i in MessageIdItem.batch_get([(f"msgid#{m}", "msgid") for m in keys])}
 
 
-def message_id_item(message_id: str, thread_id: str, when: float | None = None) -> MessageIdItem:
-    """An index item; gsi1 lists a thread's message ids by time (References of a reply)."""
+def index_actions(message_id: str, thread_id: str, when: float | None = None) -> list:
+    """The update that indexes `message_id` in `thread_id` unless it is indexed already.
+
+    First writer wins: a Message-ID is no secret (everyone a message was copied to has read it),
+    so a later message carrying a known one, a stranger's say, must not re-point the replies that
+    name it (In-Reply-To, References) to its own thread. `if_not_exists` on every field makes the
+    write an update that never fails, so it can join the inbound commit's transaction, where a
+    failed condition would cancel the whole commit. gsi1 lists a thread's message ids by time
+    (References of a reply)."""
     # The sort key only orders by time; its tail is cut so that a long non-ASCII Message-ID (up
     # to 500 characters, 2,000 bytes) stays under DynamoDB's 1,024-byte limit for sort keys.
     tail = message_id.encode("utf-8", "replace")[:900].decode("utf-8", "ignore")
-    return MessageIdItem(f"msgid#{message_id}", "msgid", message_id=message_id, thread_id=thread_id,
-                         gsi1pk=f"thread-msgs#{thread_id}", gsi1sk=f"{_iso(when or time.time())}#{tail}")
+    m = MessageIdItem
+    # the key holds only this kind of item, so its discriminator can be set every time
+    return [m.kind.set(MessageIdItem), m.message_id.set(m.message_id | message_id),
+            m.thread_id.set(m.thread_id | thread_id), m.gsi1pk.set(m.gsi1pk | f"thread-msgs#{thread_id}"),
+            m.gsi1sk.set(m.gsi1sk | f"{_iso(when or time.time())}#{tail}")]
 
 
 def _thread(item: ThreadItem) -> Thread:
@@ -857,7 +867,7 @@ class DynamoInboundStore:
         if new_thread is not None:
             tx.save(DynamoThreadRepository._thread_item(new_thread))
         for message_id, thread_id in dict(index).items():
-            tx.save(message_id_item(message_id, thread_id, now))
+            tx.update(MessageIdItem(f"msgid#{message_id}", "msgid"), actions=index_actions(message_id, thread_id, now))
         if follower is not None and (new_thread is None or new_thread.thread_id != follower[0]):
             thread_id, address = follower
             tx.update(ThreadItem(f"thread#{thread_id}", "thread"), actions=[
