@@ -70,6 +70,31 @@ def test_complaint_suppresses_and_a_second_one_changes_nothing():
     assert suppression.is_suppressed(kv, D, "angry@customer.example")["reason"] == "complaint (abuse)"
 
 
+def test_a_bounce_counted_again_under_its_key_adds_nothing_and_says_what_it_did_the_first_time():
+    """A run cut short after counting is retried whole: the count must not double, and the retry
+    must report what the first count did (the event it publishes is the one the first would have)."""
+    kv = MemoryKeyValueRepository()
+    for i in range(3):
+        record_bounce(kv, D, "full@customer.example", permanent=False, key=f"b{i}")
+    fourth = record_bounce(kv, D, "full@customer.example", permanent=False, key="b3")
+    later = record_bounce(kv, D, "other@customer.example", permanent=True, key="h1")
+    assert fourth["newly_suppressed"] and fourth["score"] == 4
+
+    assert record_bounce(kv, D, "full@customer.example", permanent=False, key="b3") == fourth
+    assert record_bounce(kv, D, "full@customer.example", permanent=False, key="b1")["score"] == 2
+    assert record_bounce(kv, D, "other@customer.example", permanent=True, key="h1") == later
+    assert score(kv, D, "full@customer.example") == 4 and score(kv, D, "other@customer.example") == 2
+    assert suppression.is_suppressed(kv, D, "full@customer.example")["source"] == "soft-bounces"
+    assert note_inbound_from(kv, "full@customer.example")["unsuppressed"] == [D]  # its index was written
+
+
+def test_a_complaint_recorded_again_under_its_key_says_it_suppressed_the_address():
+    kv = MemoryKeyValueRepository()
+    first = record_complaint(kv, D, "angry@customer.example", key="c1")
+    assert record_complaint(kv, D, "angry@customer.example", key="c1") == first
+    assert not record_complaint(kv, D, "angry@customer.example", key="c2")["newly_suppressed"]
+
+
 def test_inbound_mail_resets_the_score_and_lifts_only_score_made_suppressions():
     kv = MemoryKeyValueRepository()
     for _ in range(4):

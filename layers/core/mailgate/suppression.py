@@ -1,8 +1,9 @@
 """The suppression list: addresses the outbound path must not mail, per sending domain.
 
 Entries live in the key-value port under `supp#<domain>#<address>` (address lower-cased), value
-`{"address", "domain", "reason", "source", "since"}`. `mailgate.bounce_policy` counts bounces and
-complaints and suppresses through this module; the outbound path only asks `is_suppressed`.
+`{"address", "domain", "reason", "source", "since"}`, and `by` (its key) for one that a counted
+bounce or complaint made. `mailgate.bounce_policy` counts bounces and complaints and suppresses
+through this module; the outbound path only asks `is_suppressed`.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ def is_suppressed(kv: KeyValueRepository, domain: str, address: str) -> dict[str
     return kv.get_item(_key(domain, address))
 
 
-def suppress(kv: KeyValueRepository, domain: str, address: str, reason: str, *, source: str = "manual") -> None:
-    kv.put_item(_key(domain, address), {
-        "address": address.strip().lower(), "domain": domain.lower(), "reason": reason,
-        "source": source, "since": time.time(),
-    })
+def suppress(kv: KeyValueRepository, domain: str, address: str, reason: str, *, source: str = "manual",
+             by: str = "") -> None:
+    """`by` names the bounce or complaint that made the entry (`mailgate.bounce_policy`)."""
+    entry = {"address": address.strip().lower(), "domain": domain.lower(), "reason": reason,
+             "source": source, "since": time.time()}
+    if by:
+        entry["by"] = by
+    kv.put_item(_key(domain, address), entry)
 
 
 def unsuppress(kv: KeyValueRepository, domain: str, address: str) -> bool:
