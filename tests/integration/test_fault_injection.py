@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import time
@@ -19,12 +20,12 @@ import time
 import boto3
 import pytest
 
-from mailgate import bootstrap, failpoints, keyring, tokens
+from mailgate import bootstrap, bounce_policy, failpoints, keyring, tokens
 from mailgate import settings as settings_mod
 from mailgate import dkim as D
 from mailgate.adapters.dynamo import DynamoOutbox
 from mailgate.adapters.senders import Transports
-from mailgate.domain import Alias, AliasDomain, OutgoingServer, Thread, server_secret_id
+from mailgate.domain import Alias, AliasDomain, MessageRecord, OutgoingServer, Thread, server_secret_id
 from mailgate.services import inbound, outbound, outbox
 from mailgate_dev.local.invoker import invoke, scheduled_event, sqs_event
 from mailgate_dev.local.ses_receiver import build_ses_event, ses_message_id
@@ -79,6 +80,8 @@ def _env(s) -> dict[str, str]:
             settings_mod.FETCH_QUEUE_URL: s.fetch_queue_url, settings_mod.GATEWAY_DOMAIN: s.gateway_domain,
             settings_mod.TOKEN_SECRET_ID: s.token_secret_id, settings_mod.DKIM_SECRET_PREFIX: s.dkim_secret_prefix,
             settings_mod.SERVER_SECRET_PREFIX: s.server_secret_prefix, settings_mod.AWS_ENDPOINT_URL: s.endpoint_url,
+            # the stack's own topic, not one a local stack started earlier left in this environment
+            settings_mod.FEEDBACK_TOPIC_ARN: s.feedback_topic_arn,
             "POWERTOOLS_METRICS_NAMESPACE": "mailgate", "POWERTOOLS_DEV": "false"}
 
 
@@ -239,3 +242,37 @@ def test_killed_after_the_record_before_the_send_result_the_retry_publishes_it_o
     assert seen["detail-type"] == "Send Result" and seen["detail"]["status"] == "sent"
     assert delivered(relay) == ["bob@example.org", "carol@example.org"]
     assert invoke("outbound", send_event(c, "inv-2")) == {"batchItemFailures": []} and app() == []
+
+
+# --- feedback -----------------------------------------------------------------------------------
+
+
+def ses_bounce(c) -> dict:
+    """SES's bounce notification (through the stack's SNS topic) for a message we sent."""
+    c.messages.claim(MessageRecord(key="out:k5xq3b7yzm2a4c6e8g0i", raw_key="outbound/k5xq3b7yzm2a4c6e8g0i.eml",
+                                   direction="out", recipients=["nobody@customer.example"],
+                                   message_id="<k5xq3b7yzm2a4c6e8g0i@example.test>"))
+    return json.loads((pathlib.Path(REPO) / "events" / "sns-ses-bounce.json").read_text())
+
+
+def test_killed_between_counting_a_bounce_and_publishing_it_the_retry_publishes_it_once(c, app, tmp_path):
+    event = ses_bounce(c)
+    run_killed(c, tmp_path, "feedback", event, "feedback.before-publish")
+    assert app() == []
+    [result] = invoke("feedback", event)["results"]  # SNS's retry of the failed invocation
+    [seen] = app(1)
+    assert result["outcome"] == "bounced" and seen["detail-type"] == "Bounce"
+    assert seen["detail"]["address"] == "nobody@customer.example" and seen["detail"]["newly_suppressed"] is True
+    assert bounce_policy.score(c.kv, "example.test", "nobody@customer.example") == 2  # counted once
+    assert invoke("feedback", event)["results"][0]["outcome"] == "duplicate" and app() == []
+
+
+def test_killed_after_publishing_a_bounce_the_retry_counts_it_once_and_a_repeat_has_its_id(c, app, tmp_path):
+    event = ses_bounce(c)
+    run_killed(c, tmp_path, "feedback", event, "feedback.after-publish")
+    first = app(1)
+    invoke("feedback", event)
+    seen = first + app()
+    assert len(seen) >= 1 and len(set(ids(seen))) == 1 and all(ids(seen))  # the application drops a repeat
+    assert bounce_policy.score(c.kv, "example.test", "nobody@customer.example") == 2
+    assert invoke("feedback", event)["results"][0]["outcome"] == "duplicate" and app() == []

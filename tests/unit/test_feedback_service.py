@@ -478,3 +478,89 @@ def test_a_notification_from_another_topic_than_the_stacks_feedback_topic_is_ref
     assert refused["outcome"] == "refused" and "someone-elses-topic" in refused["reason"]
     assert suppression.list_suppressed(c.kv) == [] and c.events.published == []
     assert sns_action.handle(c, event)["results"][0]["outcome"] == "bounced"
+
+
+# --- a process killed mid-way (a Lambda timeout, an out-of-memory kill), then the retry ---------
+
+
+class Killed(BaseException):
+    """The process died here (no except clause of the code under test catches it)."""
+
+
+def _killed_at(point, call):
+    import pytest
+
+    from mailgate import failpoints
+
+    def die():
+        raise Killed(point)
+
+    failpoints.enable(point, die)
+    try:
+        with pytest.raises(Killed):
+            call()
+    finally:
+        failpoints.disable()
+
+
+def test_killed_between_counting_an_ses_bounce_and_publishing_it_the_retry_publishes_it_once_counted_once():
+    c = _container()
+    event = json.loads((EVENTS / "sns-ses-bounce.json").read_text())
+    _sent(c, ["nobody@customer.example"], ref="k5xq3b7yzm2a4c6e8g0i")
+    _killed_at("feedback.before-publish", lambda: sns_action.handle(c, event))
+    assert _events(c, "Bounce") == []
+
+    again = sns_action.handle(c, copy.deepcopy(event))  # SNS's retry of the failed invocation
+    assert again["results"][0]["outcome"] == "bounced"
+    [bounce] = _events(c, "Bounce")
+    assert bounce["address"] == "nobody@customer.example" and bounce["newly_suppressed"] is True
+    assert score(c.kv, DOMAIN, "nobody@customer.example") == 2  # one hard bounce, counted once
+    assert suppression.is_suppressed(c.kv, DOMAIN, "nobody@customer.example")["source"] == "hard-bounce"
+    assert sns_action.handle(c, copy.deepcopy(event))["results"][0]["outcome"] == "duplicate"
+    assert len(_events(c, "Bounce")) == 1
+
+
+def test_killed_after_publishing_a_soft_bounce_the_retry_counts_it_once_and_any_repeat_has_its_id():
+    """At least once: the application drops a repeat by its event_id."""
+    c = _container()
+    _sent(c, ["slow@customer.example"], ref="softref0000000000001")
+    notification = _ses_bounce(f"shop@{DOMAIN}", "slow@customer.example", feedback_id="fb-soft")
+    notification["bounce"]["bounceType"] = "Transient"
+    notification["mail"]["headers"] = [{"name": "X-Mailgate-Id", "value": "softref0000000000001"}]
+    _killed_at("feedback.after-publish", lambda: handle_feedback(c, notification))
+
+    handle_feedback(c, copy.deepcopy(notification))
+    seen = _events(c, "Bounce")
+    assert seen and seen[0]["message_ref"] == "softref0000000000001" and seen[0]["event_id"]
+    assert all(e == seen[0] for e in seen)  # a repeat is the same event, under the same id
+    assert score(c.kv, DOMAIN, "slow@customer.example") == 1  # one soft bounce, counted once
+    assert handle_feedback(c, copy.deepcopy(notification))["outcome"] == "duplicate"
+
+
+def test_killed_between_counting_a_dsn_and_publishing_it_the_retry_of_the_message_publishes_it_once():
+    """A DSN at the bounce alias is counted by an effect of its inbound record (the outbox): the
+    retry carries the effect out again, and must not take its own marker for a duplicate."""
+    import time as time_mod
+
+    from mailgate.services import inbound
+    from mailgate_dev.fakes import MemoryOutbox
+
+    c = _container()
+    now = [time_mod.time()]
+    c.outbox = c.inbound.outbox = MemoryOutbox(c.messages, lambda: now[0])
+    c.inbound.clock = lambda: now[0]
+    ref = _sent(c, ["kim@customer.example"])
+    verp = _verp(c, ref, 0)
+    c.raw_store.put("raw/ses/dsn1", _dsn("kim@customer.example"))
+    ingest = lambda: inbound.ingest(c, "raw/ses/dsn1", source="ses", envelope_recipients=[verp])  # noqa: E731
+    _killed_at("feedback.before-publish", ingest)
+    assert _events(c, "Bounce") == []
+
+    now[0] += inbound.DEFAULT_ATTEMPT_SECONDS + 1  # SES's retry, after the killed invocation's end
+    record = ingest()
+    assert record.outcome == "bounce" and record.detail["feedback"]["outcome"] == "bounced"
+    [bounce] = _events(c, "Bounce")
+    assert bounce["address"] == "kim@customer.example" and bounce["message_ref"] == ref
+    assert score(c.kv, DOMAIN, "kim@customer.example") == 2
+    ingest()
+    assert len(_events(c, "Bounce")) == 1 and c.outbox.entries == {}

@@ -19,11 +19,12 @@ counts against no one. SES notifications are trusted: they come from SES through
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from typing import Any
 
-from .. import bounce_policy, suppression, tokens
+from .. import bounce_policy, failpoints, suppression, tokens
 from ..bounces import BounceRecipient, BounceReport, classify_parsed, classify_ses_notification
 from ..bounces.dsn import feedback_report
 from ..bounces.notification import Notification
@@ -175,27 +176,39 @@ def _entry_for(report: BounceReport, address: str) -> BounceRecipient:
 
 def _apply(c, report: BounceReport, entry: BounceRecipient, address: str, domain: str,
            sent: MessageRecord | None, ref: str, index: int, *, via: str, source: str = "dsn",
-           feedback_id: str = "") -> dict[str, Any]:
+           feedback_id: str = "", notification: str = "") -> dict[str, Any]:
+    """Count one recipient's bounce or complaint and publish its event: counted once, published
+    at least once under a stable `event_id`.
+
+    The marker that makes a repeat a duplicate is written last, after the event is published: a
+    process that dies before it (a timeout, a kill) leaves nothing that would make its retry
+    skip the event. The retry counts again under the same key, which adds nothing and gives back
+    what the first count did (`bounce_policy`), and publishes the same event under the same id,
+    which the application drops if it had it already. `notification` names an SES notification
+    (for a recipient not found in our ledger, which has no marker of its own)."""
     kind = "complaint" if report.kind == "complaint" else "bounce"
-    dedup = f"bdedup#{ref or 'noref'}#{index}#{kind}#{entry.action}#{int(entry.permanent)}"
-    if ref and not c.kv.put_item(dedup, {"at": time.time()}, ttl_seconds=DEDUP_TTL, if_absent=True):
+    dedup = f"bdedup#{ref}#{index}#{kind}#{entry.action}#{int(entry.permanent)}" if ref else ""
+    if dedup and c.kv.get_item(dedup) is not None:
         return {"address": address, "action": "duplicate", "why": "this bounce of this message was already counted"}
-    try:
-        outcome = _count(c, report, entry, address, domain, kind, source)
-    except Exception as exc:
-        if ref and _is_transient(exc):
-            _forget(c, dedup)  # nothing was counted: the retry must count it
-        raise
-    return _publish(c, report, entry, address, domain, sent, ref, index, kind, outcome, via=via, source=source,
-                    feedback_id=feedback_id)
+    # One name per bounce of one recipient (of one message, whichever way the report came; else
+    # of one SES notification): the count's key and the event's id.
+    key = hashlib.sha256((dedup or f"{notification}#{address}#{kind}").encode()).hexdigest()[:32]
+    outcome = _count(c, report, entry, address, domain, kind, source, key)
+    failpoints.hit("feedback.before-publish")
+    result = _publish(c, report, entry, address, domain, sent, ref, index, kind, outcome, via=via, source=source,
+                      feedback_id=feedback_id, event_id=f"{kind}:{key}")
+    failpoints.hit("feedback.after-publish")
+    if dedup:
+        c.kv.put_item(dedup, {"at": time.time()}, ttl_seconds=DEDUP_TTL)
+    return result
 
 
 def _count(c, report: BounceReport, entry: BounceRecipient, address: str, domain: str, kind: str,
-           source: str) -> dict[str, Any]:
+           source: str, key: str) -> dict[str, Any]:
     policy = c.bounce_policy
     if kind == "complaint":
         outcome = bounce_policy.record_complaint(c.kv, domain, address, feedback_type=report.feedback_type,
-                                                 policy=policy)
+                                                 policy=policy, key=key)
     elif entry.action == "delayed":
         # A delay warning (RFC 3464 Action: delayed) is news, not a failure: the final DSN, if
         # any, is what counts. The application still hears of it.
@@ -205,20 +218,20 @@ def _count(c, report: BounceReport, entry: BounceRecipient, address: str, domain
                    "why": (existing or {}).get("reason", "")}
     else:
         outcome = bounce_policy.record_bounce(c.kv, domain, address, permanent=entry.permanent, reason=entry.reason,
-                                              status=entry.status, source=source, policy=policy)
+                                              status=entry.status, source=source, policy=policy, key=key)
     return outcome
 
 
 def _publish(c, report: BounceReport, entry: BounceRecipient, address: str, domain: str,
              sent: MessageRecord | None, ref: str, index: int, kind: str, outcome: dict[str, Any], *,
-             via: str, source: str, feedback_id: str) -> dict[str, Any]:
+             via: str, source: str, feedback_id: str, event_id: str) -> dict[str, Any]:
     detail = {
         "domain": domain, "address": address, "message_ref": ref, "recipient_index": index,
         "thread_id": sent.thread_id if sent is not None else "",
         "message_id": sent.message_id if sent is not None else report.original_message_id,
         "verified_by": via, "source": source,
         "suppressed": outcome["suppressed"], "newly_suppressed": outcome["newly_suppressed"],
-        "suppression_reason": outcome["why"],
+        "suppression_reason": outcome["why"], "event_id": event_id,
     }
     if feedback_id:
         detail["feedback_id"] = feedback_id
@@ -243,10 +256,11 @@ def _publish(c, report: BounceReport, entry: BounceRecipient, address: str, doma
 def handle_feedback(c, notification: Any) -> dict[str, Any]:
     """One SES bounce / complaint / delivery notification (the JSON SNS carries), processed once.
 
-    Idempotent: keyed by SES's feedbackId (else the SES message id and type). Returns what was
-    done ({"outcome": "bounced" | "complaint" | "duplicate" | "ignored", ...}). Trouble of the
-    stores raises TransientError, after removing the marker this call wrote, so that a retry
-    counts the notification instead of taking it for a duplicate.
+    Idempotent: keyed by SES's feedbackId (else the SES message id and type), marked done only
+    once every recipient's event is published. Returns what was done ({"outcome": "bounced" |
+    "complaint" | "duplicate" | "ignored", ...}). Trouble of the stores raises TransientError:
+    nothing is marked done yet, so SNS's retry of the invocation counts the notification (once)
+    instead of taking it for a duplicate.
     """
     try:
         return _handle_notification(c, notification)
@@ -265,14 +279,6 @@ def _is_transient(exc: Exception) -> bool:
     return isinstance(exc, TransientError)
 
 
-def _forget(c, key: str) -> None:
-    """Remove a dedup marker this invocation wrote, so that its retry is not taken for a duplicate."""
-    try:
-        c.kv.delete_item(key)
-    except Exception:  # noqa: BLE001 - best effort: the store is already failing
-        pass
-
-
 def _handle_notification(c, notification: Any) -> dict[str, Any]:
     report = classify_ses_notification(notification)
     if report.kind not in ("bounce", "complaint"):
@@ -281,18 +287,17 @@ def _handle_notification(c, notification: Any) -> dict[str, Any]:
     mail = notification.get("mail") if isinstance(notification.get("mail"), dict) else {}
     feedback_id = str(body.get("feedbackId") or "")
     key = f"sesfb#{feedback_id or (str(mail.get('messageId') or '') + '#' + report.kind)}"
-    if not c.kv.put_item(key, {"at": time.time(), "kind": report.kind}, ttl_seconds=DEDUP_TTL, if_absent=True):
+    if c.kv.get_item(key) is not None:
         return {"outcome": "duplicate", "kind": report.kind, "feedback_id": feedback_id,
                 "reason": "this SES notification was already processed"}
-    try:
-        return _process_ses(c, report, body, mail, feedback_id)
-    except Exception as exc:
-        if _is_transient(exc):
-            _forget(c, key)
-        raise
+    result = _process_ses(c, report, body, mail, feedback_id, key)
+    # Last, as each recipient's marker (`_apply`): a crash before it is retried whole.
+    c.kv.put_item(key, {"at": time.time(), "kind": report.kind}, ttl_seconds=DEDUP_TTL)
+    return result
 
 
-def _process_ses(c, report: BounceReport, body: dict, mail: dict, feedback_id: str) -> dict[str, Any]:
+def _process_ses(c, report: BounceReport, body: dict, mail: dict, feedback_id: str,
+                 notification: str) -> dict[str, Any]:
     sent = _ledger(c, report.original_mailgate_id.lower())
     ref = sent.key[4:] if sent is not None else ""
     source_addr = str(mail.get("source") or "")
@@ -304,7 +309,7 @@ def _process_ses(c, report: BounceReport, body: dict, mail: dict, feedback_id: s
         index = next((i for i, r in enumerate(sent.recipients) if addr_spec(r) == entry.address), -1) \
             if sent is not None else -1
         actions.append(_apply(c, report, entry, entry.address, domain, sent, ref if index >= 0 else "", index,
-                              via="ses", source="ses", feedback_id=feedback_id))
+                              via="ses", source="ses", feedback_id=feedback_id, notification=notification))
     return {"outcome": "complaint" if report.kind == "complaint" else "bounced", "kind": report.kind,
             "feedback_id": feedback_id, "domain": domain, "recipients": actions,
             "reason": "; ".join(f"{a['address']}: {a['action']}" for a in actions)[:500]}
