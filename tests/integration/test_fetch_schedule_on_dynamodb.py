@@ -55,7 +55,7 @@ def test_servers_saved_before_the_index_existed_are_scheduled_by_the_first_run(a
     c = aws
     c.config.put_incoming(server("legacy"))
     dynamo.ScheduleItem("fetchsched#legacy", "fetchsched").delete()  # as an older version left it
-    dispatch_mod._index_checked.discard(id(c.kv))
+    dispatch_mod._index_checked.discard(c.kv)
     assert c.config.due_incoming(T) == []
     assert fetch.dispatch(c, now=T) == 1 and queued(c) == ["legacy"]
 

@@ -9,6 +9,7 @@ request. Its cost grows with the servers due, not with the servers configured (b
 from __future__ import annotations
 
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -24,8 +25,9 @@ QUEUE_CHUNK = 100
 #: written once the servers saved before the schedule index existed have their entries
 INDEX_MARKER = "fetchsched#index-v1"
 
-#: the stores (by identity) whose index this process has checked
-_index_checked: set[int] = set()
+#: the stores whose index this process has checked: the objects themselves, weakly (an id() of a
+#: collected store comes back for a new one)
+_index_checked: weakref.WeakSet = weakref.WeakSet()
 
 
 def dispatch(c, now: float | None = None) -> int:
@@ -79,13 +81,13 @@ def _run_all(fn, items: list) -> list:
 def _ensure_index(c) -> None:
     """Servers saved before the schedule index existed get their entry (once per store; checked
     once per process): saving a server again writes it, due at once."""
-    if id(c.kv) in _index_checked:
+    if c.kv in _index_checked:
         return
     if c.kv.get_item(INDEX_MARKER) is None:
         for server in c.config.list_incoming():
             c.config.put_incoming(server)
         c.kv.put_item(INDEX_MARKER, {"at": time.time()})
-    _index_checked.add(id(c.kv))
+    _index_checked.add(c.kv)
 
 
 def servers_disabled(c) -> int:
