@@ -18,7 +18,8 @@ DYNAMODB = {
     "FetchDispatcherFunction": {"GetItem", "Query", "PutItem", "UpdateItem"},
     # UpdateItem: a retry claims the Send Result left pending in the outbox
     "OutboundFunction": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
-    "FeedbackFunction": {"GetItem", "PutItem", "DeleteItem"},
+    # the dedup markers are written after the event, never taken back: no DeleteItem
+    "FeedbackFunction": {"GetItem", "PutItem"},
     "DnsCheckFunction": {"GetItem", "Query", "PutItem"},
     # the outbox entries' claim and settle (UpdateItem, DeleteItem), and what the effects write
     "OutboxSweepFunction": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
