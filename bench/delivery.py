@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email.parser
 import json
+import os
 import smtplib
 import statistics
 import sys
@@ -24,6 +25,9 @@ import threading
 import time
 from pathlib import Path
 
+# the handlers run in this process: their logs and metrics would bury the figures
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dev"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layers" / "core"))
 

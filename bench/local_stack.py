@@ -19,6 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# the handlers run in this process: their logs and metrics would bury the figures
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dev"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layers" / "core"))
 

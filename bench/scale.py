@@ -35,7 +35,7 @@ import uuid
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "layers" / "core"), str(REPO / "dev"), str(REPO)]
 
-from mailgate.domain import IncomingServer  # noqa: E402
+from mailgate.domain import IncomingServer, server_secret_id  # noqa: E402
 from mailgate.services import fetch  # noqa: E402
 from mailgate_dev import fakes  # noqa: E402
 
@@ -164,15 +164,17 @@ def worker_job_costs() -> list[dict]:
         c.config.put_domain(AliasDomain(name="shop.example"))
         c.config.put_alias(Alias(domain="shop.example", name="sales", model="crm.lead"))
         c.config.put_incoming(IncomingServer(name="box", protocol="imap", host="h", port=993, user="u"))
-        c.secrets.put("mailgate/server/box", "pw")
-        fetch.run_job(c, {"server": "box"}, deadline=time.monotonic() + 60)  # the cursor exists: a steady mailbox
+        c.secrets.put(server_secret_id("mailgate/server/", "imap", "box"), "pw")
+        first = fetch.run_job(c, {"server": "box"}, deadline=time.monotonic() + 60)  # the cursor exists: a steady mailbox
+        assert first.status == "ok", first  # a job that failed would count a failure's calls, not a fetch's
         for i in range(new):
             box.add(make_raw(1000 + i).replace(b"To: ", b"To: sales@shop.example, ", 1))
         tally: collections.Counter = collections.Counter()
         for port in ("config", "kv", "messages", "raw_store", "secrets", "events", "fetch_queue", "outbound_queue"):
             setattr(c, port, Counted(getattr(c, port), tally))
         c.inbound = fakes.MemoryInboundStore(c.config, c.threads, c.messages, c.counters, c.kv, gateway_domain="x")
-        fetch.run_job(c, {"server": "box"}, deadline=time.monotonic() + 60)
+        counted = fetch.run_job(c, {"server": "box"}, deadline=time.monotonic() + 60)
+        assert counted.status == "ok" and counted.ingested == new, counted
         rows.append({"job": label, **tally})
     return rows
 
