@@ -106,3 +106,29 @@ def test_a_new_store_is_checked_even_when_an_earlier_ones_identity_number_comes_
     c.config.put_incoming(server("old"))
     c.config.schedule.clear()  # as a store written by an earlier version holds it
     assert fetch.dispatch(c, now=T) == 1
+
+
+def test_servers_saved_before_the_schedule_existed_are_written_several_at_once(monkeypatch):
+    # one after another, an install of 10,000 servers (10-25 ms a write) outlasted the
+    # dispatcher's 60 s on every run: the index was never finished and nothing was fetched
+    import threading
+    import time as _time
+
+    c = fakes.in_memory()
+    for i in range(32):
+        c.config.put_incoming(server(f"old{i}"))
+    c.config.schedule.clear()  # as a store written by an earlier version holds it
+    put, running, most, lock = c.config.put_incoming, [0], [0], threading.Lock()
+
+    def slow_put(s):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        _time.sleep(0.005)
+        put(s)
+        with lock:
+            running[0] -= 1
+
+    monkeypatch.setattr(c.config, "put_incoming", slow_put)
+    assert fetch.dispatch(c, now=T) == 32
+    assert most[0] > 1

@@ -84,8 +84,9 @@ def _ensure_index(c) -> None:
     if c.kv in _index_checked:
         return
     if c.kv.get_item(INDEX_MARKER) is None:
-        for server in c.config.list_incoming():
-            c.config.put_incoming(server)
+        # in parallel, as the claims are: one after another, 10,000 servers would outlast the
+        # dispatcher's 60 s, every run, and the marker would never be written
+        _run_all(c.config.put_incoming, c.config.list_incoming())
         c.kv.put_item(INDEX_MARKER, {"at": time.time()})
     _index_checked.add(c.kv)
 
