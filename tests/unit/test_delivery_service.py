@@ -246,3 +246,24 @@ def test_a_delivery_left_pending_by_the_inbound_invocation_is_queued_once_by_the
     assert outbox.sweep(c, older_than=0)["done"] >= 1
     outbox.sweep(c, older_than=0)
     assert queue.sent == [{"message_key": record.key, "target": "crm"}]
+
+
+def test_no_retry_is_delayed_beyond_what_sqs_allows_and_a_target_down_for_a_day_is_still_retried():
+    # SQS refuses a visibility timeout that reaches past 12 h from the message's receipt (and the
+    # attempt itself took some of it): a longer delay fell back to the queue's default, so the
+    # attempts ran out hours early.
+    limit = 12 * 3600 - 120  # the delivery function's timeout
+    delays = [delivery.retry_delay(60, n) for n in range(1, delivery.MAX_ATTEMPTS)]
+    assert max(delays) <= limit
+    assert sum(delays) >= 24 * 3600
+    assert delivery.retry_delay(60, 1, retry_after=10 * 86400) <= limit
+
+
+def test_an_unexpected_error_in_a_delivery_is_recorded_as_an_attempt_and_retried():
+    c = configured(kind="webhook")
+    c.secrets.put("mailgate/target/crm", json.dumps({"secrets": [{"not-a-secret": 1}]}))  # written by hand, wrong
+    record = receive(c, mail())
+    (state,) = run_jobs(c)
+    assert state["status"] == "retrying"
+    (attempt,) = delivery.get(c, f"{record.key}#crm")["attempts"]
+    assert attempt["outcome"] == "retry" and "KeyError" in attempt["detail"]

@@ -3,7 +3,7 @@
 Each record's body is one job `{"message_key", "target"}`. A delivery to retry (timeout, 408,
 429, 5xx, another attempt holding it) is reported as a batch item failure after its visibility
 timeout is set to the backoff (doubling from MAILGATE_DELIVERY_FIRST_RETRY, at least the target's
-Retry-After, at most 12 h); everything else is done with (delivered, kept, failed: recorded).
+Retry-After, at most 11.5 h); everything else is done with (delivered, kept, failed: recorded).
 
 Why a function and a queue rather than EventBridge API destinations: an API destination sends the
 event as it is, with a static header or OAuth; it cannot sign each body per Standard Webhooks

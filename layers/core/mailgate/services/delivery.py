@@ -19,8 +19,8 @@ Secrets Manager the credential (kept 5 minutes by the store), then **one HTTP ca
 and the result).
 
 Retries: a timeout, a refused connection, 408, 429 (after its Retry-After) and 5xx are retried,
-`first_retry` seconds after the first attempt, doubling, at most 12 h apart (SQS's longest
-visibility timeout), MAX_ATTEMPTS times: about 29 hours with the default 60 s, so a target down
+`first_retry` seconds after the first attempt, doubling, at most 11.5 h apart (SQS's longest
+visibility timeout, 12 h from receipt, less the attempt), MAX_ATTEMPTS times: about 28.5 hours with the default 60 s, so a target down
 for a day loses nothing. An XML-RPC fault or another 4xx is permanent: recorded with the answer,
 and `mailgate deliveries retry` queues it again after the fix.
 """
@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 PREFIX = "delivery#"
 #: attempts before a delivery is given up (then recorded failed; SQS moves the job to the DLQ)
 MAX_ATTEMPTS = 12
-MAX_RETRY_SECONDS = 12 * 3600
+#: SQS keeps a message invisible at most 12 h from its receipt, and the attempt took some of that
+#: (ChangeMessageVisibility past it is refused and the retry falls back to the queue's default)
+MAX_RETRY_SECONDS = 11 * 3600 + 30 * 60
 #: an attempt in flight holds the record this long (a crashed worker's take expires)
 LEASE_SECONDS = 300
 ATTEMPTS_KEPT = 20
@@ -121,6 +123,11 @@ def deliver(c, body: dict[str, Any], *, attempt: int = 1) -> dict[str, Any]:
         answer = DeliveryAnswer("failed", detail=str(exc), calls=0)
     except TransientError as exc:  # S3, DynamoDB or Secrets Manager unreachable: the same backoff
         answer = DeliveryAnswer("retry", detail=str(exc), calls=0)
+    except Exception as exc:  # noqa: BLE001 - a fault of ours or of hand-edited data (a secret, an
+        # item): kept as an attempt with its reason and retried on the same backoff, so it shows in
+        # `mailgate deliveries list` and the DeliveryFailures alarm while someone fixes it
+        log.exception("delivery %s to %s failed unexpectedly", message_key, target_name)
+        answer = DeliveryAnswer("retry", detail=f"unexpected error: {type(exc).__name__}: {exc}", calls=0)
     return _finish(c, state, answer, attempt)
 
 
@@ -199,7 +206,7 @@ def _finish(c, state: dict[str, Any], answer: DeliveryAnswer, attempt: int) -> d
 
 def retry_delay(first: int, attempt: int, retry_after: float | None = None) -> int:
     """Seconds before the next attempt: `first` doubling per attempt, at least what the target
-    asked for (Retry-After), at most 12 h."""
+    asked for (Retry-After), at most MAX_RETRY_SECONDS."""
     delay = first * 2 ** max(0, attempt - 1)
     return int(min(MAX_RETRY_SECONDS, max(delay, retry_after or 0)))
 
