@@ -157,6 +157,13 @@ class MemoryThreadRepository:
                 return t
         return None
 
+    def link_record(self, thread_id: str, model: str, record_id: str) -> bool:
+        t = self.threads.get(thread_id)
+        if t is None or (t.record_id and (t.model, t.record_id) != (model, record_id)):
+            return False
+        t.model, t.record_id = model, record_id
+        return True
+
     def add_follower(self, thread_id: str, address: str) -> None:
         t = self.threads[thread_id]
         if address.lower() not in (f.lower() for f in t.followers):

@@ -56,6 +56,18 @@ def test_thread_followers_and_message_id_index(aws):
     assert aws.threads.recent_message_ids("t2") == ["other@x.test"]
 
 
+def test_linking_a_thread_to_a_record_writes_the_link_only_and_once(aws):
+    aws.threads.put_thread(Thread("t9", model="crm.lead", followers=["a@x.test"]))
+    aws.threads.add_follower("t9", "b@x.test")
+    assert aws.threads.link_record("t9", "crm.lead", "7") is True
+    assert aws.threads.link_record("t9", "crm.lead", "7") is True  # the same link again
+    assert aws.threads.link_record("t9", "crm.lead", "8") is False  # another record: refused
+    assert aws.threads.link_record("nope", "crm.lead", "9") is False
+    thread = aws.threads.get_thread("t9")
+    assert (thread.record_id, thread.followers) == ("7", ["a@x.test", "b@x.test"])
+    assert aws.threads.find_thread_for_record("crm.lead", "7").thread_id == "t9"
+
+
 def test_message_claim_is_exactly_once_under_concurrency(aws):
     wins = []
 

@@ -92,6 +92,21 @@ def test_linking_a_thread_binds_it_once_and_refuses_a_second_record(c, openapi):
     assert call(openapi, "POST", "/v1/threads/t1/link", {"model": "", "record_id": "1"})[0] == 400
 
 
+def test_linking_a_thread_keeps_a_follower_inbound_mail_added_meanwhile(c, openapi, monkeypatch):
+    # the link read the thread, then wrote it back whole: a follower added by a reply routed in
+    # between (another invocation) was lost
+    import copy
+
+    c.threads.put_thread(Thread("t1", model="crm.lead", followers=["ann@client.test"]))
+    stale = copy.deepcopy(c.threads.get_thread("t1"))
+    c.threads.add_follower("t1", "bob@client.test")
+    monkeypatch.setattr(c.threads, "get_thread", lambda thread_id: copy.deepcopy(stale))
+    assert call(openapi, "POST", "/v1/threads/t1/link", {"model": "crm.lead", "record_id": 42})[0] == 200
+    monkeypatch.undo()
+    thread = c.threads.get_thread("t1")
+    assert thread.record_id == "42" and thread.followers == ["ann@client.test", "bob@client.test"]
+
+
 def test_a_suppression_is_read_and_lifted(c, openapi):
     from mailgate import suppression
 

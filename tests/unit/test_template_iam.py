@@ -25,8 +25,8 @@ DYNAMODB = {
     "OutboxSweepFunction": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
     # the delivery record, the target, the ledger record, a thread
     "DeliveryFunction": {"GetItem", "PutItem"},
-    # records, threads (linked; found by record: gsi1), suppressions (read, lifted), the domains
-    "ApiFunction": {"GetItem", "Query", "PutItem", "DeleteItem"},
+    # records, threads (linked: a conditional UpdateItem; found by record: gsi1), suppressions, the domains
+    "ApiFunction": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
 }
 BUCKET = "RawMailBucket.Arn"
 S3_OBJECTS = {

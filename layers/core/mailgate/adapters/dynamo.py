@@ -432,6 +432,22 @@ class DynamoThreadRepository:
             return _thread(item)
         return None
 
+    def link_record(self, thread_id: str, model: str, record_id: str) -> bool:
+        # An update of the link's fields only, on condition that the thread exists and is bound to
+        # no other record: a follower written meanwhile stays, and two links cannot both win.
+        t = ThreadItem
+        try:
+            t(f"thread#{thread_id}", "thread").update(
+                actions=[t.model.set(model), t.record_id.set(record_id),
+                         t.gsi1pk.set(f"record#{model}#{record_id}"), t.gsi1sk.set("thread")],
+                condition=t.pk.exists() & (t.record_id.does_not_exist()
+                                           | ((t.record_id == record_id) & (t.model == model))))
+            return True
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+
     def add_follower(self, thread_id: str, address: str) -> None:
         thread = self.get_thread(thread_id)
         if thread is None:

@@ -95,9 +95,9 @@ def link_thread(c, thread_id: str, model: Any, record_id: Any) -> dict[str, Any]
     other = c.threads.find_thread_for_record(model, record_id)
     if other is not None and other.thread_id != thread_id:
         raise Conflict(f"{model} {record_id} has thread {other.thread_id} already")
-    if not thread.record_id or thread.model != model:
-        thread.model, thread.record_id = model, record_id
-        c.threads.put_thread(thread)
+    if not c.threads.link_record(thread_id, model, record_id):  # another link got there first
+        raise Conflict(f"thread {thread_id} is linked to another record already")
+    thread = c.threads.get_thread(thread_id) or thread
     return {"thread_id": thread.thread_id, "model": thread.model, "record_id": thread.record_id,
             "followers": list(thread.followers), "subject": thread.subject}
 
