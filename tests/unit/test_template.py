@@ -134,6 +134,17 @@ def test_the_delivery_function_takes_one_job_per_invocation(template):
     assert event["Properties"]["BatchSize"] == 1
 
 
+def test_the_local_stack_hands_each_consumer_the_batches_lambda_would(template):
+    from mailgate_dev.local.stack import BATCH_SIZES
+
+    sizes = {}
+    for fn in _functions(template).values():
+        for event in fn["Properties"].get("Events", {}).values():
+            if event["Type"] == "SQS":
+                sizes[fn["Properties"]["CodeUri"].strip("/").rsplit("/", 1)[-1]] = event["Properties"]["BatchSize"]
+    assert sizes == BATCH_SIZES
+
+
 def test_every_function_logs_to_a_group_with_the_retention_parameter(template):
     groups = {}
     for res in template["Resources"].values():

@@ -53,6 +53,10 @@ IMAP_USER = "demo"
 IMAP_PASSWORD = "demo-password"  # a local demo mailbox on 127.0.0.1 only
 
 
+#: each SQS consumer's BatchSize, as its event source in template.yaml says (a test holds them equal)
+BATCH_SIZES = {"outbound": 10, "fetch_worker": 1, "delivery": 1}
+
+
 @dataclass
 class Ports:
     aws: int = 4566
@@ -232,7 +236,7 @@ class LocalStack:
                               (self.settings.fetch_queue_url, "fetch_worker"),
                               (self.settings.delivery_queue_url, "delivery")):
             if url:
-                poller = invoker.QueuePoller(sqs, url, function)
+                poller = invoker.QueuePoller(sqs, url, function, batch_size=BATCH_SIZES[function])
                 poller.start()
                 self._threads.append(poller)
 
