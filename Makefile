@@ -45,8 +45,10 @@ lint: $(LINT)/.installed
 
 build: $(LINT)/.installed
 	@# sam build looks for python3.12 on PATH (the Lambda runtime); pyenv machines keep it aside.
+	@# then the bytecode Lambda cannot write itself on its read-only /opt (scripts/compile-build.sh)
 	py=$$(scripts/find-python.sh) || exit 1; \
-	  PATH="$$(dirname $$py):$$PATH" SAM_CLI_TELEMETRY=0 $(LINT)/bin/sam build --template template.yaml
+	  PATH="$$(dirname $$py):$$PATH" SAM_CLI_TELEMETRY=0 $(LINT)/bin/sam build --template template.yaml && \
+	  scripts/compile-build.sh $$py .aws-sam/build
 
 bench: $(STAMP) system-deps
 	$(PY) -m pip install -q -e '.[dev,bench]'
