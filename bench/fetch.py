@@ -110,7 +110,7 @@ class S3Store:
             return False
 
 
-def light_ingest(c, raw_key, *, source, envelope_recipients, verdicts=None, deadline=None):
+def light_ingest(c, raw_key, *, source, envelope_recipients, verdicts=None, deadline=None, raw=None):
     """Stands in for routing: one ledger record per message (the bench measures fetching)."""
     record = MessageRecord(key="raw:" + raw_key, raw_key=raw_key, source=source)
     c.messages.claim(record)

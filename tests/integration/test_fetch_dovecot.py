@@ -35,7 +35,7 @@ def make_raw(n: int, tag: str = "t", size: int = 600) -> bytes:
             f"Date: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\n{body}").encode()
 
 
-def ingest(c, raw_key, *, source, envelope_recipients, verdicts=None, deadline=None):
+def ingest(c, raw_key, *, source, envelope_recipients, verdicts=None, deadline=None, raw=None):
     """A small real ingest: one MessageRecord per Message-ID (else per digest), claimed once."""
     raw = c.raw_store.get(raw_key)
     mid = (BytesHeaderParser().parsebytes(raw).get("Message-ID") or "").strip()

@@ -161,7 +161,7 @@ class RecordingIngest:
         self.deadlines: list[float | None] = []
         self.fail_for = fail_for or {}
 
-    def __call__(self, c, raw_key, *, source, envelope_recipients, verdicts=None, deadline=None):
+    def __call__(self, c, raw_key, *, source, envelope_recipients, verdicts=None, deadline=None, raw=None):
         raw = c.raw_store.get(raw_key)  # the raw bytes must be stored before ingest is called
         self.calls.append((raw_key, source))
         self.deadlines.append(deadline)
@@ -600,3 +600,18 @@ def test_fresh_messages_skip_the_exists_check_only_a_crashed_chunk_pays_it(c):
     c.kv.delete_item("lease#shop")
     res = run(c, box, RecordingIngest())
     assert len(checks) == 3 and res.duplicates == 3 and c.raw_store.puts == 8
+
+
+def test_a_fetched_message_is_routed_from_the_bytes_the_worker_holds_not_read_back(c, monkeypatch):
+    # the worker has just stored the bytes: reading them back from the raw store cost one S3
+    # GET per fetched message
+    from mailgate.services import inbound
+
+    box = FakeImap()
+    box.add(make_raw(1))
+    reads = []
+    get = c.raw_store.get
+    monkeypatch.setattr(c.raw_store, "get", lambda key: reads.append(key) or get(key))
+    res = run(c, box, inbound.ingest)
+    assert res.ingested == 1 and res.failed == 0
+    assert reads == []

@@ -126,23 +126,25 @@ def _fetched_from(c, source: str) -> IncomingServer | None:
 # --- ingest ----------------------------------------------------------------------------------
 
 def ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str] = (),
-           verdicts: dict[str, Any] | None = None, deadline: float | None = None) -> MessageRecord:
+           verdicts: dict[str, Any] | None = None, deadline: float | None = None,
+           raw: bytes | None = None) -> MessageRecord:
     """Route the raw message stored at `raw_key`; idempotent (a second delivery returns the first's
     record, and carries out what the first left pending). `deadline` is the time.monotonic() time
-    the caller must be done by (a Lambda's soft deadline): routing stops before it."""
+    the caller must be done by (a Lambda's soft deadline): routing stops before it. `raw`: the
+    bytes stored at `raw_key`, when the caller has just stored them (the fetch worker)."""
     record, _ = _ingest(c, raw_key, source=source, envelope_recipients=envelope_recipients, verdicts=verdicts,
-                        deadline=deadline)
+                        deadline=deadline, raw=raw)
     return record
 
 
 def _ingest(c, raw_key: str, *, source: str, envelope_recipients: Iterable[str],
             verdicts: dict[str, Any] | None, replay_of: MessageRecord | None = None,
-            deadline: float | None = None) -> tuple[MessageRecord, bool]:
+            deadline: float | None = None, raw: bytes | None = None) -> tuple[MessageRecord, bool]:
     """Route and record one message (a replay rewrites `replay_of`), then carry out its effects;
     (the record, whether this call recorded it)."""
     envelope = [str(r) for r in (envelope_recipients or [])][:1000]
     try:
-        raw = c.raw_store.get(raw_key)
+        raw = c.raw_store.get(raw_key) if raw is None else raw
     except NotFound as exc:
         record = MessageRecord(key="in:missing:" + hashlib.sha256(raw_key.encode()).hexdigest()[:40],
                                raw_key=raw_key, source=source, recipients=envelope[:MAX_RECORD_RECIPIENTS],

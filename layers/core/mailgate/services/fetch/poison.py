@@ -42,6 +42,8 @@ class Stored(NamedTuple):
     key: str
     digest: str
     ingest_key: str
+    #: the bytes at `ingest_key` when the worker holds them (routing need not read them back)
+    raw: bytes | None = None
 
 
 def route_one(c, server, item: MailItem, stored: Stored, ingest: Ingest, res: FetchResult, *, t: float,
@@ -67,7 +69,7 @@ def route_one(c, server, item: MailItem, stored: Stored, ingest: Ingest, res: Fe
             ttl_seconds=ATTEMPTS_TTL_SECONDS)
     try:
         record = ingest(c, stored.ingest_key, source=f"{server.protocol}:{server.name}",
-                        envelope_recipients=[], deadline=deadline)
+                        envelope_recipients=[], deadline=deadline, raw=stored.raw)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, none blocks the mailbox
         return _failed(c, server, item, stored, exc, res, t, attempts_key, started)
     if started:

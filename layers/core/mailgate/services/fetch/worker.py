@@ -274,9 +274,10 @@ def _store_all(c, server, pairs: list[tuple[MailItem, bytes]], res, may_exist) -
             outcomes = list(pool.map(store, pairs))  # re-raises the first failure
     else:
         outcomes = [store(p) for p in pairs]
-    out = {}
+    out, raws = {}, {item.ref: raw for item, raw in pairs}
     for ref, key, digest, ingest_key, new, notes in outcomes:
-        out[ref] = Stored(key, digest, ingest_key)
+        # the bytes routing reads are in hand unless attachments were cut out (then it reads the cut copy)
+        out[ref] = Stored(key, digest, ingest_key, raws[ref] if ingest_key == key else None)
         if new:
             res.stored += 1
         else:
