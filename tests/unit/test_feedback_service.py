@@ -564,3 +564,29 @@ def test_killed_between_counting_a_dsn_and_publishing_it_the_retry_of_the_messag
     assert score(c.kv, DOMAIN, "kim@customer.example") == 2
     ingest()
     assert len(_events(c, "Bounce")) == 1 and c.outbox.entries == {}
+
+
+def test_an_unreachable_ledger_retries_the_notification_instead_of_losing_whose_bounce_it_is(monkeypatch):
+    # the ledger read failing was taken for "no such message": the bounce lost its thread and
+    # message, and the notification was marked done, never counted right
+    import pytest
+
+    from mailgate.errors import TransientError
+
+    c = _container()
+    event = json.loads((EVENTS / "sns-ses-bounce.json").read_text())
+    _sent(c, ["nobody@customer.example"], ref="k5xq3b7yzm2a4c6e8g0i")
+    get = c.messages.get
+
+    def down(key):
+        raise TransientError("DynamoDB throttled", code="aws-transient")
+
+    monkeypatch.setattr(c.messages, "get", down)
+    with pytest.raises(TransientError):
+        handle_feedback(c, json.loads(event["Records"][0]["Sns"]["Message"]))
+    assert _events(c, "Bounce") == []
+    monkeypatch.setattr(c.messages, "get", get)
+    second = sns_action.handle(c, event)  # SNS's retry
+    assert second["results"][0]["outcome"] == "bounced"
+    [bounce] = _events(c, "Bounce")
+    assert bounce["thread_id"] == "thread1"

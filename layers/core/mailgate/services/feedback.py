@@ -63,7 +63,9 @@ def _ledger(c, ref: str) -> MessageRecord | None:
         return None
     try:
         rec = c.messages.get("out:" + ref)
-    except Exception:
+    except TransientError:
+        raise  # the ledger is unreachable, not the message unknown: the notification is retried
+    except Exception:  # noqa: BLE001 - a key the table refuses (a hostile ref) names no message
         return None
     return rec if rec is not None and rec.direction == "out" else None
 
@@ -262,21 +264,7 @@ def handle_feedback(c, notification: Any) -> dict[str, Any]:
     nothing is marked done yet, so SNS's retry of the invocation counts the notification (once)
     instead of taking it for a duplicate.
     """
-    try:
-        return _handle_notification(c, notification)
-    except TransientError:
-        raise
-    except Exception as exc:
-        if _is_transient(exc):
-            raise TransientError(f"processing an SES notification failed: {type(exc).__name__}: {exc}"[:300],
-                                 code="aws-transient") from exc
-        raise
-
-
-def _is_transient(exc: Exception) -> bool:
-    """Trouble of the stores rather than of the record: the adapters say so (TransientError);
-    a refused item (PermanentError) or any other error is the record's fault."""
-    return isinstance(exc, TransientError)
+    return _handle_notification(c, notification)
 
 
 def _handle_notification(c, notification: Any) -> dict[str, Any]:
