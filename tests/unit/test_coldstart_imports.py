@@ -37,6 +37,7 @@ def test_a_cold_start_loads_no_dns_library_no_boto3_no_asyncio_and_only_the_even
     assert "dns" not in modules and "dns.resolver" not in modules  # signing and routing look nothing up
     assert "boto3" not in modules  # botocore makes the clients
     assert "asyncio" not in modules
+    assert "xmlrpc.client" not in modules  # delivery targets load when a delivery is first made
     event_classes = {m.rpartition(".")[2] for m in modules if m.startswith("aws_lambda_powertools.utilities.data_classes.")}
     # Powertools' API Gateway resolver module imports the event classes of every HTTP front it serves
     http_fronts = {"api_gateway_proxy_event", "alb_event", "lambda_function_url_event", "vpc_lattice",

@@ -84,11 +84,25 @@ def _system_resolver() -> Resolver:
     return DnspythonResolver.for_nameserver(None, timeout=DNS_TIMEOUT)
 
 
-def _http_targets() -> TargetClients:
-    # Imported here: only the delivery function and the CLI reach targets (http.client, xmlrpc).
-    from .adapters.targets import HttpTargets
+class _HttpTargets:
+    """The TargetClients adapter, made on first use: only the delivery function and the CLI reach
+    targets, and its module brings xmlrpc.client and http.client to every cold start."""
 
-    return HttpTargets()
+    def __init__(self) -> None:
+        self._real: TargetClients | None = None
+
+    def _get(self) -> TargetClients:
+        if self._real is None:
+            from .adapters.targets import HttpTargets
+
+            self._real = HttpTargets()
+        return self._real
+
+    def deliver(self, target, secrets, delivery):
+        return self._get().deliver(target, secrets, delivery)
+
+    def test_connection(self, target, secrets):
+        return self._get().test_connection(target, secrets)
 
 
 _container: Container | None = None
@@ -118,7 +132,7 @@ def from_settings(settings: Settings, **ports) -> Container:
         transports=Transports(make_ses_client=lambda: session.client("sesv2"),
                               configuration_set=settings.ses_configuration_set),
         mailboxes=NetMailboxes(), resolvers=_system_resolver,
-        delivery_queue=aws.SqsQueue(session, settings.delivery_queue_url), targets=_http_targets(),
+        delivery_queue=aws.SqsQueue(session, settings.delivery_queue_url), targets=_HttpTargets(),
     ) | ports
     return Container(settings=settings, **given)
 
